@@ -1,0 +1,1 @@
+from django.core.checks import register  # placeholder, replaced below

@@ -1,0 +1,125 @@
+"""The demo domain: a small book catalogue."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.core.exceptions import ValidationError
+from django.db import models
+
+
+class Author(models.Model):
+    name = models.CharField(max_length=200)
+    country = models.CharField(max_length=100, blank=True)
+    birth_year = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def display_name(self) -> str:
+        return f"{self.name} ({self.country})" if self.country else self.name
+
+
+class Genre(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Tag(models.Model):
+    name = models.CharField(max_length=50, unique=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Book(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        PUBLISHED = "published", "Published"
+        OUT_OF_PRINT = "out_of_print", "Out of print"
+        ARCHIVED = "archived", "Archived"
+
+    title = models.CharField(max_length=200, db_index=True)
+    author = models.ForeignKey(Author, on_delete=models.PROTECT, related_name="books")
+    genre = models.ForeignKey(
+        Genre, on_delete=models.SET_NULL, null=True, blank=True, related_name="books"
+    )
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)
+    price = models.DecimalField(max_digits=8, decimal_places=2)
+    published_date = models.DateField(null=True, blank=True)
+    pages = models.PositiveIntegerField(null=True, blank=True)
+    is_available = models.BooleanField("available", default=True)
+    tags = models.ManyToManyField(Tag, blank=True, related_name="books")
+
+    class Meta:
+        ordering = ["title"]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def price_band(self) -> str:
+        if self.price is None:
+            return ""
+        if self.price < 10:
+            return "Budget"
+        if self.price < 30:
+            return "Standard"
+        return "Premium"
+
+
+class Shelf(models.Model):
+    """A model with a post_save receiver: bulk edits take the per-object path here."""
+
+    name = models.CharField(max_length=100)
+    location = models.CharField(max_length=100, blank=True)
+    capacity = models.PositiveIntegerField(default=50)
+    is_full = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        if self.capacity == 0 and not self.is_full:
+            raise ValidationError({"capacity": "A shelf with no capacity must be marked full."})
+
+
+class ShelfEvent(models.Model):
+    """Written by the Shelf post_save receiver, so the demo shows signals firing."""
+
+    shelf = models.ForeignKey(Shelf, on_delete=models.CASCADE, related_name="events")
+    message = models.CharField(max_length=200)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+
+class Asset(models.Model):
+    """A model with a UUID primary key."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    code = models.CharField(max_length=30, unique=True)
+    description = models.CharField(max_length=200, blank=True)
+    in_service = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return self.code
