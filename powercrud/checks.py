@@ -1,1 +1,181 @@
-from django.core.checks import register  # placeholder, replaced below
+"""System checks: misconfiguration is reported once, at startup, with a stable id and a hint.
+
+Ids are documented in ``docs/reference/checks.md``; never reuse or renumber one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from typing import Any
+
+import django
+from django.apps import apps
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.core.exceptions import FieldDoesNotExist
+from django.db import models
+
+from powercrud.columns import resolve_field_path
+from powercrud.conf import settings as pc_settings
+
+REQUIRED_APPS = {
+    "django_htmx": "django-htmx",
+    "django_filters": "django-filter",
+}
+
+
+@register(Tags.compatibility)
+def check_installation(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """E007: required apps; E008: the htmx middleware; W001: unknown settings."""
+    errors: list[CheckMessage] = []
+    required = dict(REQUIRED_APPS)
+    if django.VERSION < (6, 0):
+        required["template_partials"] = "django-template-partials"
+    for app, package in required.items():
+        if not apps.is_installed(app):
+            errors.append(
+                Error(
+                    f"powercrud needs {app!r} in INSTALLED_APPS.",
+                    hint=f"Install {package} and add {app!r} to INSTALLED_APPS.",
+                    id="powercrud.E007",
+                )
+            )
+    if "django_htmx.middleware.HtmxMiddleware" not in settings.MIDDLEWARE:
+        errors.append(
+            Error(
+                "powercrud needs django-htmx's middleware.",
+                hint="Add 'django_htmx.middleware.HtmxMiddleware' to MIDDLEWARE.",
+                id="powercrud.E008",
+            )
+        )
+    for name in pc_settings.unknown_names():
+        errors.append(
+            Warning(
+                f"POWERCRUD_SETTINGS has an unknown key {name!r}; it is ignored.",
+                hint="See docs/reference/settings.md for the settings powercrud reads.",
+                id="powercrud.W001",
+            )
+        )
+    return errors
+
+
+def _field_errors(view: type[Any], attr: str, names: Iterable[str], check_id: str) -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    for name in names:
+        try:
+            resolve_field_path(view.model, name)
+        except FieldDoesNotExist:
+            errors.append(
+                Error(
+                    f"{view.__qualname__}.{attr} names {name!r}, which is not a field of "
+                    f"{view.model._meta.label}.",
+                    hint=f"Use one of: {', '.join(_field_names(view.model))}.",
+                    obj=view,
+                    id=check_id,
+                )
+            )
+    return errors
+
+
+def _field_names(model: type[models.Model]) -> list[str]:
+    return [f.name for f in model._meta.get_fields() if not f.auto_created or f.concrete]
+
+
+def _property_errors(view: type[Any]) -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    for name in getattr(view, "properties", ()) or ():
+        if not isinstance(getattr(view.model, name, None), property):
+            errors.append(
+                Error(
+                    f"{view.__qualname__}.properties names {name!r}, which is not a property "
+                    f"of {view.model._meta.label}.",
+                    hint="List @property names here; model fields belong in `fields`.",
+                    obj=view,
+                    id="powercrud.E002",
+                )
+            )
+    return errors
+
+
+def _bulk_field_errors(view: type[Any]) -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    names = list(getattr(view, "bulk_fields", ()) or ())
+    errors += _field_errors(view, "bulk_fields", [n for n in names if "__" not in n], "powercrud.E005")
+    for name in names:
+        if "__" in name:
+            errors.append(
+                Error(
+                    f"{view.__qualname__}.bulk_fields names {name!r}; bulk edit writes the "
+                    "view's own model only.",
+                    hint="Use a field of the model itself.",
+                    obj=view,
+                    id="powercrud.E005",
+                )
+            )
+            continue
+        try:
+            field = view.model._meta.get_field(name)
+        except FieldDoesNotExist:
+            continue
+        if (
+            getattr(field, "primary_key", False)
+            or not getattr(field, "editable", False)
+            or (field.auto_created and not field.concrete)
+        ):
+            errors.append(
+                Error(
+                    f"{view.__qualname__}.bulk_fields names {name!r}, which cannot be edited "
+                    "(primary key, editable=False, or a reverse relation).",
+                    hint=f"Remove {name!r} from bulk_fields.",
+                    obj=view,
+                    id="powercrud.E006",
+                )
+            )
+    return errors
+
+
+def check_view(view: type[Any]) -> list[CheckMessage]:
+    """All class-level checks for one CRUD view."""
+    model = getattr(view, "model", None)
+    if model is None:
+        return []
+    if not (isinstance(model, type) and issubclass(model, models.Model)):
+        return [
+            Error(
+                f"{view.__qualname__}.model must be a Django model class, not {model!r}.",
+                hint="Set model = YourModel.",
+                obj=view,
+                id="powercrud.E010",
+            )
+        ]
+    errors: list[CheckMessage] = []
+    if view.fields is not None:
+        errors += _field_errors(view, "fields", view.fields, "powercrud.E001")
+    errors += _property_errors(view)
+    if getattr(view, "filterset_class", None) is None:
+        errors += _field_errors(
+            view, "filterset_fields", getattr(view, "filterset_fields", ()) or (), "powercrud.E003"
+        )
+    errors += _field_errors(view, "search_fields", getattr(view, "search_fields", ()) or (), "powercrud.E004")
+    errors += _bulk_field_errors(view)
+    for extra_check in getattr(view, "extra_checks", lambda: [])():
+        errors.append(extra_check)
+    return errors
+
+
+@register(Tags.models)
+def check_views(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Run ``check_view`` on every CRUD view the URLconf imports."""
+    from django.urls import get_resolver
+
+    from powercrud.views import registry
+
+    # Import the URLconf so every view class is defined; Django's own URL checks report a
+    # broken URLconf, so a failure here is left to them.
+    with contextlib.suppress(Exception):
+        _ = get_resolver().url_patterns
+    errors: list[CheckMessage] = []
+    for view in list(dict.fromkeys(registry)):
+        errors += check_view(view)
+    return errors

@@ -53,9 +53,7 @@ class Book(models.Model):
 
     title = models.CharField(max_length=200, db_index=True)
     author = models.ForeignKey(Author, on_delete=models.PROTECT, related_name="books")
-    genre = models.ForeignKey(
-        Genre, on_delete=models.SET_NULL, null=True, blank=True, related_name="books"
-    )
+    genre = models.ForeignKey(Genre, on_delete=models.SET_NULL, null=True, blank=True, related_name="books")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)
     price = models.DecimalField(max_digits=8, decimal_places=2)
     published_date = models.DateField(null=True, blank=True)

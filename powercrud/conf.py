@@ -1,0 +1,66 @@
+"""One accessor for powercrud's settings, read from ``settings.POWERCRUD_SETTINGS``.
+
+Every default is listed in ``DEFAULTS`` and documented in ``docs/reference/settings.md``.
+The cache is cleared on ``setting_changed`` so ``override_settings`` works in tests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings as django_settings
+from django.core.signals import setting_changed
+
+DEFAULTS: dict[str, Any] = {
+    # The template every powercrud page extends; a view's ``base_template_path`` wins.
+    "BASE_TEMPLATE": "powercrud/base.html",
+    # Page sizes a user may choose from the list toolbar.
+    "PAGE_SIZE_OPTIONS": (10, 25, 50, 100),
+    # Used when a view sets no ``paginate_by``.
+    "DEFAULT_PAGE_SIZE": 25,
+    # Query-string parameter names.
+    "SORT_PARAM": "sort",
+    "SEARCH_PARAM": "q",
+    "PAGE_SIZE_PARAM": "page_size",
+    # Most explicit ids any selection source may carry, checked before any query.
+    "SELECTION_ID_CAP": 100_000,
+    # Rows written per batch by the bulk services.
+    "BULK_BATCH_SIZE": 1000,
+    # Selections this large or larger run on a worker when a view sets ``bulk_async``.
+    "BULK_MIN_ASYNC_RECORDS": 1000,
+}
+
+
+class Settings:
+    """Attribute access to powercrud settings with defaults; unknown names raise AttributeError."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, Any] | None = None
+
+    def _user_settings(self) -> dict[str, Any]:
+        if self._cache is None:
+            self._cache = dict(getattr(django_settings, "POWERCRUD_SETTINGS", None) or {})
+        return self._cache
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name not in DEFAULTS:
+            raise AttributeError(f"powercrud has no setting named {name!r}.")
+        return self._user_settings().get(name, DEFAULTS[name])
+
+    def unknown_names(self) -> list[str]:
+        """Return keys in POWERCRUD_SETTINGS that powercrud does not know (for a system check)."""
+        return sorted(set(self._user_settings()) - set(DEFAULTS))
+
+    def reload(self) -> None:
+        self._cache = None
+
+
+settings = Settings()
+
+
+def _reload(*, setting: str, **kwargs: Any) -> None:
+    if setting == "POWERCRUD_SETTINGS":
+        settings.reload()
+
+
+setting_changed.connect(_reload)

@@ -1,0 +1,153 @@
+"""List features: django-filter filtering, text search, sortable columns, page-size choice."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Sequence
+from functools import reduce
+from typing import Any, ClassVar
+
+import django_filters
+from django.db import models
+from django.db.models import Q
+
+from powercrud.conf import settings as pc_settings
+
+TEXT_FIELDS = (models.CharField, models.TextField)
+
+
+def build_filterset_class(model: type[models.Model], names: Sequence[str]) -> type[django_filters.FilterSet]:
+    """A FilterSet for ``names``: text fields match by ``icontains``, the rest by django-filter's
+    defaults (choices and foreign keys become selects, booleans a yes/no select)."""
+    declared: dict[str, Any] = {}
+    exact: list[str] = []
+    for name in names:
+        field = model._meta.get_field(name.split("__")[0]) if "__" not in name else None
+        if field is not None and isinstance(field, TEXT_FIELDS) and not field.choices:
+            declared[name] = django_filters.CharFilter(
+                field_name=name, lookup_expr="icontains", label=field.verbose_name.capitalize()
+            )
+        else:
+            exact.append(name)
+    meta = type("Meta", (), {"model": model, "fields": exact})
+    return type(f"{model.__name__}FilterSet", (django_filters.FilterSet,), {"Meta": meta, **declared})
+
+
+def _has_active_filter(filterset: django_filters.FilterSet | None) -> bool:
+    if filterset is None or not filterset.is_bound or not filterset.form.is_valid():
+        return False
+    return any(v not in (None, "", []) for v in filterset.form.cleaned_data.values())
+
+
+class ListMixin:
+    """Filtering, searching, sorting and page-size choice for ``CRUDView``'s list role."""
+
+    filterset_fields: ClassVar[Sequence[str]] = ()
+    filterset_class: ClassVar[type[django_filters.FilterSet] | None] = None
+    search_fields: ClassVar[Sequence[str]] = ()
+    page_size_options: ClassVar[Sequence[int] | None] = None
+    # Default ordering of the list (before the primary-key tie-break), e.g. ["-published_date"].
+    ordering: ClassVar[Sequence[str] | None] = None
+
+    # Provided by CRUDView.
+    model: Any
+    request: Any
+
+    def get_filterset_class(self) -> type[django_filters.FilterSet] | None:
+        if self.filterset_class is not None:
+            return self.filterset_class
+        if self.filterset_fields:
+            return build_filterset_class(self.model, self.filterset_fields)
+        return None
+
+    def get_filterset(self, queryset: models.QuerySet[Any]) -> django_filters.FilterSet | None:
+        """The bound FilterSet for this request (invalid values are ignored and shown)."""
+        if not hasattr(self, "_filterset"):
+            filterset_class = self.get_filterset_class()
+            self._filterset = (
+                filterset_class(self.request.GET or None, queryset=queryset, request=self.request)
+                if filterset_class
+                else None
+            )
+        return self._filterset
+
+    def get_search_query(self) -> str:
+        return self.request.GET.get(pc_settings.SEARCH_PARAM, "").strip()[:200]
+
+    def apply_search(self, queryset: models.QuerySet[Any], query: str) -> models.QuerySet[Any]:
+        """Rows where every word of ``query`` is in at least one of ``search_fields``."""
+        if not query or not self.search_fields:
+            return queryset
+        for word in query.split()[:10]:
+            clauses = [Q(**{f"{name}__icontains": word}) for name in self.search_fields]
+            queryset = queryset.filter(reduce(operator.or_, clauses))
+        return queryset
+
+    def get_sort(self) -> tuple[str, bool] | None:
+        """The requested sortable column name and whether it is descending, if valid."""
+        raw = self.request.GET.get(pc_settings.SORT_PARAM, "")
+        name = raw.removeprefix("-")
+        sortable = {c.name for c in self.get_columns() if c.sort_key}  # type: ignore[attr-defined]
+        return (name, raw.startswith("-")) if name in sortable else None
+
+    def apply_sort(self, queryset: models.QuerySet[Any]) -> models.QuerySet[Any]:
+        """Order by the chosen column (or the default), always with a primary-key tie-break."""
+        sort = self.get_sort()
+        if sort:
+            keys = {c.name: c.sort_key for c in self.get_columns()}  # type: ignore[attr-defined]
+            name, descending = sort
+            order = [f"-{keys[name]}" if descending else keys[name]]
+        else:
+            order = list(self.ordering or self.model._meta.ordering or [])
+        order = [o for o in order if o.lstrip("-") != "pk"] + ["pk"]
+        return queryset.order_by(*order)
+
+    def get_list_queryset(self) -> models.QuerySet[Any]:
+        queryset = super().get_list_queryset()  # type: ignore[misc]
+        filterset = self.get_filterset(queryset)
+        if filterset is not None:
+            queryset = filterset.qs
+        queryset = self.apply_search(queryset, self.get_search_query())
+        return self.apply_sort(queryset)
+
+    def get_page_size_options(self) -> list[int]:
+        options = set(self.page_size_options or pc_settings.PAGE_SIZE_OPTIONS)
+        options.add(super().get_paginate_by())  # type: ignore[misc]
+        return sorted(options)
+
+    def get_paginate_by(self) -> int:
+        """``page_size`` from the query string when it is one of the options, else the default."""
+        raw = self.request.GET.get(pc_settings.PAGE_SIZE_PARAM, "")
+        default: int = super().get_paginate_by()  # type: ignore[misc]
+        return int(raw) if raw.isdigit() and int(raw) in self.get_page_size_options() else default
+
+    def get_list_context(self) -> dict[str, Any]:
+        context: dict[str, Any] = super().get_list_context()  # type: ignore[misc]
+        sort = self.get_sort()
+        headers = []
+        for column in context["columns"]:
+            current = sort[1] if sort and sort[0] == column.name else None
+            headers.append(
+                {
+                    "column": column,
+                    "direction": None if current is None else ("desc" if current else "asc"),
+                    "next_sort": f"-{column.name}" if current is False else column.name,
+                }
+            )
+        filterset = self._filterset if hasattr(self, "_filterset") else None
+        context.update(
+            {
+                "headers": headers,
+                "filterset": filterset,
+                "search_enabled": bool(self.search_fields),
+                "search_query": self.get_search_query(),
+                "page_size": self.get_paginate_by(),
+                "page_size_options": self.get_page_size_options(),
+                "sort_param": pc_settings.SORT_PARAM,
+                "search_param": pc_settings.SEARCH_PARAM,
+                "page_size_param": pc_settings.PAGE_SIZE_PARAM,
+                "current_sort": self.request.GET.get(pc_settings.SORT_PARAM, "") if sort else "",
+                "is_filtered": bool(self.get_search_query()) or _has_active_filter(filterset),
+            }
+        )
+        return context

@@ -1,0 +1,494 @@
+"""Role-based CRUD views.
+
+A ``Role`` enum member owns everything one screen needs: its HTTP handlers, URL pattern,
+URL name and template suffix. ``CRUDView.get_urls()`` asks every role for its pattern.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
+
+from django import forms
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured, ValidationError
+from django.core.paginator import Page, Paginator
+from django.db import models
+from django.db.models.deletion import ProtectedError, RestrictedError
+from django.forms import modelform_factory
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.decorators import classonlymethod
+from django.views import View
+from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
+
+from powercrud import columns as cols
+from powercrud.conf import settings as pc_settings
+
+# Views that define a model register here so system checks can inspect them.
+registry: list[type[CRUDView]] = []
+
+
+class Role(enum.Enum):
+    """The screens of a CRUD view."""
+
+    LIST = "list"
+    CREATE = "create"
+    DETAIL = "detail"
+    UPDATE = "update"
+    DELETE = "delete"
+    SELECTION = "selection"
+    BULK_EDIT = "bulk-edit"
+    BULK_DELETE = "bulk-delete"
+
+    @property
+    def handlers(self) -> dict[str, str]:
+        """HTTP method -> view method name."""
+        return _HANDLERS[self]
+
+    @property
+    def is_bulk(self) -> bool:
+        """Roles that exist only when a view enables bulk work (``bulk_fields``/``bulk_delete``)."""
+        return self in (Role.SELECTION, Role.BULK_EDIT, Role.BULK_DELETE)
+
+    @property
+    def needs_object(self) -> bool:
+        return self in (Role.DETAIL, Role.UPDATE, Role.DELETE)
+
+    @property
+    def template_suffix(self) -> str:
+        return _TEMPLATE_SUFFIXES[self]
+
+    @property
+    def permission_action(self) -> str:
+        """The Django model permission action (``view``, ``add``, ...) this role needs."""
+        return _PERMISSION_ACTIONS[self]
+
+    def url_name(self, url_base: str) -> str:
+        return f"{url_base}-{self.value}"
+
+    def url_pattern(self, view_cls: type[CRUDView]) -> URLPattern:
+        url_base = view_cls.get_url_base()
+        converter = view_cls.get_path_converter()
+        route = _ROUTES[self].format(pk=f"<{converter}:pk>")
+        return path(f"{url_base}/{route}", view_cls.as_view(role=self), name=self.url_name(url_base))
+
+
+_HANDLERS = {
+    Role.LIST: {"get": "list"},
+    Role.CREATE: {"get": "show_form", "post": "process_form"},
+    Role.DETAIL: {"get": "detail"},
+    Role.UPDATE: {"get": "show_form", "post": "process_form"},
+    Role.DELETE: {"get": "confirm_delete", "post": "process_deletion"},
+    Role.SELECTION: {"get": "selection_state", "post": "update_selection"},
+    Role.BULK_EDIT: {"get": "show_bulk_form", "post": "process_bulk_form"},
+    Role.BULK_DELETE: {"get": "confirm_bulk_delete", "post": "process_bulk_delete"},
+}
+_ROUTES = {
+    Role.LIST: "",
+    Role.CREATE: "new/",
+    Role.DETAIL: "{pk}/",
+    Role.UPDATE: "{pk}/edit/",
+    Role.DELETE: "{pk}/delete/",
+    Role.SELECTION: "selection/",
+    Role.BULK_EDIT: "bulk/edit/",
+    Role.BULK_DELETE: "bulk/delete/",
+}
+_TEMPLATE_SUFFIXES = {
+    Role.LIST: "list",
+    Role.CREATE: "form",
+    Role.DETAIL: "detail",
+    Role.UPDATE: "form",
+    Role.DELETE: "confirm_delete",
+    Role.SELECTION: "selection",
+    Role.BULK_EDIT: "bulk_edit",
+    Role.BULK_DELETE: "bulk_delete",
+}
+_PERMISSION_ACTIONS = {
+    Role.LIST: "view",
+    Role.DETAIL: "view",
+    Role.CREATE: "add",
+    Role.UPDATE: "change",
+    Role.DELETE: "delete",
+    Role.SELECTION: "view",
+    Role.BULK_EDIT: "change",
+    Role.BULK_DELETE: "delete",
+}
+
+
+def _date_widgets(field: models.Field[Any, Any], **kwargs: Any) -> forms.Field | None:
+    """Form field callback: native date and time pickers for date fields."""
+    if isinstance(field, models.DateTimeField):
+        kwargs.setdefault("widget", forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    elif isinstance(field, models.DateField):
+        kwargs.setdefault("widget", forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
+    return field.formfield(**kwargs)
+
+
+class CRUDView(View):
+    """One class, every CRUD screen for ``model``: list, detail, create, update, delete."""
+
+    model: ClassVar[type[models.Model] | None] = None
+    fields: ClassVar[Sequence[str] | None] = None
+    properties: ClassVar[Sequence[str]] = ()
+    form_fields: ClassVar[Sequence[str] | None] = None
+    form_class: ClassVar[type[forms.BaseForm] | None] = None
+    paginate_by: ClassVar[int | None] = None
+    url_base: ClassVar[str | None] = None
+    namespace: ClassVar[str | None] = None
+    path_converter: ClassVar[str | None] = None
+    base_template_path: ClassVar[str | None] = None
+    role_permissions: ClassVar[Mapping[str, Sequence[str]] | None] = None
+    # Set by ``as_view(role=...)``.
+    role: Role | None = None
+
+    object: models.Model | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        registry.append(cls)
+
+    # ----- URLs -------------------------------------------------------------------------
+    @classonlymethod
+    def as_view(cls, role: Role | None = None, **initkwargs: Any) -> Callable[..., HttpResponse]:  # type: ignore[override]
+        if not isinstance(role, Role):
+            raise ImproperlyConfigured(
+                f"{cls.__name__}.as_view() needs role=Role.<NAME>; "
+                f"use {cls.__name__}.get_urls() to get every URL pattern at once."
+            )
+        if cls.model is None:
+            raise ImproperlyConfigured(f"{cls.__name__} needs a `model` attribute.")
+        return super().as_view(role=role, **initkwargs)
+
+    @classmethod
+    def get_roles(cls) -> list[Role]:
+        """The roles this view serves; override to drop some (e.g. no delete screen)."""
+        return [role for role in Role if not role.is_bulk or cls.has_bulk_role(role)]
+
+    @classmethod
+    def has_bulk_role(cls, role: Role) -> bool:
+        """Whether bulk ``role`` is enabled; ``PowerCRUDMixin`` turns these on."""
+        return False
+
+    @classmethod
+    def get_urls(cls, roles: Sequence[Role] | None = None) -> list[URLPattern]:
+        """URL patterns for every role (or just ``roles``), named ``<url_base>-<role>``."""
+        return [role.url_pattern(cls) for role in (roles or cls.get_roles())]
+
+    @classmethod
+    def get_url_base(cls) -> str:
+        assert cls.model is not None
+        return cls.url_base or cls.model._meta.model_name  # type: ignore[return-value]
+
+    @classmethod
+    def get_path_converter(cls) -> str:
+        if cls.path_converter:
+            return cls.path_converter
+        assert cls.model is not None
+        pk = cls.model._meta.pk
+        if isinstance(pk, (models.AutoField, models.BigAutoField, models.IntegerField)):
+            return "int"
+        if isinstance(pk, models.UUIDField):
+            return "uuid"
+        if isinstance(pk, models.ForeignKey):  # multi-table inheritance child
+            return "int"
+        return "str"
+
+    def reverse(self, role: Role, obj: models.Model | None = None) -> str:
+        """The URL of ``role`` (for ``obj`` when the role needs one)."""
+        name = role.url_name(self.get_url_base())
+        if self.namespace:
+            name = f"{self.namespace}:{name}"
+        kwargs = {"pk": obj.pk} if role.needs_object and obj is not None else None
+        return reverse(name, kwargs=kwargs)
+
+    # ----- dispatch and permissions ---------------------------------------------------
+    def setup(self, request: HttpRequest, *args: Any, **kwargs: Any) -> None:
+        super().setup(request, *args, **kwargs)
+        assert self.role is not None
+        for method, handler in self.role.handlers.items():
+            setattr(self, method, getattr(self, handler))
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        assert self.role is not None
+        if not self.has_role_permission(self.role):
+            return self.handle_no_permission()
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_role_permissions(self, role: Role) -> list[str]:
+        """Permission names (``app.codename``) a user needs for ``role``."""
+        if self.role_permissions is not None and role.value in self.role_permissions:
+            return list(self.role_permissions[role.value])
+        opts = self.model._meta  # type: ignore[union-attr]
+        return [f"{opts.app_label}.{role.permission_action}_{opts.model_name}"]
+
+    def has_role_permission(self, role: Role) -> bool:
+        """Whether the current user may use ``role``."""
+        return self.request.user.has_perms(self.get_role_permissions(role))
+
+    def handle_no_permission(self) -> HttpResponse:
+        """Anonymous users go to the login page; signed-in users get a 403 page or modal."""
+        request = self.request
+        if not request.user.is_authenticated:
+            if getattr(request, "htmx", False):
+                return HttpResponseClientRedirect(redirect_to_login(request.get_full_path()).url)
+            return redirect_to_login(request.get_full_path())
+        return self.render_page(
+            {"message": "You do not have permission to do this."},
+            templates=["powercrud/denied.html"],
+            status=403,
+        )
+
+    # ----- data -------------------------------------------------------------------------
+    def get_queryset(self) -> models.QuerySet[Any]:
+        """Every row this view may show or change; all other code starts from here."""
+        assert self.model is not None
+        return self.model._default_manager.all()
+
+    def get_object(self) -> models.Model:
+        """The row named in the URL, looked up inside ``get_queryset()``."""
+        return get_object_or_404(self.get_queryset(), pk=self.kwargs["pk"])
+
+    def get_fields(self) -> list[str]:
+        """Model field names (``a__b`` for related) shown in the list and detail."""
+        assert self.model is not None
+        return list(self.fields) if self.fields is not None else cols.default_field_names(self.model)
+
+    def get_properties(self) -> list[str]:
+        return list(self.properties)
+
+    def get_columns(self) -> list[cols.Column]:
+        assert self.model is not None
+        return cols.build_columns(self.model, self.get_fields(), self.get_properties())
+
+    # ----- forms --------------------------------------------------------------------------
+    def get_form_fields(self) -> list[str]:
+        """Fields the create/update form edits: ``form_fields``, else the editable ``fields``."""
+        if self.form_fields is not None:
+            return list(self.form_fields)
+        assert self.model is not None
+        names = []
+        for name in self.get_fields():
+            if "__" in name:
+                continue
+            try:
+                field = self.model._meta.get_field(name)
+            except FieldDoesNotExist:
+                continue
+            if getattr(field, "editable", False) and not getattr(field, "auto_created", False):
+                names.append(name)
+        return names
+
+    def get_form_class(self) -> type[forms.BaseForm]:
+        if self.form_class is not None:
+            return self.form_class
+        return modelform_factory(
+            self.model,  # type: ignore[arg-type]
+            fields=self.get_form_fields(),
+            formfield_callback=_date_widgets,
+        )
+
+    def get_form(self, data: Any = None, files: Any = None) -> forms.BaseForm:
+        form_class = self.get_form_class()
+        kwargs: dict[str, Any] = {"data": data, "files": files}
+        if issubclass(form_class, forms.BaseModelForm):
+            kwargs["instance"] = self.object
+        return form_class(**kwargs)
+
+    def persist_single_object(
+        self, *, form: forms.BaseForm, mode: str, instance: models.Model | None = None
+    ) -> models.Model:
+        """Write one create or update (``mode`` is "create" or "update"); return the object."""
+        return form.save()  # type: ignore[attr-defined,no-any-return]
+
+    def delete_object(self, instance: models.Model) -> None:
+        """Delete one row; raise ProtectedError or ValidationError to refuse with a message."""
+        instance.delete()
+
+    # ----- handlers -----------------------------------------------------------------------
+    def list(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return self.render_page(self.get_list_context())
+
+    def detail(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        self.object = self.get_object()
+        return self.render_page({"object": self.object, "detail_rows": self.get_detail_rows()})
+
+    def show_form(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        self.object = self.get_object() if self.role is Role.UPDATE else None
+        return self.render_page({"form": self.get_form(), "object": self.object})
+
+    def process_form(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        self.object = self.get_object() if self.role is Role.UPDATE else None
+        form = self.get_form(data=request.POST, files=request.FILES)
+        if not form.is_valid():
+            return self.render_page({"form": form, "object": self.object})
+        mode = "update" if self.role is Role.UPDATE else "create"
+        self.object = self.persist_single_object(form=form, mode=mode, instance=self.object)
+        verb = "saved" if mode == "update" else "created"
+        return self.success_response(f"{self.verbose_name()} “{self.object}” {verb}.")
+
+    def confirm_delete(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        self.object = self.get_object()
+        return self.render_page({"object": self.object})
+
+    def process_deletion(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        self.object = self.get_object()
+        label = str(self.object)
+        try:
+            self.delete_object(self.object)
+        except (ProtectedError, RestrictedError) as exc:
+            blockers = sorted({str(o) for o in list(exc.args[1])[:5]}) if len(exc.args) > 1 else []
+            detail = f" It is still used by: {', '.join(blockers)}." if blockers else ""
+            return self.render_page(
+                {"object": self.object, "error": f"“{label}” cannot be deleted.{detail}"},
+                status=409,
+            )
+        except ValidationError as exc:
+            return self.render_page({"object": self.object, "error": " ".join(exc.messages)}, status=409)
+        return self.success_response(f"{self.verbose_name()} “{label}” deleted.")
+
+    # ----- context and rendering ------------------------------------------------------
+    def verbose_name(self) -> str:
+        return str(self.model._meta.verbose_name).capitalize()  # type: ignore[union-attr]
+
+    def get_list_queryset(self) -> models.QuerySet[Any]:
+        """The list's rows: ``get_queryset()`` with joins for the shown relations."""
+        assert self.model is not None
+        queryset = self.get_queryset()
+        fields = self.get_fields()
+        related = cols.select_related_paths(self.model, fields)
+        many = cols.prefetch_paths(self.model, fields)
+        if related:
+            queryset = queryset.select_related(*related)
+        if many:
+            queryset = queryset.prefetch_related(*many)
+        if not queryset.query.order_by and not self.model._meta.ordering:
+            queryset = queryset.order_by("pk")
+        return queryset
+
+    def get_paginate_by(self) -> int:
+        return self.paginate_by or pc_settings.DEFAULT_PAGE_SIZE
+
+    def paginate(self, queryset: models.QuerySet[Any], per_page: int) -> Page[Any]:
+        """The requested page; a page number past the end shows the last page."""
+        paginator = Paginator(queryset, per_page)
+        number = self.request.GET.get("page") or 1
+        return paginator.get_page(number)
+
+    def get_list_context(self) -> dict[str, Any]:
+        page = self.paginate(self.get_list_queryset(), self.get_paginate_by())
+        columns = self.get_columns()
+        return {
+            "page_obj": page,
+            "page_numbers": list(
+                page.paginator.get_elided_page_range(page.number, on_each_side=2, on_ends=1)
+            ),
+            "columns": columns,
+            "rows": self.build_rows(page.object_list, columns),
+        }
+
+    def build_rows(self, objects: Any, columns: Sequence[cols.Column]) -> list[dict[str, Any]]:
+        """Rows for the table template: the object, its cells and its action URLs."""
+        rows = []
+        can = self.get_permission_flags()
+        for obj in objects:
+            rows.append(
+                {
+                    "object": obj,
+                    "pk": obj.pk,
+                    "cells": [
+                        {"column": c, "value": cols.format_value(cols.cell_value(obj, c))} for c in columns
+                    ],
+                    "detail_url": self.reverse(Role.DETAIL, obj) if can["detail"] else None,
+                    "update_url": self.reverse(Role.UPDATE, obj) if can["update"] else None,
+                    "delete_url": self.reverse(Role.DELETE, obj) if can["delete"] else None,
+                }
+            )
+        return rows
+
+    def get_detail_rows(self) -> list[tuple[str, Any]]:
+        columns = self.get_columns()
+        return [(c.label, cols.format_value(cols.cell_value(self.object, c))) for c in columns]  # type: ignore[arg-type]
+
+    def get_permission_flags(self) -> dict[str, bool]:
+        """Which roles the user may use, so templates hide the buttons they may not."""
+        if not hasattr(self, "_permission_flags"):
+            roles = set(self.get_roles())
+            self._permission_flags = {
+                role.value: role in roles and self.has_role_permission(role) for role in Role
+            }
+        return self._permission_flags
+
+    def get_base_template_path(self) -> str:
+        return self.base_template_path or pc_settings.BASE_TEMPLATE
+
+    def get_template_names(self) -> list[str]:
+        """Per-model override first (``<app>/<model>_<suffix>.html``), then powercrud's own."""
+        assert self.model is not None and self.role is not None
+        opts = self.model._meta
+        suffix = self.role.template_suffix
+        return [
+            f"{opts.app_label}/{opts.model_name}_{suffix}.html",
+            f"powercrud/object_{suffix}.html",
+        ]
+
+    def get_partial_name(self) -> str | None:
+        """The named partial to render for an HTMX request, or None for the whole page."""
+        htmx = getattr(self.request, "htmx", None)
+        if not htmx or htmx.boosted or htmx.history_restore_request:
+            return None
+        return "content"
+
+    def get_context_data(self, **extra: Any) -> dict[str, Any]:
+        assert self.model is not None and self.role is not None
+        urls = {"list": self.reverse(Role.LIST)}
+        can = self.get_permission_flags()
+        if can["create"]:
+            urls["create"] = self.reverse(Role.CREATE)
+        if self.object is not None:
+            for role in (Role.DETAIL, Role.UPDATE, Role.DELETE):
+                if can[role.value]:
+                    urls[role.value] = self.reverse(role, self.object)
+        context = {
+            "view": self,
+            "role": self.role.value,
+            "model_opts": self.model._meta,
+            "verbose_name": self.model._meta.verbose_name,
+            "verbose_name_plural": self.model._meta.verbose_name_plural,
+            "base_template_path": self.get_base_template_path(),
+            "urls": urls,
+            "can": can,
+            "is_modal": self.get_partial_name() is not None,
+        }
+        context.update(extra)
+        return context
+
+    def render_page(
+        self,
+        context: dict[str, Any],
+        *,
+        templates: list[str] | None = None,
+        status: int = 200,
+    ) -> HttpResponse:
+        """Render the role's page, or only its partial for an HTMX request."""
+        names = templates or self.get_template_names()
+        partial = self.get_partial_name()
+        if partial:
+            names = [f"{name}#{partial}" for name in names]
+        return TemplateResponse(self.request, names, self.get_context_data(**context), status=status)
+
+    def success_response(self, message: str) -> HttpResponse:
+        """After a write: HTMX closes the modal and refreshes the list; plain HTML redirects."""
+        if self.get_partial_name():
+            response = HttpResponse(status=204)
+            return trigger_client_event(response, "powercrud:saved", {"message": message})
+        from django.contrib import messages
+
+        messages.success(self.request, message)
+        return HttpResponseRedirect(self.reverse(Role.LIST))
+
+
+__all__ = ["CRUDView", "Role", "registry"]
