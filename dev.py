@@ -170,7 +170,7 @@ def cmd_demo(books: int, port: int) -> int:
 
 
 def main() -> int:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036  (this script may be started by an older python3)
         sys.exit("powercrud needs Python 3.11 or newer.")
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

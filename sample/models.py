@@ -107,6 +107,9 @@ class ShelfEvent(models.Model):
     class Meta:
         ordering = ["-created"]
 
+    def __str__(self) -> str:
+        return self.message
+
 
 class Asset(models.Model):
     """A model with a UUID primary key."""
