@@ -7,6 +7,7 @@ URL name and template suffix. ``CRUDView.get_urls()`` asks every role for its pa
 from __future__ import annotations
 
 import enum
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -126,6 +127,20 @@ def _date_widgets(field: models.Field[Any, Any], **kwargs: Any) -> forms.Field |
     elif isinstance(field, models.DateField):
         kwargs.setdefault("widget", forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
     return field.formfield(**kwargs)
+
+
+def _blockers_text(objects: Any) -> str:
+    """`` It is still used by 2 books: A, B.`` for the rows that stop a delete (first five named)."""
+    objects = list(objects)
+    if not objects:
+        return ""
+    counts = Counter(obj._meta for obj in objects)
+    kinds = ", ".join(
+        f"{n} {opts.verbose_name if n == 1 else opts.verbose_name_plural}" for opts, n in counts.items()
+    )
+    names = sorted(str(obj) for obj in objects)
+    more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+    return f" It is still used by {kinds}: {', '.join(names[:5])}{more}."
 
 
 class CRUDView(View):
@@ -340,8 +355,7 @@ class CRUDView(View):
         try:
             self.delete_object(self.object)
         except (ProtectedError, RestrictedError) as exc:
-            blockers = sorted({str(o) for o in list(exc.args[1])[:5]}) if len(exc.args) > 1 else []
-            detail = f" It is still used by: {', '.join(blockers)}." if blockers else ""
+            detail = _blockers_text(exc.args[1]) if len(exc.args) > 1 else ""
             return self.render_page(
                 {"object": self.object, "error": f"“{label}” cannot be deleted.{detail}"},
                 status=409,
@@ -484,7 +498,7 @@ class CRUDView(View):
         """After a write: HTMX closes the modal and refreshes the list; plain HTML redirects."""
         if self.get_partial_name():
             response = HttpResponse(status=204)
-            return trigger_client_event(response, "powercrud:saved", {"message": message})
+            return trigger_client_event(response, "pcSaved", {"message": message})
         from django.contrib import messages
 
         messages.success(self.request, message)
