@@ -9,8 +9,9 @@ from typing import Any, ClassVar
 
 import django_filters
 from django.db import models
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 
+from powercrud.columns import build_columns, resolve_field_path
 from powercrud.conf import settings as pc_settings
 
 TEXT_FIELDS = (models.CharField, models.TextField)
@@ -22,11 +23,10 @@ def build_filterset_class(model: type[models.Model], names: Sequence[str]) -> ty
     declared: dict[str, Any] = {}
     exact: list[str] = []
     for name in names:
-        field = model._meta.get_field(name.split("__")[0]) if "__" not in name else None
-        if field is not None and isinstance(field, TEXT_FIELDS) and not field.choices:
-            declared[name] = django_filters.CharFilter(
-                field_name=name, lookup_expr="icontains", label=field.verbose_name.capitalize()
-            )
+        field = resolve_field_path(model, name)[-1]
+        if isinstance(field, TEXT_FIELDS) and not field.choices:
+            label = build_columns(model, [name])[0].label
+            declared[name] = django_filters.CharFilter(field_name=name, lookup_expr="icontains", label=label)
         else:
             exact.append(name)
     meta = type("Meta", (), {"model": model, "fields": exact})
@@ -78,9 +78,18 @@ class ListMixin:
         """Rows where every word of ``query`` is in at least one of ``search_fields``."""
         if not query or not self.search_fields:
             return queryset
+        # A many-valued path (``tags__name``) would repeat a row once per match; test it in a
+        # subquery instead so each row appears once.
+        many = any(
+            f.many_to_many or f.one_to_many
+            for name in self.search_fields
+            for f in resolve_field_path(self.model, name)
+        )
         for word in query.split()[:10]:
-            clauses = [Q(**{f"{name}__icontains": word}) for name in self.search_fields]
-            queryset = queryset.filter(reduce(operator.or_, clauses))
+            match = reduce(operator.or_, [Q(**{f"{name}__icontains": word}) for name in self.search_fields])
+            if many:
+                match = Q(Exists(self.model._default_manager.filter(match, pk=OuterRef("pk"))))
+            queryset = queryset.filter(match)
         return queryset
 
     def get_sort(self) -> tuple[str, bool] | None:
