@@ -6,6 +6,7 @@ Ids are documented in ``docs/reference/checks.md``; never reuse or renumber one.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterable
 from typing import Any
 
@@ -15,9 +16,13 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
+from django.utils.functional import cached_property as django_cached_property
 
 from powercrud.columns import resolve_field_path
 from powercrud.conf import settings as pc_settings
+
+# What ``properties`` may name: computed attributes read from each row.
+PROPERTY_TYPES = (property, functools.cached_property, django_cached_property)
 
 REQUIRED_APPS = {
     "django_htmx": "django-htmx",
@@ -85,7 +90,7 @@ def _field_names(model: type[models.Model]) -> list[str]:
 def _property_errors(view: type[Any]) -> list[CheckMessage]:
     errors: list[CheckMessage] = []
     for name in getattr(view, "properties", ()) or ():
-        if not isinstance(getattr(view.model, name, None), property):
+        if not isinstance(getattr(view.model, name, None), PROPERTY_TYPES):
             errors.append(
                 Error(
                     f"{view.__qualname__}.properties names {name!r}, which is not a property "
