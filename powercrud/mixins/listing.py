@@ -133,14 +133,20 @@ class ListMixin:
     def get_list_context(self) -> dict[str, Any]:
         context: dict[str, Any] = super().get_list_context()  # type: ignore[misc]
         sort = self.get_sort()
+        # Sort links keep the rest of the state (filters, search, page size) and restart at page one.
+        query = self.request.GET.copy()
+        query.pop("page", None)
         headers = []
         for column in context["columns"]:
             current = sort[1] if sort and sort[0] == column.name else None
+            next_sort = f"-{column.name}" if current is False else column.name
+            query[pc_settings.SORT_PARAM] = next_sort
             headers.append(
                 {
                     "column": column,
                     "direction": None if current is None else ("desc" if current else "asc"),
-                    "next_sort": f"-{column.name}" if current is False else column.name,
+                    "next_sort": next_sort,
+                    "sort_query": f"?{query.urlencode()}",
                 }
             )
         filterset = self._filterset if hasattr(self, "_filterset") else None
