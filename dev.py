@@ -92,12 +92,16 @@ def pytest_phase(python: Path, label: str, env: dict[str, str], args: list[str])
     return code == 0
 
 
+DJANGO_52 = ["Django>=5.2,<6.0"]
+LINT_PATHS = ["powercrud", "sample", "tests", "bench", "dev.py"]
+
+
 def cmd_test(extra: list[str]) -> int:
-    python = ensure_venv(VENV, sys.executable, [])
+    python = ensure_venv(VENV, sys.executable, DJANGO_52)
     results: dict[str, bool] = {}
     say("Static checks: ruff, Django system checks, migrations up to date")
     results["lint"] = (
-        run([str(python), "-m", "ruff", "check", "powercrud", "sample", "tests", "bench", "dev.py"]) == 0
+        run([str(python), "-m", "ruff", "check", *[p for p in LINT_PATHS if (ROOT / p).exists()]]) == 0
         and run(
             [str(python), "manage.py", "check", "--fail-level", "WARNING"],
             env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"},
@@ -146,7 +150,7 @@ def cmd_test(extra: list[str]) -> int:
 
 
 def cmd_demo(books: int, port: int) -> int:
-    python = ensure_venv(VENV, sys.executable, [])
+    python = ensure_venv(VENV, sys.executable, DJANGO_52)
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "sample.settings"}
     (ROOT / "db").mkdir(exist_ok=True)
     say("Preparing the demo database (SQLite in ./db)")

@@ -18,6 +18,7 @@ from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from django.utils.functional import cached_property as django_cached_property
 
+from powercrud.bulk_persistence import check_backend_path
 from powercrud.columns import resolve_field_path
 from powercrud.conf import settings as pc_settings
 
@@ -46,6 +47,21 @@ def check_installation(app_configs: Any = None, **kwargs: Any) -> list[CheckMess
                     id="powercrud.E007",
                 )
             )
+    context_processors = [
+        name
+        for engine in settings.TEMPLATES
+        if engine.get("BACKEND") == "django.template.backends.django.DjangoTemplates"
+        for name in engine.get("OPTIONS", {}).get("context_processors", [])
+    ]
+    if "django.template.context_processors.request" not in context_processors:
+        errors.append(
+            Error(
+                "powercrud's templates need the request context processor.",
+                hint="Add 'django.template.context_processors.request' to "
+                "TEMPLATES[...]['OPTIONS']['context_processors'].",
+                id="powercrud.E011",
+            )
+        )
     if "django_htmx.middleware.HtmxMiddleware" not in settings.MIDDLEWARE:
         errors.append(
             Error(
@@ -164,8 +180,19 @@ def check_view(view: type[Any]) -> list[CheckMessage]:
         )
     errors += _field_errors(view, "search_fields", getattr(view, "search_fields", ()) or (), "powercrud.E004")
     errors += _bulk_field_errors(view)
-    for extra_check in getattr(view, "extra_checks", lambda: [])():
-        errors.append(extra_check)
+    path = getattr(view, "bulk_update_persistence_backend_path", None)
+    if path:
+        problem = check_backend_path(path)
+        if problem:
+            errors.append(
+                Error(
+                    f"{view.__qualname__}.bulk_update_persistence_backend_path is invalid: {problem}",
+                    hint="Name an importable subclass of "
+                    "powercrud.bulk_persistence.BulkUpdatePersistenceBackend, e.g. 'myapp.backends.MyBackend'.",
+                    obj=view,
+                    id="powercrud.E009",
+                )
+            )
     return errors
 
 

@@ -226,6 +226,8 @@ class CRUDView(View):
         assert self.role is not None
         for method, handler in self.role.handlers.items():
             setattr(self, method, getattr(self, handler))
+        if "get" in self.role.handlers and "head" not in self.role.handlers:
+            self.head = self.get
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         assert self.role is not None
@@ -501,7 +503,7 @@ class CRUDView(View):
             return trigger_client_event(response, "pcSaved", {"message": message})
         from django.contrib import messages
 
-        messages.success(self.request, message)
+        messages.success(self.request, message, fail_silently=True)
         return HttpResponseRedirect(self.reverse(Role.LIST))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from powercrud.mixins import PowerCRUDMixin
 from powercrud.views import CRUDView
 from sample.models import Asset, Author, Book, Genre, Shelf, Tag
+from sample.services import BookBulkUpdateService
 
 
 class SampleCRUDMixin(PowerCRUDMixin):
@@ -31,6 +32,20 @@ class BookCRUDView(SampleCRUDMixin, CRUDView):
     filterset_fields = ["status", "genre", "author", "is_available"]
     search_fields = ["title", "author__name"]
     paginate_by = 25
+    bulk_fields = ["status", "genre", "author", "price", "is_available", "published_date", "tags"]
+    bulk_delete = True
+    bulk_update_persistence_backend_path = "sample.backends.BookBulkUpdateBackend"
+
+    def persist_bulk_update(self, *, queryset, fields_to_update, field_data, progress_callback=None):
+        """The sync hook: the same service the worker-side backend calls."""
+        return BookBulkUpdateService().apply(
+            queryset=queryset,
+            bulk_fields=self.get_bulk_fields(),
+            fields_to_update=fields_to_update,
+            field_data=field_data,
+            context=self.get_bulk_context(),
+            progress_callback=progress_callback,
+        )
 
 
 class AuthorCRUDView(SampleCRUDMixin, CRUDView):
@@ -58,6 +73,10 @@ class ShelfCRUDView(SampleCRUDMixin, CRUDView):
     fields = ["name", "location", "capacity", "is_full"]
     filterset_fields = ["is_full"]
     search_fields = ["name", "location"]
+    # Shelf has a post_save receiver and a clean(): bulk edits take the per-object path.
+    bulk_fields = ["location", "capacity", "is_full"]
+    bulk_delete = True
+    bulk_atomic = False
 
 
 class AssetCRUDView(SampleCRUDMixin, CRUDView):
@@ -65,6 +84,8 @@ class AssetCRUDView(SampleCRUDMixin, CRUDView):
     fields = ["code", "description", "in_service"]
     filterset_fields = ["in_service"]
     search_fields = ["code", "description"]
+    bulk_fields = ["description", "in_service"]
+    bulk_delete = True
 
 
 ALL_VIEWS = [BookCRUDView, AuthorCRUDView, GenreCRUDView, TagCRUDView, ShelfCRUDView, AssetCRUDView]

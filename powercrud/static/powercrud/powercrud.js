@@ -30,26 +30,53 @@
       ];
       window.htmx.config.historyCacheSize = 0;
     }
-    var dialog = modal();
-    if (dialog) {
-      dialog.addEventListener("close", function () {
-        var body = document.getElementById("pc-modal-body");
-        if (body) body.innerHTML = "";
-      });
-      dialog.addEventListener("click", function (event) {
-        if (event.target === dialog) closeModal();  // click on the backdrop
-      });
-    }
+  });
+
+  // Delegated on document: a history restore replaces <body>, and with it the dialog.
+  document.addEventListener("close", function (event) {
+    if (event.target.id !== "pc-modal") return;
+    var body = document.getElementById("pc-modal-body");
+    if (body) body.innerHTML = "";
+  }, true);  // "close" does not bubble; capture still sees it
+
+  // A click on the backdrop closes the modal, but not a text selection dragged out of a field.
+  var pressedOnBackdrop = false;
+  document.addEventListener("mousedown", function (event) {
+    pressedOnBackdrop = event.target.id === "pc-modal";
+  });
+  document.addEventListener("click", function (event) {
+    if (event.target.id === "pc-modal" && pressedOnBackdrop) closeModal();
+    pressedOnBackdrop = false;
+  });
+
+  // Filter and search requests leave empty fields out of the URL (?status=published, not ?q=&genre=...).
+  document.addEventListener("htmx:configRequest", function (event) {
+    var elt = event.detail.elt;
+    if (event.detail.verb !== "get" || !elt || elt.id !== "pc-filters") return;
+    var params = event.detail.parameters;
+    Object.keys(params).forEach(function (name) {
+      if (params[name] === "") delete params[name];
+    });
+  });
+
+  // After a page change the new rows start at the top of the list, not wherever the pager was.
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var source = event.detail.requestConfig && event.detail.requestConfig.elt;
+    if (!source || !source.closest || !source.closest(".pc-pagination")) return;
+    var content = document.getElementById("pc-content");
+    if (content && content.getBoundingClientRect().top < 0) content.scrollIntoView({ block: "start" });
   });
 
   document.addEventListener("htmx:afterSwap", function (event) {
     if (event.detail.target && event.detail.target.id === "pc-modal-body") {
       var dialog = modal();
       if (dialog && !dialog.open) dialog.showModal();
-      var first = event.detail.target.querySelector(
-        ".pc-has-error input, .pc-has-error select, .pc-has-error textarea, " +
-        "form input:not([type=hidden]), form select, form textarea, button"
-      );
+      // Focus the first invalid field, else the first field; showModal() already focused the
+      // close button for panels without fields. (One selector list would pick document order.)
+      var body = event.detail.target;
+      var first = body.querySelector(".pc-has-error input, .pc-has-error select, .pc-has-error textarea") ||
+        body.querySelector("[autofocus]") ||
+        body.querySelector("form input:not([type=hidden]):not([disabled]), form select:not([disabled]), form textarea");
       if (first) first.focus();
     }
   });
@@ -74,4 +101,63 @@
   document.addEventListener("htmx:sendError", function () {
     toast("The server could not be reached. Check your connection and try again.", "error");
   });
+})();
+
+/* Selection: row, page and shift-range ticks, kept on the server per user and per view. */
+(function () {
+  "use strict";
+  var lastRow = null;
+
+  function bar() { return document.getElementById("pc-selection"); }
+  function rowBoxes() { return Array.prototype.slice.call(document.querySelectorAll("input.pc-select-row")); }
+  function listQuery() { return window.location.search.replace(/^\?/, ""); }
+
+  function post(values, source) {
+    var target = bar();
+    if (!target || !window.htmx) return;
+    values.query = listQuery();
+    window.htmx.ajax("POST", target.dataset.url, { source: source || target, target: "#pc-selection", swap: "outerHTML", values: values });
+  }
+
+  function syncPageBox() {
+    var page = document.querySelector("input.pc-select-page");
+    var boxes = rowBoxes();
+    if (!page) return;
+    var checked = boxes.filter(function (b) { return b.checked; }).length;
+    page.checked = boxes.length > 0 && checked === boxes.length;
+    page.indeterminate = checked > 0 && checked < boxes.length;
+    boxes.forEach(function (b) { b.closest("tr").classList.toggle("pc-row-selected", b.checked); });
+  }
+
+  document.addEventListener("click", function (event) {
+    var box = event.target.closest("input.pc-select-row");
+    if (box) {
+      var boxes = rowBoxes();
+      var targets = [box];
+      if (event.shiftKey && lastRow && lastRow !== box && boxes.indexOf(lastRow) >= 0) {
+        var a = boxes.indexOf(lastRow), b = boxes.indexOf(box);
+        targets = boxes.slice(Math.min(a, b), Math.max(a, b) + 1);
+        targets.forEach(function (t) { t.checked = box.checked; });
+      }
+      lastRow = box;
+      syncPageBox();
+      post({ action: "set", checked: box.checked ? "1" : "0", pk: targets.map(function (t) { return t.value; }) }, box);
+      return;
+    }
+    var page = event.target.closest("input.pc-select-page");
+    if (page) {
+      var all = rowBoxes();
+      all.forEach(function (t) { t.checked = page.checked; });
+      syncPageBox();
+      post({ action: "set", checked: page.checked ? "1" : "0", pk: all.map(function (t) { return t.value; }) }, page);
+      return;
+    }
+    if (event.target.closest("[data-pc-select-all]")) { post({ action: "all" }); return; }
+    if (event.target.closest("[data-pc-select-clear]")) { post({ action: "clear" }); return; }
+    var disabled = event.target.closest("a[aria-disabled=true]");
+    if (disabled) { event.preventDefault(); event.stopPropagation(); }
+  }, true);
+
+  document.addEventListener("DOMContentLoaded", syncPageBox);
+  document.addEventListener("htmx:afterSettle", syncPageBox);
 })();

@@ -1,0 +1,143 @@
+"""The bulk-edit form: a "change this field" toggle and the right control per field type.
+
+Values are validated once, through the model fields' own form fields; only toggled fields
+are validated at all, so an untouched control can never block an edit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django import forms
+from django.db import models
+from django.forms import BoundField
+
+from powercrud.bulk.values import M2M_OP_SUFFIX
+
+TOGGLE_PREFIX = "change_"
+M2M_OP_CHOICES = [("add", "Add these"), ("remove", "Remove these"), ("replace", "Replace all with these")]
+
+ChoicesHook = Callable[[str, models.QuerySet[Any]], models.QuerySet[Any]]
+
+
+@dataclass(frozen=True)
+class BulkFieldRow:
+    """What the template needs for one field: its toggle, its value control and, for
+    many-to-many fields, the operation."""
+
+    name: str
+    label: str
+    toggle: BoundField
+    value: BoundField | None
+    operation: BoundField | None
+
+
+def _boolean_field(model_field: models.Field[Any, Any]) -> forms.Field:
+    choices = [("true", "Yes"), ("false", "No")]
+    if model_field.null:
+        choices.append(("", "Unknown"))
+    return forms.TypedChoiceField(
+        choices=choices,
+        coerce=lambda value: value == "true",
+        empty_value=None,
+        required=not model_field.null,
+        label=model_field.verbose_name.capitalize(),
+    )
+
+
+def value_form_field(model_field: models.Field[Any, Any], choices_hook: ChoicesHook | None) -> forms.Field:
+    """The form field that edits ``model_field`` in bulk."""
+    if isinstance(model_field, models.BooleanField):
+        return _boolean_field(model_field)
+    kwargs: dict[str, Any] = {}
+    if isinstance(model_field, models.DateTimeField):
+        kwargs["widget"] = forms.DateTimeInput(attrs={"type": "datetime-local"})
+    elif isinstance(model_field, models.DateField):
+        kwargs["widget"] = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    form_field = model_field.formfield(**kwargs)
+    assert form_field is not None
+    if model_field.is_relation and choices_hook is not None:
+        queryset = choices_hook(model_field.name, form_field.queryset)  # type: ignore[attr-defined]
+        form_field.queryset = queryset  # type: ignore[attr-defined]
+    if model_field.many_to_many:
+        form_field.required = False
+        form_field.help_text = ""
+    return form_field
+
+
+class BulkEditForm(forms.Form):
+    """Built for one model and its ``bulk_fields``; bound data decides which are changed."""
+
+    def __init__(
+        self,
+        *args: Any,
+        model: type[models.Model],
+        bulk_fields: Sequence[str],
+        choices_hook: ChoicesHook | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.model = model
+        self.bulk_fields = list(bulk_fields)
+        self.choices_hook = choices_hook
+        for name in self.bulk_fields:
+            model_field = model._meta.get_field(name)
+            label = str(model_field.verbose_name).capitalize()
+            self.fields[TOGGLE_PREFIX + name] = forms.BooleanField(
+                required=False, label=f"Change {model_field.verbose_name}"
+            )
+            value_field = value_form_field(model_field, choices_hook)  # type: ignore[arg-type]
+            value_field.label = label
+            self.fields[name] = value_field
+            if model_field.many_to_many:
+                self.fields[name + M2M_OP_SUFFIX] = forms.ChoiceField(
+                    choices=M2M_OP_CHOICES, initial="add", label=f"{label}: operation"
+                )
+        if self.is_bound:
+            for name in self.bulk_fields:
+                if not self._toggled(name):
+                    self.fields.pop(name, None)
+                    self.fields.pop(name + M2M_OP_SUFFIX, None)
+
+    def _toggled(self, name: str) -> bool:
+        raw = self.data.get(TOGGLE_PREFIX + name)
+        return raw not in (None, "", "0", "false", "off")
+
+    def selected_fields(self) -> list[str]:
+        """The fields the user chose to change, in ``bulk_fields`` order."""
+        return [name for name in self.bulk_fields if self.is_bound and self._toggled(name)]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if self.is_bound and not self.selected_fields():
+            raise forms.ValidationError("Choose at least one field to change.", code="no_fields")
+        for name in self.selected_fields():
+            op = cleaned.get(name + M2M_OP_SUFFIX)
+            if op in ("add", "remove") and not cleaned.get(name):
+                self.add_error(name, f"Choose at least one item to {op}.")
+        return cleaned
+
+    def rows(self) -> list[BulkFieldRow]:
+        """One row per bulk field, for the template."""
+        result = []
+        unbound = (
+            type(self)(model=self.model, bulk_fields=self.bulk_fields, choices_hook=self.choices_hook)
+            if self.is_bound
+            else self
+        )
+        for name in self.bulk_fields:
+            source = self if name in self.fields else unbound
+            value = source[name]
+            operation = source[name + M2M_OP_SUFFIX] if name + M2M_OP_SUFFIX in source.fields else None
+            result.append(
+                BulkFieldRow(
+                    name=name,
+                    label=str(self.fields[TOGGLE_PREFIX + name].label),
+                    toggle=self[TOGGLE_PREFIX + name],
+                    value=value,
+                    operation=operation,
+                )
+            )
+        return result

@@ -1,0 +1,154 @@
+"""The persistent multi-page selection: stored per user (session) and per view."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django.db import models
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
+from django.template.response import TemplateResponse
+from django.utils.html import escape
+from django_htmx.http import trigger_client_event
+
+from powercrud.bulk.selection import Selection, SelectionError, clean_pks
+from powercrud.conf import settings as pc_settings
+from powercrud.views import Role
+
+# Query-string keys that change how a list looks, not which rows match.
+PRESENTATION_PARAMS = ("page",)
+MAX_QUERY_LENGTH = 4096
+
+
+class SelectionMixin:
+    """Row, page and range selection that survives paging, sorting and filtering."""
+
+    selection_id_cap: ClassVar[int | None] = None
+
+    # Provided by CRUDView / ListMixin.
+    model: Any
+    request: HttpRequest
+
+    def get_selection_id_cap(self) -> int:
+        return self.selection_id_cap or pc_settings.SELECTION_ID_CAP
+
+    def get_selection_key(self) -> str:
+        return f"powercrud:selection:{self.model._meta.label_lower}:{self.get_url_base()}"  # type: ignore[attr-defined]
+
+    def get_selection(self) -> Selection:
+        """The current user's selection for this view (empty when none)."""
+        return Selection.from_dict(self.request.session.get(self.get_selection_key()))
+
+    def save_selection(self, selection: Selection) -> None:
+        key = self.get_selection_key()
+        if selection.is_empty:
+            self.request.session.pop(key, None)
+        else:
+            self.request.session[key] = selection.to_dict()
+
+    def queryset_for_query(self, query: str) -> models.QuerySet[Any]:
+        """Rows of ``get_queryset()`` matching a stored list query string (filters + search)."""
+        params = QueryDict(query)
+        queryset = self.get_queryset()  # type: ignore[attr-defined]
+        filterset_class = self.get_filterset_class()  # type: ignore[attr-defined]
+        if filterset_class is not None:
+            queryset = filterset_class(params, queryset=queryset, request=self.request).qs
+        search = params.get(pc_settings.SEARCH_PARAM, "").strip()[:200]
+        return self.apply_search(queryset, search)  # type: ignore[attr-defined,no-any-return]
+
+    def get_selection_queryset(self, selection: Selection | None = None) -> models.QuerySet[Any]:
+        """The selected rows, always re-scoped through ``get_queryset()``."""
+        selection = selection or self.get_selection()
+        base = self.get_queryset()  # type: ignore[attr-defined]
+        if selection.mode == "ids":
+            return base.filter(pk__in=list(selection.ids)) if selection.ids else base.none()
+        matching = Q(pk__in=self.queryset_for_query(selection.query).values("pk"))
+        if selection.excluded:
+            matching &= ~Q(pk__in=list(selection.excluded))
+        if selection.included:
+            matching |= Q(pk__in=list(selection.included))
+        return base.filter(matching)
+
+    def selected_pks_among(self, pks: list[Any]) -> set[str]:
+        """Which of ``pks`` (one page of rows) are selected; one query at most."""
+        selection = self.get_selection()
+        if selection.mode == "ids":
+            chosen = set(selection.ids)
+            return {str(pk) for pk in pks if str(pk) in chosen}
+        if not pks:
+            return set()
+        found = self.get_selection_queryset(selection).filter(pk__in=pks).values_list("pk", flat=True)
+        return {str(pk) for pk in found}
+
+    # ----- the SELECTION role --------------------------------------------------------
+    def selection_state(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return self.render_selection_bar()
+
+    def update_selection(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        """POST ``action``: ``set`` (``pk`` list + ``checked``), ``all`` (``query``), ``clear``."""
+        action = request.POST.get("action", "")
+        selection = self.get_selection()
+        try:
+            if action == "set":
+                pks = clean_pks(self.model, request.POST.getlist("pk"), cap=self.get_selection_id_cap())
+                updated = selection.with_ids(pks, checked=request.POST.get("checked") == "1")
+                if updated.explicit_id_count() > self.get_selection_id_cap():
+                    raise SelectionError(
+                        f"A selection may hold at most {self.get_selection_id_cap():,} "
+                        "individually chosen rows. Use “select all matching” instead."
+                    )
+                selection = updated
+            elif action == "all":
+                query = request.POST.get("query", "")
+                if len(query) > MAX_QUERY_LENGTH:
+                    raise SelectionError("The filter is too long to store.")
+                params = QueryDict(query, mutable=True)
+                for key in PRESENTATION_PARAMS:
+                    params.pop(key, None)
+                selection = Selection(mode="all", query=params.urlencode())
+            elif action == "clear":
+                selection = Selection()
+            else:
+                raise SelectionError("Unknown selection action; use set, all or clear.")
+        except SelectionError as exc:
+            return HttpResponseBadRequest(escape(str(exc)))
+        self.save_selection(selection)
+        response = self.render_selection_bar()
+        if action in ("all", "clear"):
+            response = trigger_client_event(response, "pcSelectionReset")
+        return response
+
+    def render_selection_bar(self) -> HttpResponse:
+        context = self.get_context_data(**self.get_selection_context())  # type: ignore[attr-defined]
+        return TemplateResponse(self.request, "powercrud/partials/selection_bar.html", context)
+
+    # ----- list integration ------------------------------------------------------------
+    def bulk_enabled(self) -> bool:
+        return Role.SELECTION in self.get_roles()  # type: ignore[attr-defined]
+
+    def build_rows(self, objects: Any, columns: Any) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = super().build_rows(objects, columns)  # type: ignore[misc]
+        if self.bulk_enabled():
+            chosen = self.selected_pks_among([row["pk"] for row in rows])
+            for row in rows:
+                row["selected"] = str(row["pk"]) in chosen
+        return rows
+
+    def get_list_context(self) -> dict[str, Any]:
+        context: dict[str, Any] = super().get_list_context()  # type: ignore[misc]
+        if self.bulk_enabled():
+            context.update(self.get_selection_context())
+            context["bulk_enabled"] = True
+        return context
+
+    def get_selection_context(self) -> dict[str, Any]:
+        selection = self.get_selection()
+        count = 0 if selection.is_empty else self.get_selection_queryset(selection).count()
+        can = self.get_permission_flags()  # type: ignore[attr-defined]
+        return {
+            "selection": selection,
+            "selection_count": count,
+            "selection_url": self.reverse(Role.SELECTION),  # type: ignore[attr-defined]
+            "bulk_edit_url": self.reverse(Role.BULK_EDIT) if can[Role.BULK_EDIT.value] else None,  # type: ignore[attr-defined]
+            "bulk_delete_url": self.reverse(Role.BULK_DELETE) if can[Role.BULK_DELETE.value] else None,  # type: ignore[attr-defined]
+        }
