@@ -187,8 +187,8 @@ def check_view(view: type[Any]) -> list[CheckMessage]:
             errors.append(
                 Error(
                     f"{view.__qualname__}.bulk_update_persistence_backend_path is invalid: {problem}",
-                    hint="Name an importable subclass of "
-                    "powercrud.bulk_persistence.BulkUpdatePersistenceBackend, e.g. 'myapp.backends.MyBackend'.",
+                    hint="Name an importable subclass of powercrud.bulk_persistence."
+                    "BulkUpdatePersistenceBackend, e.g. 'myapp.backends.MyBackend'.",
                     obj=view,
                     id="powercrud.E009",
                 )

@@ -221,6 +221,12 @@ class BulkMixin:
         )
 
     # ----- rendering ----------------------------------------------------------------------
+    def bulk_result_response(self, response: HttpResponse, result: BulkResult) -> HttpResponse:
+        """A result shown in the modal; the list refreshes when some rows were written."""
+        if result.success_records and not result.dry_run:
+            return trigger_client_event(response, "pcRefresh")
+        return response
+
     def bulk_success_message(self, verb: str, result: BulkResult) -> str:
         """The toast after a successful bulk run, e.g. "Updated 12 books."."""
         opts = self.model._meta
