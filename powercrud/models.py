@@ -1,0 +1,143 @@
+"""The async bulk task record and the row locks that freeze and protect its selection.
+
+``BulkTask`` is everything a worker needs to run one bulk edit or delete (plain JSON in
+``payload``) and everything the dashboard shows about it (status, progress, counts, errors,
+times). ``RowLock`` rows are the task's frozen selection: one per selected row, unique per
+(model, primary key), so two tasks (or a task and a form edit) never change the same row.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+MAX_STORED_ERRORS = 1000
+"""At most this many row errors are kept on a task; the rest are only counted."""
+
+
+class BulkTask(models.Model):
+    """One async bulk edit or delete, from submit to its outcome."""
+
+    class Kind(models.TextChoices):
+        UPDATE = "update", "Bulk edit"
+        DELETE = "delete", "Bulk delete"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    model_label = models.CharField(max_length=200, help_text="'app_label.model_name' of the rows.")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="powercrud_bulk_tasks",
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    total = models.PositiveIntegerField(default=0, help_text="Rows in the frozen selection.")
+    done = models.PositiveIntegerField(default=0, help_text="Rows processed so far.")
+    success_count = models.PositiveIntegerField(default=0)
+    failure_count = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(
+        default=list, blank=True, help_text="Row errors: [{'pk', 'field', 'messages'}, ...]."
+    )
+    errors_omitted = models.PositiveIntegerField(
+        default=0, help_text=f"Row errors not stored (beyond the first {MAX_STORED_ERRORS})."
+    )
+    message = models.TextField(blank=True, help_text="A readable summary of the outcome.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    cancel_requested = models.BooleanField(default=False)
+    payload = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="What the worker needs, as plain data: fields_to_update, field_data, "
+        "bulk_fields, backend_path, backend_config, atomic, batch_size, view_name.",
+    )
+    result = models.JSONField(null=True, blank=True, help_text="BulkResult.to_dict() of the run.")
+    q_task_id = models.CharField(max_length=64, blank=True, help_text="django-q2's id for the job.")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["status", "-created_at"], name="powercrud_task_status"),
+            models.Index(fields=["owner", "-created_at"], name="powercrud_task_owner"),
+            models.Index(fields=["-created_at"], name="powercrud_task_created"),
+        ]
+        verbose_name = "bulk task"
+
+    def __str__(self) -> str:
+        return f"Bulk task #{self.pk} ({self.get_kind_display().lower()} {self.model_label}, {self.status})"
+
+    @property
+    def task_name(self) -> str:
+        """The name django-q2 and ``BulkContext.task_name`` know this task by."""
+        return f"powercrud-bulk-{self.pk}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
+
+    @property
+    def percent(self) -> int:
+        """Progress as a whole percentage (0-100), for a progress bar."""
+        if self.total <= 0:
+            return 100 if self.status == self.Status.SUCCEEDED else 0
+        return max(0, min(100, self.done * 100 // self.total))
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to finish (or to the last heartbeat while running)."""
+        end = self.finished_at or self.heartbeat_at
+        if self.started_at is None or end is None:
+            return None
+        return max(0.0, (end - self.started_at).total_seconds())
+
+    @property
+    def model_class(self) -> type[models.Model] | None:
+        """The model the task writes, or None when it no longer exists."""
+        from django.apps import apps
+
+        try:
+            return apps.get_model(self.model_label)
+        except (LookupError, ValueError):
+            return None
+
+    def row_errors(self) -> list[dict[str, Any]]:
+        """The stored row errors (at most ``MAX_STORED_ERRORS``)."""
+        return list(self.errors or [])
+
+
+class RowLock(models.Model):
+    """One row held by one bulk task; unique per (model, primary key).
+
+    ``object_pk`` is the database's own text form of the primary key (``CAST(pk AS text)``),
+    so the same row always gives the same key, whatever its type.
+    """
+
+    task = models.ForeignKey(BulkTask, on_delete=models.CASCADE, related_name="locks")
+    model_label = models.CharField(max_length=200)
+    object_pk = models.CharField(max_length=255)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["model_label", "object_pk"], name="powercrud_rowlock_unique_row"),
+        ]
+        verbose_name = "row lock"
+
+    def __str__(self) -> str:
+        return f"{self.model_label} {self.object_pk} locked by bulk task #{self.task_id}"
