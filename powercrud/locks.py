@@ -1,0 +1,259 @@
+"""Row locks for async bulk tasks: one ``RowLock`` per selected row, unique per row.
+
+A launch takes every lock of its selection in one ``INSERT ... SELECT`` inside the launch's
+transaction; the unique constraint on (model, primary key) makes a second task that wants
+any of the same rows fail with ``LockConflict`` instead of waiting. The lock rows are also
+the task's frozen selection: the worker writes exactly the rows its locks name.
+
+Form edits and deletes of single rows call ``assert_unlocked`` (or wrap the write in
+``guard_rows``) so a row held by a task gets a clear conflict message naming the task.
+Nothing here blocks for long: PostgreSQL waits at most ``LOCK_WAIT`` for another
+transaction's locks, SQLite at most its connection ``timeout``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from django.apps import apps
+from django.db import IntegrityError, OperationalError, connections, models, router, transaction
+from django.db.models.functions import Cast
+from django.utils import timezone
+
+from powercrud.models import BulkTask, RowLock
+
+__all__ = [
+    "LOCK_WAIT",
+    "LockConflict",
+    "acquire_locks",
+    "assert_queryset_unlocked",
+    "assert_unlocked",
+    "guard_rows",
+    "lock_key",
+    "locked_by",
+    "release_locks",
+]
+
+LOCK_WAIT = "5s"
+"""How long PostgreSQL waits for another transaction's row or lock-table locks."""
+
+_KEY = "pc_lock_key"
+_LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL SQLSTATE for lock_timeout
+
+
+class LockConflict(Exception):
+    """Rows are held by another bulk task. ``message`` is safe to show and names the task(s)."""
+
+    def __init__(self, message: str, tasks: Sequence[BulkTask] = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.tasks = tuple(tasks)
+
+
+def _model(model: type[models.Model] | str) -> type[models.Model]:
+    return apps.get_model(model) if isinstance(model, str) else model
+
+
+def _alias() -> str:
+    return router.db_for_write(RowLock)
+
+
+def lock_key(model: type[models.Model] | str, pk: Any, using: str | None = None) -> str:
+    """The text a ``RowLock`` stores for ``pk``: what ``CAST(pk AS text)`` gives in the database."""
+    pk_field = _model(model)._meta.pk
+    assert pk_field is not None
+    connection = connections[using or _alias()]
+    return str(pk_field.get_db_prep_value(pk_field.to_python(pk), connection, prepared=False))
+
+
+def _keys(queryset: models.QuerySet[Any]) -> models.QuerySet[Any]:
+    """``queryset``'s primary keys in the database's text form, as a one-column subquery."""
+    if not queryset.query.is_sliced:
+        queryset = queryset.order_by()
+    return queryset.values(**{_KEY: Cast("pk", output_field=models.TextField())})
+
+
+def _describe(tasks: Sequence[BulkTask]) -> str:
+    named = [f"#{task.pk} ({task.get_status_display().lower()})" for task in tasks]
+    if len(named) == 1:
+        return f"bulk task {named[0]}"
+    return f"bulk tasks {', '.join(named[:-1])} and {named[-1]}"
+
+
+def _conflict_message(model: type[models.Model], rows: int, tasks: Sequence[BulkTask], single: bool) -> str:
+    meta = model._meta
+    who = _describe(tasks)
+    when = "it finishes" if len(tasks) == 1 else "they finish"
+    if single:
+        return f"This {meta.verbose_name} is being changed by {who}. Try again when {when}."
+    noun = meta.verbose_name if rows == 1 else meta.verbose_name_plural
+    verb = "is" if rows == 1 else "are"
+    return f"{rows} of the selected {noun} {verb} being changed by {who}. Try again when {when}."
+
+
+def _holders(locks: models.QuerySet[RowLock]) -> tuple[int, list[BulkTask]]:
+    rows = locks.count()
+    task_ids = locks.order_by("task_id").values_list("task_id", flat=True).distinct()[:5]
+    return rows, list(BulkTask.objects.filter(pk__in=list(task_ids)).order_by("pk"))
+
+
+@contextlib.contextmanager
+def _short_lock_wait(using: str) -> Iterator[None]:
+    """Inside a transaction on PostgreSQL: wait at most ``LOCK_WAIT`` for other transactions."""
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('lock_timeout')")
+        previous = cursor.fetchone()[0]
+        cursor.execute("SELECT set_config('lock_timeout', %s, true)", [LOCK_WAIT])
+    try:
+        yield
+    finally:
+        if not connection.needs_rollback and connection.is_usable():
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT set_config('lock_timeout', %s, true)", [previous])
+
+
+def _is_lock_timeout(exc: OperationalError) -> bool:
+    return getattr(exc.__cause__, "sqlstate", None) == _LOCK_NOT_AVAILABLE
+
+
+def acquire_locks(task: BulkTask, queryset: models.QuerySet[Any]) -> int:
+    """Lock every row of ``queryset`` (already scoped) for ``task``; returns how many were locked.
+
+    One ``INSERT ... SELECT`` in a savepoint of the caller's transaction. Raises
+    ``LockConflict`` (leaving no lock of ``task`` behind) when another task holds any row.
+    """
+    model = queryset.model
+    using = _alias()
+    if queryset.db != using:
+        raise ValueError(
+            f"The selection is read from database {queryset.db!r} but row locks live in "
+            f"{using!r}; bulk tasks need both in the same database."
+        )
+    connection = connections[using]
+    qn = connection.ops.quote_name
+    select_sql, select_params = _keys(queryset).query.get_compiler(using=using).as_sql()
+    columns = ", ".join(
+        qn(RowLock._meta.get_field(name).column)
+        for name in ("task", "model_label", "object_pk", "created_at")
+    )
+    sql = (
+        f"INSERT INTO {qn(RowLock._meta.db_table)} ({columns}) "
+        f"SELECT DISTINCT %s, %s, pc_sel.{qn(_KEY)}, %s FROM ({select_sql}) pc_sel"
+    )
+    created = connection.ops.adapt_datetimefield_value(timezone.now())
+    params = [task.pk, model._meta.label_lower, created, *select_params]
+    with transaction.atomic(using=using):
+        busy = conflict = False
+        with _short_lock_wait(using):
+            try:
+                with transaction.atomic(using=using), connection.cursor() as cursor:
+                    cursor.execute(sql, params)
+                    count = cursor.rowcount
+            except IntegrityError:
+                conflict = True
+            except OperationalError as exc:
+                if not _is_lock_timeout(exc):
+                    raise
+                busy = True
+        if busy:
+            raise LockConflict(
+                f"Some of the selected {model._meta.verbose_name_plural} are being locked by "
+                "another bulk task that is starting right now. Try again in a moment."
+            )
+        if conflict:
+            locks = (
+                RowLock.objects.using(using)
+                .filter(model_label=model._meta.label_lower, object_pk__in=_keys(queryset))
+                .exclude(task_id=task.pk)
+            )
+            rows, tasks = _holders(locks)
+            raise LockConflict(_conflict_message(model, rows, tasks, single=False), tasks)
+    return int(count)
+
+
+def release_locks(task: BulkTask | int) -> int:
+    """Delete every lock held by ``task``; returns how many. Runs in the caller's transaction."""
+    task_id = task.pk if isinstance(task, BulkTask) else task
+    deleted, _ = RowLock.objects.using(_alias()).filter(task_id=task_id).delete()
+    return deleted
+
+
+def locked_by(model: type[models.Model] | str, pk: Any) -> BulkTask | None:
+    """The task holding row ``pk`` of ``model``, or None."""
+    model = _model(model)
+    lock = (
+        RowLock.objects.using(_alias())
+        .select_related("task")
+        .filter(model_label=model._meta.label_lower, object_pk=lock_key(model, pk))
+        .first()
+    )
+    return lock.task if lock is not None else None
+
+
+def assert_unlocked(model: type[models.Model] | str, pks: Iterable[Any]) -> None:
+    """Raise ``LockConflict`` naming the task(s) when any of rows ``pks`` of ``model`` is locked."""
+    model = _model(model)
+    keys = list(dict.fromkeys(lock_key(model, pk) for pk in pks))
+    if not keys:
+        return
+    locks = RowLock.objects.using(_alias()).filter(model_label=model._meta.label_lower)
+    found = RowLock.objects.none()
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        if locks.filter(object_pk__in=chunk).exists():
+            found = locks.filter(object_pk__in=keys)
+            break
+    else:
+        return
+    rows, tasks = _holders(found)
+    raise LockConflict(_conflict_message(model, rows, tasks, single=len(keys) == 1), tasks)
+
+
+def assert_queryset_unlocked(queryset: models.QuerySet[Any]) -> None:
+    """Raise ``LockConflict`` when any row of ``queryset`` is locked (one query when none is)."""
+    model = queryset.model
+    locks = RowLock.objects.using(_alias()).filter(
+        model_label=model._meta.label_lower, object_pk__in=_keys(queryset)
+    )
+    if not locks.exists():
+        return
+    rows, tasks = _holders(locks)
+    raise LockConflict(_conflict_message(model, rows, tasks, single=False), tasks)
+
+
+@contextlib.contextmanager
+def guard_rows(model: type[models.Model] | str, pks: Sequence[Any]) -> Iterator[None]:
+    """A transaction for a form edit or delete of rows ``pks`` that no bulk task can interleave.
+
+    Takes the rows' database locks (``SELECT ... FOR UPDATE``, waiting at most ``LOCK_WAIT``
+    on PostgreSQL), then checks the row locks; raises ``LockConflict`` naming the task when a
+    task holds any row. A task launched meanwhile waits for this transaction to end before
+    its worker writes the rows, so neither write is lost.
+    """
+    model = _model(model)
+    using = router.db_for_write(model)
+    with transaction.atomic(using=using), _short_lock_wait(using):
+        rows = model._base_manager.using(using).select_for_update().filter(pk__in=list(pks))
+        try:
+            with transaction.atomic(using=using):
+                list(rows.values_list("pk", flat=True))
+        except OperationalError as exc:
+            if not _is_lock_timeout(exc):
+                raise
+            holders = [t for t in (locked_by(model, pk) for pk in pks) if t is not None]
+            if holders:
+                raise LockConflict(
+                    _conflict_message(model, len(pks), holders[:1], single=len(pks) == 1), holders[:1]
+                ) from None
+            raise LockConflict(
+                f"This {model._meta.verbose_name} is being changed by another user right now. "
+                "Try again in a moment."
+            ) from None
+        assert_unlocked(model, pks)
+        yield
