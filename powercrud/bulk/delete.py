@@ -1,0 +1,154 @@
+"""The default bulk delete service: same selection freezing, batching, modes and progress.
+
+Each batch is one ``QuerySet.delete()``, so Django's collector handles cascades and sends
+``pre_delete``/``post_delete`` where receivers exist. A row that ``PROTECT`` or ``RESTRICT``
+keeps alive is reported with what protects it; in per-row mode the rest of its batch is
+deleted, in all-or-nothing mode nothing is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.db import DataError, IntegrityError, models, transaction
+from django.db.models import ProtectedError, QuerySet, RestrictedError
+
+from powercrud.bulk.runner import (
+    BatchOutcome,
+    Isolation,
+    ProgressCallback,
+    RunOutcome,
+    freeze_pks,
+    run_batches,
+)
+from powercrud.bulk.service import check_context, describe_db_error, write_alias
+from powercrud.bulk.types import BulkContext, BulkResult, RowError, summarise
+
+RETRY_ON: tuple[type[BaseException], ...] = (IntegrityError, DataError)
+
+
+def describe_protection(model: type[models.Model], pk: Any, exc: BaseException) -> str:
+    """Why row ``pk`` cannot be deleted, naming the related rows and relations that keep it."""
+    if isinstance(exc, ProtectedError):
+        blockers: Iterable[models.Model] = exc.protected_objects
+        how = "protected"
+    elif isinstance(exc, RestrictedError):
+        blockers = exc.restricted_objects
+        how = "restricted"
+    else:
+        return describe_db_error(exc)
+    groups: dict[type[models.Model], list[models.Model]] = {}
+    for obj in sorted(blockers, key=lambda o: (type(o).__name__, str(o.pk).zfill(40))):
+        groups.setdefault(type(obj), []).append(obj)
+    parts = []
+    for blocker_model, objs in groups.items():
+        meta = blocker_model._meta
+        noun = meta.verbose_name if len(objs) == 1 else meta.verbose_name_plural
+        relations = [
+            f"{blocker_model.__name__}.{f.name}"
+            for f in meta.concrete_fields
+            if f.is_relation and f.related_model is not None and issubclass(model, f.related_model)
+        ]
+        shown = ", ".join(f"“{obj}”" for obj in objs[:3]) + (" …" if len(objs) > 3 else "")
+        through = f" through {', '.join(relations)}" if relations else ""
+        parts.append(f"{len(objs)} {noun} ({shown}){through}")
+    return (
+        f"{str(model._meta.verbose_name).capitalize()} {pk} cannot be deleted: it is still used by "
+        f"{'; '.join(parts)} ({how})."
+    )
+
+
+class BulkDeleteService:
+    """Deletes a selection in batches. Subclass to change ``batch_queryset`` or the messages."""
+
+    max_reported_errors: int = 10_000
+
+    def apply(
+        self,
+        *,
+        queryset: QuerySet[Any],
+        context: BulkContext,
+        progress_callback: ProgressCallback | None = None,
+    ) -> BulkResult:
+        """Delete every row of ``queryset``; returns the ``BulkResult``."""
+        model = queryset.model
+        check_context(model, context, "delete")
+        using = write_alias(queryset)
+        pks = freeze_pks(queryset, using)
+        outcome = run_batches(
+            pks=pks,
+            context=context,
+            using=using,
+            process=lambda batch, isolation: self._process(model, using, batch, isolation),
+            retry_on=RETRY_ON,
+            describe_error=describe_db_error,
+            progress_callback=progress_callback,
+            max_errors=self.max_reported_errors,
+        )
+        return self._result(model, outcome, context)
+
+    def batch_queryset(self, model: type[models.Model], using: str, pks: Sequence[Any]) -> QuerySet[Any]:
+        """The rows of one batch to delete; returns a queryset."""
+        return model._base_manager.using(using).filter(pk__in=pks)
+
+    def _delete(self, model: type[models.Model], using: str, pks: Sequence[Any]) -> tuple[int, int]:
+        _, counts = self.batch_queryset(model, using, pks).delete()
+        own = counts.get(model._meta.label, 0)
+        return own, sum(counts.values()) - own
+
+    def _process(
+        self, model: type[models.Model], using: str, batch: Sequence[Any], isolation: Isolation
+    ) -> BatchOutcome:
+        out = BatchOutcome()
+        if isolation is Isolation.NONE:
+            out.succeeded, out.extra = self._delete(model, using, batch)
+            out.changed = out.succeeded
+            return out
+        if isolation is Isolation.BATCH:
+            try:
+                with transaction.atomic(using=using):
+                    out.succeeded, out.extra = self._delete(model, using, batch)
+                out.changed = out.succeeded
+                return out
+            except RETRY_ON:
+                pass
+        for pk in batch:
+            try:
+                with transaction.atomic(using=using):
+                    deleted, cascaded = self._delete(model, using, [pk])
+            except RETRY_ON as exc:
+                message = describe_protection(model, pk, exc)
+                out.fail(pk, [RowError(pk=pk, field=None, messages=(message,))])
+                continue
+            out.succeeded += deleted
+            out.changed += deleted
+            out.extra += cascaded
+        return out
+
+    def _result(self, model: type[models.Model], outcome: RunOutcome, context: BulkContext) -> BulkResult:
+        success = outcome.failed == 0
+        message = summarise(
+            success=success,
+            success_records=outcome.succeeded,
+            failed=outcome.failed,
+            total=outcome.total,
+            changed=None,
+            dry_run=context.dry_run,
+            atomic=context.atomic,
+            verb="Deleted",
+        )
+        gone = outcome.total - outcome.succeeded - outcome.failed
+        if gone > 0 and not outcome.rolled_back:
+            message += f" {gone} had already been deleted."
+        if outcome.extra:
+            message += f" {outcome.extra} related objects were removed with them."
+        return BulkResult(
+            success=success,
+            success_records=outcome.succeeded,
+            errors=tuple(outcome.errors),
+            total=outcome.total,
+            changed=outcome.changed,
+            dry_run=context.dry_run,
+            message=message,
+        )

@@ -1,0 +1,201 @@
+"""Selection freezing, batching and the two transaction modes, shared by update and delete.
+
+A service hands the runner a ``process(batch_pks, isolation)`` function; the runner decides
+which transaction each batch runs in and what happens when the database rejects a batch.
+
+* **all-or-nothing** (``context.atomic``): one transaction. Batches run with no savepoints,
+  so the fast path costs one statement per batch. After the first failing row the remaining
+  batches are still checked (and written, each behind a savepoint) so that every failing
+  row is listed; then everything is rolled back. If the database rejects a batch outright,
+  the whole run is rolled back and replayed with savepoints to name the exact rows, and the
+  replay is rolled back too.
+* **per-row** (``not context.atomic``): each batch is its own atomic block. If the database
+  rejects a batch, the batch is rolled back and replayed row by row, each row behind a
+  savepoint, so exactly the bad rows are reported and the rest commit.
+* **dry run**: the same, inside one more transaction that is always rolled back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+from django.db.models import QuerySet
+
+from powercrud.bulk.types import MAX_EXAMPLES, BulkContext, RowChange, RowError
+
+ProgressCallback = Callable[[int, int], None]
+
+
+class Isolation(enum.Enum):
+    """How a batch protects its writes from one another."""
+
+    NONE = "none"  # no savepoint: a database error escapes to the caller
+    BATCH = "batch"  # one savepoint for the batch; on error, retry row by row
+    ROW = "row"  # one savepoint per row
+
+
+def freeze_pks(queryset: QuerySet[Any], using: str) -> list[Any]:
+    """The selection's primary keys, read once, sorted, without duplicates.
+
+    Later batches are taken from this list, so an edit of the very field the queryset
+    filtered on cannot make rows drop out of (or into) the selection part-way.
+    """
+    if queryset.query.is_sliced:
+        pks = list(queryset.using(using).values_list("pk", flat=True))
+        pks.sort()
+    else:
+        pks = list(queryset.using(using).order_by("pk").values_list("pk", flat=True))
+    unique: list[Any] = []
+    for pk in pks:
+        if not unique or unique[-1] != pk:
+            unique.append(pk)
+    return unique
+
+
+def batches(pks: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    """``pks`` in consecutive slices of at most ``size``."""
+    for start in range(0, len(pks), size):
+        yield pks[start : start + size]
+
+
+@dataclass
+class BatchOutcome:
+    """What one batch did."""
+
+    succeeded: int = 0
+    changed: int = 0
+    errors: list[RowError] = field(default_factory=list)
+    failed_pks: set[Any] = field(default_factory=set)
+    examples: list[RowChange] = field(default_factory=list)
+    extra: int = 0  # service specific (delete: related rows removed by cascades)
+
+    def fail(self, pk: Any, errors: Sequence[RowError]) -> None:
+        """Record that row ``pk`` failed with ``errors``."""
+        self.failed_pks.add(pk)
+        self.errors.extend(errors)
+
+
+@dataclass
+class RunOutcome:
+    """What the whole run did, ready to become a ``BulkResult``."""
+
+    total: int
+    succeeded: int = 0
+    changed: int = 0
+    failed: int = 0
+    errors: list[RowError] = field(default_factory=list)
+    examples: list[RowChange] = field(default_factory=list)
+    extra: int = 0
+    rolled_back: bool = False
+
+    def add(self, batch: BatchOutcome, max_errors: int) -> None:
+        """Fold one batch's outcome into the run's."""
+        self.succeeded += batch.succeeded
+        self.changed += batch.changed
+        self.failed += len(batch.failed_pks)
+        self.extra += batch.extra
+        room = max_errors - len(self.errors)
+        if room > 0:
+            self.errors.extend(batch.errors[:room])
+        room = MAX_EXAMPLES - len(self.examples)
+        if room > 0:
+            self.examples.extend(batch.examples[:room])
+
+
+ProcessBatch = Callable[[Sequence[Any], Isolation], BatchOutcome]
+
+
+def _dry_run_block(using: str, dry_run: bool) -> contextlib.AbstractContextManager[Any]:
+    return transaction.atomic(using=using) if dry_run else contextlib.nullcontext()
+
+
+def run_batches(
+    *,
+    pks: Sequence[Any],
+    context: BulkContext,
+    using: str,
+    process: ProcessBatch,
+    retry_on: tuple[type[BaseException], ...],
+    describe_error: Callable[[BaseException], str],
+    progress_callback: ProgressCallback | None = None,
+    max_errors: int = 10_000,
+) -> RunOutcome:
+    """Run ``process`` over ``pks`` in batches under ``context``'s mode (see module docs)."""
+    total = len(pks)
+    report = progress_callback or (lambda done, total: None)
+    report(0, total)
+    if context.atomic:
+        return _run_all_or_nothing(pks, context, using, process, retry_on, describe_error, report, max_errors)
+    outcome = RunOutcome(total=total)
+    done = 0
+    with _dry_run_block(using, context.dry_run):
+        for batch in batches(pks, context.batch_size):
+            try:
+                with transaction.atomic(using=using):
+                    result = process(batch, Isolation.NONE)
+            except retry_on:
+                with transaction.atomic(using=using):
+                    result = process(batch, Isolation.ROW)
+            outcome.add(result, max_errors)
+            done += len(batch)
+            report(done, total)
+        if context.dry_run:
+            transaction.set_rollback(True, using=using)
+    return outcome
+
+
+def _run_all_or_nothing(
+    pks: Sequence[Any],
+    context: BulkContext,
+    using: str,
+    process: ProcessBatch,
+    retry_on: tuple[type[BaseException], ...],
+    describe_error: Callable[[BaseException], str],
+    report: ProgressCallback,
+    max_errors: int,
+) -> RunOutcome:
+    total = len(pks)
+    try:
+        with transaction.atomic(using=using):
+            outcome = _loop(pks, context, process, Isolation.NONE, report, max_errors)
+            if outcome.failed or context.dry_run:
+                transaction.set_rollback(True, using=using)
+    except retry_on as exc:
+        # The database rejected a batch without saying which row: replay with savepoints.
+        with transaction.atomic(using=using):
+            outcome = _loop(pks, context, process, Isolation.BATCH, None, max_errors)
+            transaction.set_rollback(True, using=using)
+        if not outcome.failed:
+            outcome.failed = 1
+            outcome.errors.append(RowError(pk=None, field=None, messages=(describe_error(exc),)))
+        report(total, total)
+    if outcome.failed:
+        outcome.rolled_back = True
+        outcome.succeeded = outcome.changed = outcome.extra = 0
+        outcome.examples = []
+    return outcome
+
+
+def _loop(
+    pks: Sequence[Any],
+    context: BulkContext,
+    process: ProcessBatch,
+    isolation: Isolation,
+    report: ProgressCallback | None,
+    max_errors: int,
+) -> RunOutcome:
+    outcome = RunOutcome(total=len(pks))
+    done = 0
+    for batch in batches(pks, context.batch_size):
+        outcome.add(process(batch, isolation), max_errors)
+        if outcome.failed:
+            isolation = Isolation.BATCH  # keep going to list every failing row
+        done += len(batch)
+        if report is not None:
+            report(done, len(pks))
+    return outcome

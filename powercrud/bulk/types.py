@@ -1,0 +1,400 @@
+"""The contracts of the bulk core: plain, immutable data passed between layers.
+
+``BulkContext`` goes in (it may cross a process boundary to a worker, so it pickles and
+round-trips through JSON); ``BulkResult`` comes out (with ``RowError`` and ``RowChange``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import json
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal, get_args
+
+Mode = Literal["sync", "async"]
+Operation = Literal["update", "delete"]
+JsonPk = int | str
+
+MAX_EXAMPLES = 5
+
+_BACKEND_CONTRACT = (
+    "A bulk update backend's persist_bulk_update() must return a BulkResult or a dict "
+    "{'success': bool, 'success_records': int, 'errors': [...]}"
+)
+
+
+class BulkInputError(ValueError):
+    """The bulk request itself is invalid (unknown field, bad value, bad operation).
+
+    Raised before anything is written. ``field`` names the offending field, or is None
+    when the problem is not about one field.
+    """
+
+    def __init__(self, field: str | None, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def json_pk(pk: Any) -> JsonPk:
+    """A primary key as JSON-able data: integers stay integers, anything else becomes text."""
+    if isinstance(pk, int) and not isinstance(pk, bool):
+        return pk
+    return str(pk)
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON-able data for a Python value read from a model (for examples and audits)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, set | frozenset):
+        return sorted_values(jsonable(v) for v in value)
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return str(value)
+
+
+def sorted_values(values: Iterable[Any]) -> list[Any]:
+    """Values sorted naturally, or by their text when they cannot be compared."""
+    items = list(values)
+    try:
+        return sorted(items)
+    except TypeError:
+        return sorted(items, key=str)
+
+
+def _frozen_json(name: str, value: Mapping[str, Any]) -> MappingProxyType[str, Any]:
+    try:
+        copied = json.loads(json.dumps(dict(value)))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"BulkContext.{name} must hold JSON-able data (it is stored for workers): {exc}"
+        ) from None
+    return MappingProxyType(copied)
+
+
+@dataclass(frozen=True)
+class BulkContext:
+    """Everything a bulk service may need to know about the run, as plain data.
+
+    ``atomic=True`` is all-or-nothing; ``atomic=False`` commits valid rows batch by batch
+    and reports the rest. ``extra`` is read-only JSON-able data for application services.
+    """
+
+    mode: Mode
+    model_label: str
+    user_id: int | str | None
+    selection_size: int
+    atomic: bool = True
+    dry_run: bool = False
+    task_name: str | None = None
+    operation: Operation = "update"
+    batch_size: int = 1000
+    extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), hash=False, compare=True)
+
+    def __post_init__(self) -> None:
+        if self.mode not in get_args(Mode):
+            raise ValueError(f"BulkContext.mode must be 'sync' or 'async', not {self.mode!r}.")
+        if self.operation not in get_args(Operation):
+            raise ValueError(f"BulkContext.operation must be 'update' or 'delete', not {self.operation!r}.")
+        if not isinstance(self.model_label, str) or self.model_label.count(".") != 1:
+            raise ValueError(
+                "BulkContext.model_label must be an 'app_label.model_name' label such as "
+                f"'sample.book', not {self.model_label!r}."
+            )
+        for name in ("selection_size", "batch_size"):
+            number = getattr(self, name)
+            if not isinstance(number, int) or isinstance(number, bool) or number < 0:
+                raise ValueError(f"BulkContext.{name} must be a non-negative integer, not {number!r}.")
+        if self.batch_size < 1:
+            raise ValueError("BulkContext.batch_size must be at least 1.")
+        if self.user_id is not None and not isinstance(self.user_id, int | str):
+            raise ValueError(f"BulkContext.user_id must be an int, a str or None, not {self.user_id!r}.")
+        object.__setattr__(self, "model_label", self.model_label.lower())
+        object.__setattr__(self, "extra", _frozen_json("extra", self.extra))
+
+    def to_dict(self) -> dict[str, Any]:
+        """This context as JSON-able data; ``BulkContext.from_dict`` reverses it."""
+        return {
+            "mode": self.mode,
+            "model_label": self.model_label,
+            "user_id": self.user_id,
+            "selection_size": self.selection_size,
+            "atomic": self.atomic,
+            "dry_run": self.dry_run,
+            "task_name": self.task_name,
+            "operation": self.operation,
+            "batch_size": self.batch_size,
+            "extra": dict(self.extra),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BulkContext:
+        """Rebuild a context from ``to_dict()`` output."""
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"BulkContext.from_dict() got unknown keys: {', '.join(unknown)}.")
+        return cls(**data)
+
+    def __reduce__(self) -> tuple[Any, tuple[dict[str, Any]]]:
+        # MappingProxyType does not pickle; the JSON form does.
+        return (_context_from_dict, (self.to_dict(),))
+
+
+def _context_from_dict(data: dict[str, Any]) -> BulkContext:
+    return BulkContext.from_dict(data)
+
+
+@dataclass(frozen=True)
+class RowError:
+    """Why one row failed. ``pk`` is None only for errors that belong to no single row."""
+
+    pk: JsonPk | None
+    field: str | None
+    messages: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if self.pk is not None:
+            object.__setattr__(self, "pk", json_pk(self.pk))
+        if isinstance(self.messages, str):
+            object.__setattr__(self, "messages", (self.messages,))
+        else:
+            object.__setattr__(self, "messages", tuple(str(m) for m in self.messages))
+
+    def to_dict(self) -> dict[str, Any]:
+        """This error as JSON-able data."""
+        return {"pk": self.pk, "field": self.field, "messages": list(self.messages)}
+
+    def __str__(self) -> str:
+        where = f"row {self.pk}" if self.pk is not None else "all rows"
+        if self.field:
+            where += f", field '{self.field}'"
+        return f"{where}: {' '.join(self.messages)}"
+
+
+@dataclass(frozen=True)
+class RowChange:
+    """One row's values before and after, for the fields being updated.
+
+    For many-to-many fields ``old`` and ``new`` hold sorted tuples of related primary keys.
+    """
+
+    pk: Any
+    old: Mapping[str, Any] = field(hash=False)
+    new: Mapping[str, Any] = field(hash=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "old", MappingProxyType(dict(self.old)))
+        object.__setattr__(self, "new", MappingProxyType(dict(self.new)))
+
+    @property
+    def changed_fields(self) -> tuple[str, ...]:
+        """Names of the fields whose value differs between ``old`` and ``new``."""
+        return tuple(name for name in self.new if self.old.get(name) != self.new[name])
+
+    def to_dict(self) -> dict[str, Any]:
+        """This change as JSON-able data."""
+        return {"pk": json_pk(self.pk), "old": jsonable(self.old), "new": jsonable(self.new)}
+
+
+class BulkHookError(Exception):
+    """Raised by a hook to fail specific rows; each ``RowError`` names a row and a reason.
+
+    A ``RowError`` whose ``pk`` is None fails every row of the batch.
+    """
+
+    def __init__(self, errors: Iterable[RowError], message: str | None = None) -> None:
+        self.errors = tuple(errors)
+        for error in self.errors:
+            if not isinstance(error, RowError):
+                raise TypeError(f"BulkHookError takes RowError objects, not {error!r}.")
+        super().__init__(message or "; ".join(str(e) for e in self.errors) or "Rows rejected.")
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    """The outcome of one bulk run.
+
+    ``success`` is True only when every selected row was handled without error.
+    ``success_records`` counts rows written (or, in a dry run, rows that would be);
+    ``changed`` counts rows whose stored values actually differ afterwards.
+    """
+
+    success: bool
+    success_records: int
+    errors: tuple[RowError, ...] = ()
+    total: int = 0
+    changed: int = 0
+    dry_run: bool = False
+    examples: tuple[RowChange, ...] = ()
+    message: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "errors", tuple(self.errors))
+        object.__setattr__(self, "examples", tuple(self.examples)[:MAX_EXAMPLES])
+
+    @property
+    def failed_records(self) -> int:
+        """How many distinct rows failed."""
+        return len({e.pk for e in self.errors if e.pk is not None})
+
+    def to_dict(self) -> dict[str, Any]:
+        """This result as JSON-able data; ``BulkResult.coerce`` accepts it back."""
+        return {
+            "success": self.success,
+            "success_records": self.success_records,
+            "errors": [e.to_dict() for e in self.errors],
+            "total": self.total,
+            "changed": self.changed,
+            "dry_run": self.dry_run,
+            "examples": [c.to_dict() for c in self.examples],
+            "message": self.message,
+        }
+
+    @classmethod
+    def coerce(cls, value: Any) -> BulkResult:
+        """A ``BulkResult`` from a ``BulkResult`` or from the plain dict form a backend returns."""
+        if isinstance(value, BulkResult):
+            return value
+        if not isinstance(value, Mapping):
+            raise TypeError(f"{_BACKEND_CONTRACT}; got {type(value).__name__}.")
+        missing = [key for key in ("success", "success_records") if key not in value]
+        if missing:
+            raise TypeError(f"{_BACKEND_CONTRACT}; the dict has no {' or '.join(map(repr, missing))}.")
+        success = value["success"]
+        if not isinstance(success, bool):
+            raise TypeError(f"{_BACKEND_CONTRACT}; 'success' must be a bool, got {success!r}.")
+        success_records = _count(value, "success_records")
+        raw_errors = value.get("errors") or []
+        if isinstance(raw_errors, str | bytes | Mapping) or not isinstance(raw_errors, Sequence):
+            raise TypeError(f"{_BACKEND_CONTRACT}; 'errors' must be a list, got {raw_errors!r}.")
+        errors = tuple(_coerce_error(i, item) for i, item in enumerate(raw_errors))
+        failed = len({e.pk for e in errors if e.pk is not None})
+        total = _count(value, "total") if "total" in value else success_records + failed
+        changed = _count(value, "changed") if "changed" in value else success_records
+        dry_run = bool(value.get("dry_run", False))
+        examples = tuple(
+            RowChange(pk=item["pk"], old=item.get("old", {}), new=item.get("new", {}))
+            for item in value.get("examples") or ()
+            if isinstance(item, Mapping) and "pk" in item
+        )
+        message = value.get("message")
+        if not isinstance(message, str) or not message:
+            message = summarise(
+                success=success,
+                success_records=success_records,
+                failed=failed,
+                total=total,
+                changed=changed,
+                dry_run=dry_run,
+            )
+        return cls(
+            success=success,
+            success_records=success_records,
+            errors=errors,
+            total=total,
+            changed=changed,
+            dry_run=dry_run,
+            examples=examples,
+            message=message,
+        )
+
+
+def _count(value: Mapping[str, Any], key: str) -> int:
+    number = value[key]
+    if not isinstance(number, int) or isinstance(number, bool) or number < 0:
+        raise TypeError(f"{_BACKEND_CONTRACT}; {key!r} must be a non-negative int, got {number!r}.")
+    return number
+
+
+def _coerce_error(index: int, item: Any) -> RowError:
+    if isinstance(item, RowError):
+        return item
+    if isinstance(item, str):
+        return RowError(pk=None, field=None, messages=(item,))
+    if isinstance(item, Mapping):
+        pk = item.get("pk")
+        if pk is not None and not isinstance(pk, int | str | uuid.UUID):
+            raise TypeError(
+                f"{_BACKEND_CONTRACT}; errors[{index}]['pk'] must be an int or a str, got {pk!r}."
+            )
+        field_name = item.get("field")
+        if field_name is not None and not isinstance(field_name, str):
+            raise TypeError(
+                f"{_BACKEND_CONTRACT}; errors[{index}]['field'] must be a str or None, got {field_name!r}."
+            )
+        if "messages" in item:
+            messages = item["messages"]
+            if isinstance(messages, str):
+                messages = [messages]
+            if not isinstance(messages, Sequence) or not all(isinstance(m, str) for m in messages):
+                raise TypeError(
+                    f"{_BACKEND_CONTRACT}; errors[{index}]['messages'] must be a list of "
+                    f"strings, got {messages!r}."
+                )
+            return RowError(pk=_pk_or_none(pk), field=field_name, messages=tuple(messages))
+        if isinstance(item.get("message"), str):
+            return RowError(pk=_pk_or_none(pk), field=field_name, messages=(item["message"],))
+        raise TypeError(
+            f"{_BACKEND_CONTRACT}; errors[{index}] needs 'messages' (a list of strings) or "
+            f"'message' (a string), got {dict(item)!r}."
+        )
+    raise TypeError(
+        f"{_BACKEND_CONTRACT}; errors[{index}] must be a dict "
+        f"{{'pk', 'field', 'messages'}} or a string, got {type(item).__name__}."
+    )
+
+
+def _pk_or_none(pk: Any) -> JsonPk | None:
+    return None if pk is None else json_pk(pk)
+
+
+def _rows(count: int) -> str:
+    return f"{count} row" if count == 1 else f"{count} rows"
+
+
+def summarise(
+    *,
+    success: bool,
+    success_records: int,
+    failed: int,
+    total: int,
+    changed: int | None,
+    dry_run: bool,
+    atomic: bool = True,
+    verb: str = "Updated",
+) -> str:
+    """A one-line, human readable summary of a bulk run (``changed=None``: not reported)."""
+    counts = f" ({changed} changed)" if changed is not None else ""
+    done = verb.lower()
+    if dry_run:
+        prefix = "Check only, nothing was saved: "
+        if success and changed is not None:
+            return f"{prefix}{_rows(total)} checked; {changed} would change."
+        if success:
+            return f"{prefix}{success_records} of {_rows(total)} would be {done}."
+        if atomic:
+            return (
+                f"{prefix}{failed} of {_rows(total)} would fail, so nothing would be saved (all-or-nothing)."
+            )
+        return f"{prefix}{failed} of {_rows(total)} would fail; {success_records} would be {done}{counts}."
+    if success:
+        return f"{verb} {success_records} of {_rows(total)}{counts}."
+    if atomic:
+        return f"{failed} of {_rows(total)} failed, so nothing was saved (all-or-nothing)."
+    return f"{failed} of {_rows(total)} failed; {done} {success_records}{counts}."

@@ -1,0 +1,721 @@
+"""BulkUpdateService: strategies, modes, hooks, dry runs, batching and query cost."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import connection, models
+from django.db.models import QuerySet
+from django.test.utils import CaptureQueriesContext, isolate_apps
+
+from powercrud.bulk import (
+    BulkContext,
+    BulkHookError,
+    BulkInputError,
+    BulkResult,
+    BulkUpdateService,
+    RowChange,
+    RowError,
+    WriteStrategy,
+)
+from sample.models import Asset, Author, Book, Genre, Shelf, ShelfEvent, Tag
+
+BOOK_FIELDS = [
+    "title",
+    "status",
+    "author",
+    "genre",
+    "price",
+    "published_date",
+    "pages",
+    "is_available",
+    "tags",
+]
+
+
+def context_for(model: type[models.Model], size: int = 0, **overrides: Any) -> BulkContext:
+    values: dict[str, Any] = {
+        "mode": "sync",
+        "model_label": model._meta.label_lower,
+        "user_id": 1,
+        "selection_size": size,
+    }
+    values.update(overrides)
+    return BulkContext(**values)
+
+
+def update(
+    queryset: QuerySet[Any],
+    field_data: Mapping[str, Any],
+    *,
+    service: BulkUpdateService | None = None,
+    bulk_fields: Sequence[str] | None = None,
+    progress: list[tuple[int, int]] | None = None,
+    **overrides: Any,
+) -> BulkResult:
+    fields = list(field_data)
+    return (service or BulkUpdateService()).apply(
+        queryset=queryset,
+        bulk_fields=bulk_fields if bulk_fields is not None else fields,
+        fields_to_update=fields,
+        field_data=field_data,
+        context=context_for(queryset.model, queryset.count(), **overrides),
+        progress_callback=(lambda done, total: progress.append((done, total)))
+        if progress is not None
+        else None,
+    )
+
+
+def snapshot(model: type[models.Model]) -> list[dict[str, Any]]:
+    return list(model.objects.order_by("pk").values())
+
+
+def book_tags() -> set[tuple[int, int]]:
+    return set(Book.tags.through.objects.values_list("book_id", "tag_id"))
+
+
+@pytest.fixture
+def shop(db: None) -> dict[str, Any]:
+    authors = [Author.objects.create(name=f"Author {i}") for i in range(2)]
+    genres = [Genre.objects.create(name=f"Genre {i}") for i in range(2)]
+    tags = [Tag.objects.create(name=f"tag-{i}") for i in range(3)]
+    Book.objects.bulk_create(
+        Book(
+            title=f"Book {i:02d}",
+            author=authors[i % 2],
+            genre=genres[0],
+            status="draft" if i < 8 else "published",
+            price=Decimal("10.00") + i,
+            published_date=datetime.date(2020, 1, 1),
+            pages=100,
+            is_available=True,
+        )
+        for i in range(10)
+    )
+    books = list(Book.objects.order_by("pk"))
+    books[0].tags.set([tags[0]])
+    books[1].tags.set([tags[0], tags[1]])
+    return {"authors": authors, "genres": genres, "tags": tags, "books": books}
+
+
+# --- field types --------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("field", "value", "attname", "expected"),
+    [
+        ("status", "archived", "status", "archived"),
+        ("price", "12.50", "price", Decimal("12.50")),
+        ("published_date", "2024-01-31", "published_date", datetime.date(2024, 1, 31)),
+        ("published_date", None, "published_date", None),
+        ("pages", 321, "pages", 321),
+        ("pages", None, "pages", None),
+        ("is_available", False, "is_available", False),
+        ("title", "Renamed", "title", "Renamed"),
+        ("genre", None, "genre_id", None),
+    ],
+)
+def test_each_plain_field_type(
+    shop: dict[str, Any], field: str, value: Any, attname: str, expected: Any
+) -> None:
+    selected = Book.objects.filter(status="draft")
+    others_before = snapshot_of(Book.objects.exclude(status="draft"))
+    result = update(selected, {field: value})
+    assert result.success, result.errors
+    assert result.total == result.success_records == result.changed == 8
+    values = list(
+        Book.objects.filter(pk__in=[b.pk for b in shop["books"][:8]]).values_list(attname, flat=True)
+    )
+    assert values == [expected] * 8
+    assert snapshot_of(Book.objects.exclude(pk__in=[b.pk for b in shop["books"][:8]])) == others_before
+
+
+def snapshot_of(queryset: QuerySet[Any]) -> list[dict[str, Any]]:
+    return list(queryset.order_by("pk").values())
+
+
+@pytest.mark.django_db
+def test_foreign_keys(shop: dict[str, Any]) -> None:
+    author = shop["authors"][1]
+    genre = shop["genres"][1]
+    result = update(Book.objects.all(), {"author": author.pk, "genre": genre.pk})
+    assert result.success
+    assert result.changed == 10  # every row's genre changes, half the authors do
+    assert set(Book.objects.values_list("author_id", "genre_id")) == {(author.pk, genre.pk)}
+
+
+@pytest.mark.django_db
+def test_changed_counts_only_rows_that_differ(shop: dict[str, Any]) -> None:
+    result = update(Book.objects.all(), {"status": "published"})
+    assert (result.success_records, result.changed, result.total) == (10, 8, 10)
+    assert result.message == "Updated 10 of 10 rows (8 changed)."
+
+
+@pytest.mark.django_db
+def test_value_is_validated_once_before_any_write(shop: dict[str, Any]) -> None:
+    before = snapshot(Book)
+    with pytest.raises(BulkInputError) as info:
+        update(Book.objects.all(), {"status": "published", "author": 999_999})
+    assert info.value.field == "author"
+    assert str(info.value) == (
+        "Invalid value for 'author': no author with id 999999 can be chosen (it does not exist "
+        "or is not allowed)."
+    )
+    with pytest.raises(BulkInputError) as info:
+        update(Book.objects.all(), {"price": "1234567.00"})
+    assert str(info.value) == (
+        "Invalid value for 'price': Ensure that there are no more than 8 digits in total."
+    )
+    with pytest.raises(BulkInputError) as info:
+        update(Book.objects.all(), {"status": "lost"})
+    assert str(info.value) == "Invalid value for 'status': Value 'lost' is not a valid choice."
+    assert snapshot(Book) == before
+
+
+@pytest.mark.django_db
+def test_only_bulk_fields_can_be_written(shop: dict[str, Any]) -> None:
+    before = snapshot(Book)
+    with CaptureQueriesContext(connection) as queries, pytest.raises(BulkInputError) as info:
+        update(Book.objects.all(), {"status": "archived", "title": "x"}, bulk_fields=["status"])
+    assert info.value.field == "title"
+    assert (
+        str(info.value) == "'title' is not one of the bulk_fields (status); only bulk_fields can be written."
+    )
+    assert not [q for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
+    assert snapshot(Book) == before
+
+
+@pytest.mark.django_db
+def test_context_must_match(shop: dict[str, Any]) -> None:
+    service = BulkUpdateService()
+    kwargs: dict[str, Any] = {
+        "queryset": Book.objects.all(),
+        "bulk_fields": ["status"],
+        "fields_to_update": ["status"],
+        "field_data": {"status": "draft"},
+    }
+    with pytest.raises(ValueError) as info:
+        service.apply(**kwargs, context=context_for(Author))
+    assert str(info.value) == (
+        "context.model_label is 'sample.author' but the queryset is of 'sample.book'; build the "
+        "context for the model being written."
+    )
+    with pytest.raises(ValueError) as info:
+        service.apply(**kwargs, context=context_for(Book, operation="delete"))
+    assert str(info.value) == "context.operation is 'delete'; this service performs 'update'."
+    with pytest.raises(BulkInputError, match="^fields_to_update is empty"):
+        service.apply(**{**kwargs, "fields_to_update": [], "field_data": {}}, context=context_for(Book))
+
+
+# --- many-to-many -------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_m2m_add_keeps_existing_links_and_never_duplicates(shop: dict[str, Any]) -> None:
+    books, tags = shop["books"], shop["tags"]
+    result = update(
+        Book.objects.filter(pk__in=[b.pk for b in books[:3]]),
+        {"tags": {"op": "add", "ids": [tags[0].pk, tags[1].pk]}},
+    )
+    assert result.success
+    assert result.changed == 2  # books[1] already had both tags
+    assert book_tags() == {
+        (books[0].pk, tags[0].pk),
+        (books[0].pk, tags[1].pk),
+        (books[1].pk, tags[0].pk),
+        (books[1].pk, tags[1].pk),
+        (books[2].pk, tags[0].pk),
+        (books[2].pk, tags[1].pk),
+    }
+    assert Book.tags.through.objects.count() == 6
+
+
+@pytest.mark.django_db
+def test_m2m_remove(shop: dict[str, Any]) -> None:
+    books, tags = shop["books"], shop["tags"]
+    result = update(Book.objects.all(), {"tags": {"op": "remove", "ids": [tags[0].pk]}})
+    assert (result.success, result.changed) == (True, 2)
+    assert book_tags() == {(books[1].pk, tags[1].pk)}
+
+
+@pytest.mark.django_db
+def test_m2m_replace(shop: dict[str, Any]) -> None:
+    books, tags = shop["books"], shop["tags"]
+    selected = Book.objects.filter(pk__in=[books[0].pk, books[1].pk, books[2].pk])
+    result = update(selected, {"tags": {"op": "replace", "ids": [tags[1].pk, tags[2].pk]}})
+    assert (result.success, result.changed) == (True, 3)
+    assert book_tags() == {(b.pk, t.pk) for b in books[:3] for t in tags[1:]}
+    result = update(selected, {"tags": {"op": "replace", "ids": []}})
+    assert (result.success, result.changed) == (True, 3)
+    assert book_tags() == set()
+
+
+@pytest.mark.django_db
+def test_m2m_ids_must_exist(shop: dict[str, Any]) -> None:
+    with pytest.raises(BulkInputError) as info:
+        update(Book.objects.all(), {"tags": {"op": "add", "ids": [shop["tags"][0].pk, 424242]}})
+    assert str(info.value) == (
+        "'tags': no tag with id 424242 can be linked (it does not exist or is not an allowed choice)."
+    )
+
+
+@pytest.mark.django_db
+def test_m2m_query_count_does_not_grow_with_rows(shop: dict[str, Any]) -> None:
+    author = shop["authors"][0]
+    Book.objects.bulk_create(Book(title=f"More {i}", author=author, price=Decimal("1.00")) for i in range(60))
+    tag_ids = [t.pk for t in shop["tags"]]
+
+    def count(queryset: QuerySet[Any], op: str) -> int:
+        with CaptureQueriesContext(connection) as queries:
+            result = update(queryset, {"tags": {"op": op, "ids": tag_ids[:2]}, "status": "archived"})
+        assert result.success
+        return len(queries)
+
+    few = Book.objects.filter(title__in=[f"More {i}" for i in range(5)])
+    many = Book.objects.filter(title__startswith="More ").exclude(pk__in=few)
+    for op in ("add", "replace", "remove"):
+        assert count(few, op) == count(many, op)
+
+
+# --- strategies, signals and per-row validation --------------------------------------------------
+
+
+def test_strategy_choice() -> None:
+    service = BulkUpdateService()
+    assert service.choose_strategy(Book, ["status", "price"]) is WriteStrategy.SET_BASED
+    assert service.choose_strategy(Shelf, ["capacity"]) is WriteStrategy.PER_OBJECT  # post_save
+
+    with isolate_apps("sample"):
+
+        class Saver(models.Model):  # noqa: DJ008
+            name = models.CharField(max_length=10)
+            links = models.ManyToManyField(Tag)
+
+            class Meta:
+                app_label = "sample"
+
+            def save(self, *args: Any, **kwargs: Any) -> None:
+                super().save(*args, **kwargs)
+
+        assert service.choose_strategy(Saver, ["name"]) is WriteStrategy.PER_OBJECT
+        assert service.choose_strategy(Saver, ["links"]) is WriteStrategy.SET_BASED
+
+
+def test_row_checks_follow_the_changed_fields() -> None:
+    service = BulkUpdateService()
+    assert not service.row_checks(Book, ["status", "price"]).needed
+    assert service.row_checks(Asset, ["code"]).unique
+    assert not service.row_checks(Asset, ["description"]).needed
+    assert service.row_checks(Shelf, ["location"]).clean
+
+    with isolate_apps("sample"):
+
+        class Priced(models.Model):  # noqa: DJ008
+            kind = models.CharField(max_length=10)
+            price = models.IntegerField()
+            note = models.CharField(max_length=10)
+
+            class Meta:
+                app_label = "sample"
+                constraints = [
+                    models.CheckConstraint(
+                        condition=models.Q(price__gte=0) | models.Q(kind="credit"), name="priced_sign"
+                    )
+                ]
+
+        checks = service.row_checks(Priced, ["price"])
+        assert [c.name for _, c in checks.constraints] == ["priced_sign"]
+        assert checks.fields == {"price", "kind"}
+        assert not service.row_checks(Priced, ["note"]).needed
+
+
+@pytest.fixture
+def shelves(db: None) -> list[Shelf]:
+    Shelf.objects.bulk_create(Shelf(name=f"Shelf {i}", capacity=10, is_full=i % 2 == 0) for i in range(6))
+    return list(Shelf.objects.order_by("pk"))
+
+
+@pytest.mark.django_db
+def test_per_object_path_fires_signals(shelves: list[Shelf]) -> None:
+    result = update(Shelf.objects.all(), {"location": "Hall"})
+    assert (result.success, result.changed) == (True, 6)
+    assert ShelfEvent.objects.count() == 6
+    assert set(ShelfEvent.objects.values_list("message", flat=True)) == {f"Shelf {i} saved" for i in range(6)}
+    assert set(Shelf.objects.values_list("location", flat=True)) == {"Hall"}
+    result = update(Shelf.objects.all(), {"location": "Hall"})
+    assert (result.success, result.changed) == (True, 0)
+    assert ShelfEvent.objects.count() == 6  # unchanged rows are not saved
+
+
+@pytest.mark.django_db
+def test_set_based_path_does_not_load_rows(shop: dict[str, Any]) -> None:
+    with CaptureQueriesContext(connection) as queries:
+        update(Book.objects.all(), {"status": "archived", "price": "9.99"})
+    selects = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("SELECT")]
+    updates = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
+    assert len(selects) == 2  # the selection's count (test helper) and its frozen pks
+    assert len(updates) == 1
+
+
+@pytest.mark.parametrize("atomic", [True, False])
+@pytest.mark.django_db
+def test_model_clean_fails_rows(shelves: list[Shelf], atomic: bool) -> None:
+    before = snapshot(Shelf)
+    result = update(Shelf.objects.all(), {"capacity": 0}, atomic=atomic)
+    not_full = [s.pk for s in shelves if not s.is_full]
+    assert not result.success
+    assert result.errors == tuple(
+        RowError(pk=pk, field="capacity", messages=("A shelf with no capacity must be marked full.",))
+        for pk in not_full
+    )
+    if atomic:
+        assert snapshot(Shelf) == before
+        assert (result.success_records, result.changed) == (0, 0)
+        assert result.message == "3 of 6 rows failed, so nothing was saved (all-or-nothing)."
+    else:
+        assert dict(Shelf.objects.values_list("pk", "capacity")) == {
+            s.pk: 10 if s.pk in not_full else 0 for s in shelves
+        }
+        assert (result.success_records, result.changed) == (3, 3)
+        assert ShelfEvent.objects.count() == 3
+        assert result.message == "3 of 6 rows failed; updated 3 (3 changed)."
+
+
+@pytest.mark.django_db
+def test_per_object_query_cost_matches_a_plain_save_loop(db: None) -> None:
+    Shelf.objects.bulk_create(Shelf(name=f"S{i}", capacity=5, is_full=True) for i in range(40))
+    with CaptureQueriesContext(connection) as ours:
+        update(Shelf.objects.all(), {"capacity": 6, "location": "Annex"})
+    with CaptureQueriesContext(connection) as plain:
+        for shelf in Shelf.objects.all():
+            shelf.capacity, shelf.location = 7, "Attic"
+            shelf.full_clean()
+            shelf.save()
+    assert len(ours) <= len(plain) + 6
+
+
+# --- modes and database errors ------------------------------------------------------------------
+
+
+class FailLastRow(BulkUpdateService):
+    def __init__(self, pk: Any) -> None:
+        self.pk = pk
+
+    def validate_row(
+        self, instance: models.Model, new_values: Mapping[str, Any], context: BulkContext
+    ) -> None:
+        if instance.pk == self.pk:
+            raise ValidationError({"price": "This one is wrong."})
+
+
+@pytest.mark.django_db
+def test_all_or_nothing_failure_on_last_row_writes_nothing(shop: dict[str, Any]) -> None:
+    before, links = snapshot(Book), book_tags()
+    last = shop["books"][-1].pk
+    result = update(
+        Book.objects.all(),
+        {"price": "1.00", "status": "archived", "tags": {"op": "add", "ids": [shop["tags"][2].pk]}},
+        service=FailLastRow(last),
+        batch_size=3,
+    )
+    assert not result.success
+    assert result.errors == (RowError(pk=last, field="price", messages=("This one is wrong.",)),)
+    assert (result.success_records, result.changed, result.total) == (0, 0, 10)
+    assert snapshot(Book) == before
+    assert book_tags() == links
+
+
+@pytest.mark.django_db
+def test_per_row_mode_commits_valid_rows(shop: dict[str, Any]) -> None:
+    last = shop["books"][-1].pk
+    result = update(
+        Book.objects.all(), {"price": "1.00"}, service=FailLastRow(last), atomic=False, batch_size=4
+    )
+    assert not result.success
+    assert result.errors == (RowError(pk=last, field="price", messages=("This one is wrong.",)),)
+    assert (result.success_records, result.changed) == (9, 9)
+    prices = dict(Book.objects.values_list("pk", "price"))
+    assert prices.pop(last) == Decimal("19.00")
+    assert set(prices.values()) == {Decimal("1.00")}
+
+
+@pytest.fixture
+def assets(db: None) -> list[Asset]:
+    Asset.objects.bulk_create(Asset(code=f"A-{i}") for i in range(4))
+    return list(Asset.objects.order_by("pk"))
+
+
+@pytest.mark.django_db
+def test_uuid_primary_keys(assets: list[Asset]) -> None:
+    result = update(Asset.objects.all(), {"description": "Checked", "in_service": False}, batch_size=3)
+    assert (result.success, result.changed) == (True, 4)
+    assert set(Asset.objects.values_list("description", "in_service")) == {("Checked", False)}
+
+
+@pytest.mark.django_db
+def test_unique_conflict_with_a_row_outside_the_selection(assets: list[Asset]) -> None:
+    first, other = assets[0], assets[1]
+    result = update(Asset.objects.filter(pk=first.pk), {"code": other.code})
+    assert not result.success
+    assert result.errors == (
+        RowError(pk=str(first.pk), field="code", messages=("Asset with this Code already exists.",)),
+    )
+    assert Asset.objects.get(pk=first.pk).code == first.code
+
+
+@pytest.mark.django_db
+def test_database_error_is_isolated_to_its_rows_in_per_row_mode(assets: list[Asset]) -> None:
+    selected = Asset.objects.filter(pk__in=[a.pk for a in assets[:3]])
+    result = update(selected, {"code": "SAME"}, atomic=False)
+    assert not result.success
+    assert (result.success_records, result.changed) == (1, 1)
+    assert [e.pk for e in result.errors] == [str(a.pk) for a in assets[1:3]]
+    for error in result.errors:
+        assert error.field is None
+        assert error.messages[0].startswith("The database rejected the change: ")
+        assert "code" in error.messages[0]
+    assert list(Asset.objects.order_by("pk").values_list("code", flat=True)) == [
+        "SAME",
+        *(a.code for a in assets[1:]),
+    ]
+
+
+@pytest.mark.django_db
+def test_database_error_in_all_or_nothing_lists_rows_and_writes_nothing(assets: list[Asset]) -> None:
+    before = snapshot(Asset)
+    result = update(Asset.objects.all(), {"code": "SAME"})
+    assert not result.success
+    assert [e.pk for e in result.errors] == [str(a.pk) for a in assets[1:]]
+    assert snapshot(Asset) == before
+
+
+@pytest.mark.django_db
+def test_database_error_on_the_fast_path(shop: dict[str, Any]) -> None:
+    """A value that passes validation but breaks a database constraint, on the set-based path."""
+
+    class NoValidators(BulkUpdateService):
+        @staticmethod
+        def _clean_value(model: Any, using: str, name: str, value: Any) -> Any:
+            return value
+
+    before = snapshot(Book)
+    result = update(Book.objects.all(), {"pages": -5}, service=NoValidators(), batch_size=4)
+    if connection.vendor == "sqlite" or connection.vendor == "postgresql":
+        assert not result.success
+        assert len(result.errors) == 10
+        assert snapshot(Book) == before
+    result = update(Book.objects.all(), {"pages": -5}, service=NoValidators(), atomic=False, batch_size=4)
+    assert (result.success_records, len(result.errors)) == (0, 10)
+    assert snapshot(Book) == before
+
+
+# --- hooks --------------------------------------------------------------------------------------
+
+
+class Recorder(BulkUpdateService):
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+
+    def validate_row(
+        self, instance: models.Model, new_values: Mapping[str, Any], context: BulkContext
+    ) -> None:
+        self.calls.append(("validate_row", (instance.pk, instance.price, dict(new_values))))  # type: ignore[attr-defined]
+
+    def before_batch(self, changes: Sequence[RowChange], context: BulkContext) -> None:
+        self.calls.append(("before", list(changes)))
+
+    def after_batch(self, changes: Sequence[RowChange], context: BulkContext) -> None:
+        self.calls.append(("after", list(changes)))
+
+
+@pytest.mark.django_db
+def test_hooks_receive_old_and_new_paired_by_row(shop: dict[str, Any]) -> None:
+    books, tags = shop["books"], shop["tags"]
+    recorder = Recorder()
+    selected = Book.objects.filter(pk__in=[b.pk for b in books[:3]])
+    result = update(
+        selected,
+        {"price": "50.00", "tags": {"op": "add", "ids": [tags[1].pk]}},
+        service=recorder,
+        batch_size=2,
+    )
+    assert result.success
+    expected = [
+        RowChange(
+            pk=books[0].pk,
+            old={"price": Decimal("10.00"), "tags": (tags[0].pk,)},
+            new={"price": Decimal("50.00"), "tags": (tags[0].pk, tags[1].pk)},
+        ),
+        RowChange(
+            pk=books[1].pk,
+            old={"price": Decimal("11.00"), "tags": (tags[0].pk, tags[1].pk)},
+            new={"price": Decimal("50.00"), "tags": (tags[0].pk, tags[1].pk)},
+        ),
+        RowChange(
+            pk=books[2].pk,
+            old={"price": Decimal("12.00"), "tags": ()},
+            new={"price": Decimal("50.00"), "tags": (tags[1].pk,)},
+        ),
+    ]
+    assert recorder.calls == [
+        ("validate_row", (books[0].pk, Decimal("10.00"), dict(expected[0].new))),
+        ("validate_row", (books[1].pk, Decimal("11.00"), dict(expected[1].new))),
+        ("before", expected[:2]),
+        ("after", expected[:2]),
+        ("validate_row", (books[2].pk, Decimal("12.00"), dict(expected[2].new))),
+        ("before", expected[2:]),
+        ("after", expected[2:]),
+    ]
+    assert list(result.examples) == expected
+
+
+class RejectInBeforeBatch(BulkUpdateService):
+    def __init__(self, pk: Any) -> None:
+        self.pk = pk
+        self.after: list[Any] = []
+
+    def before_batch(self, changes: Sequence[RowChange], context: BulkContext) -> None:
+        if any(change.pk == self.pk for change in changes):
+            raise BulkHookError([RowError(pk=self.pk, field="status", messages=("Held back.",))])
+
+    def after_batch(self, changes: Sequence[RowChange], context: BulkContext) -> None:
+        self.after += [change.pk for change in changes]
+
+
+@pytest.mark.parametrize("atomic", [True, False])
+@pytest.mark.django_db
+def test_before_batch_can_fail_rows(shop: dict[str, Any], atomic: bool) -> None:
+    before = snapshot(Book)
+    held = shop["books"][2].pk
+    service = RejectInBeforeBatch(held)
+    result = update(Book.objects.all(), {"status": "archived"}, service=service, atomic=atomic, batch_size=4)
+    assert result.errors == (RowError(pk=held, field="status", messages=("Held back.",)),)
+    if atomic:
+        assert snapshot(Book) == before
+    else:
+        assert set(Book.objects.filter(status="archived").values_list("pk", flat=True)) == {
+            b.pk for b in shop["books"] if b.pk != held
+        }
+        assert held not in service.after and len(service.after) == 9
+
+
+@pytest.mark.django_db
+def test_before_batch_validation_error_fails_the_whole_batch(shop: dict[str, Any]) -> None:
+    class Refuse(BulkUpdateService):
+        def before_batch(self, changes: Sequence[RowChange], context: BulkContext) -> None:
+            raise ValidationError("Not today.")
+
+    result = update(Book.objects.all(), {"pages": 5}, service=Refuse(), atomic=False, batch_size=4)
+    assert result.success_records == 0
+    assert result.failed_records == 10
+    assert {e.messages for e in result.errors} == {("Not today.",)}
+
+
+# --- dry run ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("atomic", [True, False])
+@pytest.mark.django_db
+def test_dry_run_writes_nothing_and_predicts_the_real_run(shelves: list[Shelf], atomic: bool) -> None:
+    before = snapshot(Shelf)
+    check = update(
+        Shelf.objects.all(),
+        {"capacity": 0, "location": "Basement"},
+        dry_run=True,
+        atomic=atomic,
+        batch_size=4,
+    )
+    assert snapshot(Shelf) == before
+    assert ShelfEvent.objects.count() == 0
+    assert check.dry_run
+    real = update(Shelf.objects.all(), {"capacity": 0, "location": "Basement"}, atomic=atomic, batch_size=4)
+    assert not real.dry_run
+    assert check.errors == real.errors and len(real.errors) == 3
+    assert (check.success, check.success_records, check.changed, check.total) == (
+        real.success,
+        real.success_records,
+        real.changed,
+        real.total,
+    )
+    assert check.message.startswith("Check only, nothing was saved: 3 of 6 rows would fail")
+
+
+@pytest.mark.django_db
+def test_dry_run_reports_changes_and_examples(shop: dict[str, Any]) -> None:
+    before = snapshot(Book)
+    result = update(Book.objects.all(), {"status": "published"}, dry_run=True)
+    assert snapshot(Book) == before
+    assert (result.success, result.changed, result.success_records) == (True, 8, 10)
+    assert len(result.examples) == 5
+    assert result.examples[0] == RowChange(
+        pk=shop["books"][0].pk, old={"status": "draft"}, new={"status": "published"}
+    )
+    assert result.message == "Check only, nothing was saved: 10 rows checked; 8 would change."
+
+
+@pytest.mark.django_db
+def test_dry_run_predicts_database_errors(assets: list[Asset]) -> None:
+    before = snapshot(Asset)
+    check = update(Asset.objects.all(), {"code": "SAME"}, dry_run=True, atomic=False)
+    assert snapshot(Asset) == before
+    real = update(Asset.objects.all(), {"code": "SAME"}, atomic=False)
+    assert check.errors == real.errors and len(check.errors) == 3
+
+
+# --- selection freezing, batching, progress -----------------------------------------------------
+
+
+@pytest.mark.parametrize("atomic", [True, False])
+@pytest.mark.django_db
+def test_editing_the_filtered_field_reaches_every_row(db: None, atomic: bool) -> None:
+    author = Author.objects.create(name="A")
+    Book.objects.bulk_create(Book(title=f"T{i}", author=author, price=1, status="draft") for i in range(23))
+    Book.objects.bulk_create(Book(title=f"P{i}", author=author, price=1, status="archived") for i in range(3))
+    progress: list[tuple[int, int]] = []
+    result = update(
+        Book.objects.filter(status="draft"),
+        {"status": "published"},
+        batch_size=5,
+        progress=progress,
+        atomic=atomic,
+    )
+    assert (result.success, result.success_records, result.changed) == (True, 23, 23)
+    assert Book.objects.filter(status="published").count() == 23
+    assert Book.objects.filter(status="archived").count() == 3
+    assert progress == [(0, 23), (5, 23), (10, 23), (15, 23), (20, 23), (23, 23)]
+
+
+@pytest.mark.django_db
+def test_duplicate_rows_from_joins_are_written_once(shop: dict[str, Any]) -> None:
+    tags = shop["tags"]
+    selected = Book.objects.filter(tags__in=tags[:2])  # books[1] matches twice
+    result = update(selected, {"pages": 7})
+    assert (result.total, result.changed) == (2, 2)
+
+
+@pytest.mark.django_db
+def test_query_budget_for_ten_thousand_rows(db: None) -> None:
+    author = Author.objects.create(name="Bulk")
+    n = 10_000
+    Book.objects.bulk_create(
+        (Book(title=f"B{i}", author=author, price=Decimal("1.00")) for i in range(n)), batch_size=2000
+    )
+    queryset = Book.objects.all()
+    context = context_for(Book, n)
+    with CaptureQueriesContext(connection) as queries:
+        result = BulkUpdateService().apply(
+            queryset=queryset,
+            bulk_fields=["status", "price"],
+            fields_to_update=["status", "price"],
+            field_data={"status": "published", "price": "2.50"},
+            context=context,
+        )
+    assert (result.success, result.changed) == (True, n)
+    assert len(queries) <= 20 + n // 1000
+    assert Book.objects.filter(status="published", price=Decimal("2.50")).count() == n
