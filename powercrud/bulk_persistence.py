@@ -1,0 +1,193 @@
+"""The worker-safe bulk update hook: a backend class named by dotted path.
+
+A view names its backend with ``bulk_update_persistence_backend_path``; the sync view and
+the async worker both resolve it with ``resolve_backend_class()`` and call it through
+``run_bulk_update()``, so the two modes share one write path and one set of guarantees.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+from django.db import transaction
+from django.db.models import QuerySet
+
+from powercrud.bulk.delete import BulkDeleteService
+from powercrud.bulk.runner import ProgressCallback
+from powercrud.bulk.service import BulkUpdateService, write_alias
+from powercrud.bulk.types import BulkContext, BulkResult
+
+__all__ = [
+    "BulkUpdatePersistenceBackend",
+    "DefaultBulkUpdatePersistenceBackend",
+    "check_backend_path",
+    "resolve_backend_class",
+    "run_bulk_delete",
+    "run_bulk_update",
+]
+
+
+class BulkUpdatePersistenceBackend:
+    """Base class for bulk update backends: importable, worker-safe, never given a request.
+
+    Subclass it and implement ``persist_bulk_update()``. ``config`` is optional plain data
+    the caller may pass (for example from settings).
+    """
+
+    def __init__(self, config: Mapping[str, Any] | None = None) -> None:
+        self.config: Mapping[str, Any] = dict(config or {})
+
+    def persist_bulk_update(
+        self,
+        *,
+        queryset: QuerySet[Any],
+        bulk_fields: Sequence[str],
+        fields_to_update: Sequence[str],
+        field_data: Mapping[str, Any],
+        context: BulkContext,
+        progress_callback: ProgressCallback | None = None,
+    ) -> BulkResult | Mapping[str, Any]:
+        """Write the bulk update; returns a ``BulkResult`` or the plain dict form."""
+        raise NotImplementedError(
+            f"{type(self).__qualname__} must implement persist_bulk_update(*, queryset, "
+            "bulk_fields, fields_to_update, field_data, context, progress_callback=None) and "
+            "return a BulkResult or {'success': ..., 'success_records': ..., 'errors': [...]}; "
+            "or subclass DefaultBulkUpdatePersistenceBackend, which calls BulkUpdateService."
+        )
+
+
+class DefaultBulkUpdatePersistenceBackend(BulkUpdatePersistenceBackend):
+    """Runs ``service_class().apply(...)``; set ``service_class`` to use your own service."""
+
+    service_class: type[BulkUpdateService] = BulkUpdateService
+
+    def persist_bulk_update(
+        self,
+        *,
+        queryset: QuerySet[Any],
+        bulk_fields: Sequence[str],
+        fields_to_update: Sequence[str],
+        field_data: Mapping[str, Any],
+        context: BulkContext,
+        progress_callback: ProgressCallback | None = None,
+    ) -> BulkResult:
+        """Write the bulk update with ``service_class``; returns its ``BulkResult``."""
+        return self.service_class().apply(
+            queryset=queryset,
+            bulk_fields=bulk_fields,
+            fields_to_update=fields_to_update,
+            field_data=field_data,
+            context=context,
+            progress_callback=progress_callback,
+        )
+
+
+@functools.lru_cache(maxsize=64)
+def resolve_backend_class(path: str) -> type[BulkUpdatePersistenceBackend]:
+    """The backend class at dotted ``path``; raises ``ImproperlyConfigured`` saying what is wrong."""
+    module_path, _, name = path.rpartition(".") if isinstance(path, str) else ("", "", "")
+    if not module_path or not name:
+        raise ImproperlyConfigured(
+            f"Bulk update backend path {path!r} is not a dotted path; use 'package.module.ClassName'."
+        )
+    try:
+        module = importlib.import_module(module_path)
+    except ImportError as exc:
+        raise ImproperlyConfigured(
+            f"Bulk update backend path {path!r}: module {module_path!r} could not be imported "
+            f"({type(exc).__name__}: {exc})."
+        ) from exc
+    try:
+        backend = getattr(module, name)
+    except AttributeError:
+        raise ImproperlyConfigured(
+            f"Bulk update backend path {path!r}: module {module_path!r} has no attribute {name!r}."
+        ) from None
+    if not (isinstance(backend, type) and issubclass(backend, BulkUpdatePersistenceBackend)):
+        raise ImproperlyConfigured(
+            f"Bulk update backend path {path!r} names {backend!r}, which is not a subclass of "
+            "powercrud.bulk_persistence.BulkUpdatePersistenceBackend."
+        )
+    return backend
+
+
+def check_backend_path(path: str) -> str | None:
+    """The error ``resolve_backend_class(path)`` would raise, as text; None when it resolves."""
+    try:
+        resolve_backend_class(path)
+    except ImproperlyConfigured as exc:
+        return str(exc)
+    return None
+
+
+def _guarded(result: BulkResult, context: BulkContext) -> BulkResult:
+    """``result`` made truthful about what the rollback left in the database."""
+    if context.dry_run and not result.dry_run:
+        result = dataclasses.replace(
+            result, dry_run=True, message=f"Check only, nothing was saved. {result.message}".strip()
+        )
+    partial = result.success_records or result.changed
+    if context.atomic and not result.success and not context.dry_run and partial:
+        result = dataclasses.replace(
+            result,
+            success_records=0,
+            changed=0,
+            examples=(),
+            message=f"{result.message} Nothing was saved (all-or-nothing).".strip(),
+        )
+    return result
+
+
+def run_bulk_update(
+    backend: BulkUpdatePersistenceBackend,
+    *,
+    queryset: QuerySet[Any],
+    bulk_fields: Sequence[str],
+    fields_to_update: Sequence[str],
+    field_data: Mapping[str, Any],
+    context: BulkContext,
+    progress_callback: ProgressCallback | None = None,
+) -> BulkResult:
+    """Call ``backend`` inside a transaction; the one entry point for sync and async runs.
+
+    The transaction is rolled back when ``context.dry_run`` (even if the backend ignored the
+    flag) and when ``context.atomic`` and the result is not a success, so no backend can
+    leave a partial write in all-or-nothing mode. Exceptions propagate after the rollback.
+    """
+    with transaction.atomic(using=write_alias(queryset)):
+        raw = backend.persist_bulk_update(
+            queryset=queryset,
+            bulk_fields=bulk_fields,
+            fields_to_update=fields_to_update,
+            field_data=field_data,
+            context=context,
+            progress_callback=progress_callback,
+        )
+        result = BulkResult.coerce(raw)
+        if context.dry_run or (context.atomic and not result.success):
+            transaction.set_rollback(True, using=write_alias(queryset))
+    return _guarded(result, context)
+
+
+def run_bulk_delete(
+    *,
+    queryset: QuerySet[Any],
+    context: BulkContext,
+    progress_callback: ProgressCallback | None = None,
+    service: BulkDeleteService | None = None,
+) -> BulkResult:
+    """Delete the selection with ``service`` (default ``BulkDeleteService``), guarded the same way."""
+    with transaction.atomic(using=write_alias(queryset)):
+        result = BulkResult.coerce(
+            (service or BulkDeleteService()).apply(
+                queryset=queryset, context=context, progress_callback=progress_callback
+            )
+        )
+        if context.dry_run or (context.atomic and not result.success):
+            transaction.set_rollback(True, using=write_alias(queryset))
+    return _guarded(result, context)
