@@ -92,6 +92,7 @@ class BulkMixin:
     def get_bulk_form(self, data: Any = None) -> BulkEditForm:
         return BulkEditForm(
             data,
+            auto_id="bulk_%s",
             model=self.model,
             bulk_fields=self.get_bulk_fields(),
             choices_hook=self.get_bulk_choices_queryset,

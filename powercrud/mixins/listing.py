@@ -8,6 +8,7 @@ from functools import reduce
 from typing import Any, ClassVar
 
 import django_filters
+from django import forms
 from django.db import models
 from django.db.models import Exists, OuterRef, Q
 
@@ -31,6 +32,24 @@ def build_filterset_class(model: type[models.Model], names: Sequence[str]) -> ty
             exact.append(name)
     meta = type("Meta", (), {"model": model, "fields": exact})
     return type(f"{model.__name__}FilterSet", (django_filters.FilterSet,), {"Meta": meta, **declared})
+
+
+ANY_LABEL = "Any"
+
+
+def prepare_filter_form(form: forms.Form) -> None:
+    """Give the filter form its own element ids (so they never clash with a modal form's)
+    and label every "no filter" choice "Any"."""
+    form.auto_id = "filter_%s"
+    for field in form.fields.values():
+        if isinstance(field, forms.NullBooleanField):
+            field.widget = forms.Select(choices=[("", ANY_LABEL), ("true", "Yes"), ("false", "No")])
+        elif isinstance(field, forms.ModelChoiceField):
+            field.empty_label = ANY_LABEL
+        elif isinstance(field, forms.ChoiceField):
+            field.choices = [
+                ("", ANY_LABEL) if value == "" else (value, label) for value, label in field.choices
+            ]
 
 
 def _has_active_filter(filterset: django_filters.FilterSet | None) -> bool:
@@ -69,6 +88,8 @@ class ListMixin:
                 if filterset_class
                 else None
             )
+            if self._filterset is not None:
+                prepare_filter_form(self._filterset.form)
         return self._filterset
 
     def get_search_query(self) -> str:
