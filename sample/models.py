@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 
 
@@ -55,7 +56,7 @@ class Book(models.Model):
     author = models.ForeignKey(Author, on_delete=models.PROTECT, related_name="books")
     genre = models.ForeignKey(Genre, on_delete=models.SET_NULL, null=True, blank=True, related_name="books")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)
-    price = models.DecimalField(max_digits=8, decimal_places=2)
+    price = models.DecimalField(max_digits=8, decimal_places=2, validators=[MinValueValidator(0)])
     published_date = models.DateField(null=True, blank=True)
     pages = models.PositiveIntegerField(null=True, blank=True)
     is_available = models.BooleanField("available", default=True)
