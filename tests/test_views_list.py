@@ -241,6 +241,20 @@ def test_equal_sort_values_keep_pk_order_on_every_page(admin_client, catalogue, 
     assert [b.pk for b in descending] == [b.pk for b in expected]
 
 
+@pytest.mark.parametrize("sort", ["title", "-title"])
+def test_duplicate_titles_keep_pk_order_in_both_directions(admin_client, catalogue, sort):
+    # An index on title lets the database walk equal titles backwards for a descending
+    # sort; only the pk tie-break keeps them in pk order.
+    author = catalogue["authors"][0]
+    for _ in range(7):
+        Book.objects.create(title="Same title", author=author, price=Decimal("1.00"))
+    rows = all_pages(admin_client, f"sort={sort}", page_size=3)
+    same = [b.pk for b in rows if b.title == "Same title"]
+    assert len(same) == 7
+    assert same == sorted(same)
+    assert len({b.pk for b in rows}) == len(rows) == 37
+
+
 @pytest.mark.parametrize("sort", ["genre", "-genre", "status", "-is_available", "-author"])
 def test_paging_never_repeats_or_skips_a_row(admin_client, catalogue, sort):
     rows = all_pages(admin_client, f"sort={sort}", page_size=4)
