@@ -156,6 +156,37 @@ def _bulk_field_errors(view: type[Any]) -> list[CheckMessage]:
     return errors
 
 
+def _async_errors(view: type[Any]) -> list[CheckMessage]:
+    """E012: async needs django-q2; W002: a sync-only override would make the modes differ."""
+    if not getattr(view, "bulk_async", False):
+        return []
+    errors: list[CheckMessage] = []
+    if not apps.is_installed("django_q"):
+        errors.append(
+            Error(
+                f"{view.__qualname__}.bulk_async is True but django-q2 is not installed.",
+                hint="Add 'django_q' to INSTALLED_APPS and configure Q_CLUSTER (see docs/async.md).",
+                obj=view,
+                id="powercrud.E012",
+            )
+        )
+    from powercrud.mixins.bulk import BulkMixin
+
+    overridden = view.persist_bulk_update is not BulkMixin.persist_bulk_update
+    if overridden and not getattr(view, "bulk_update_persistence_backend_path", None):
+        errors.append(
+            Warning(
+                f"{view.__qualname__} overrides persist_bulk_update() but sets no "
+                "bulk_update_persistence_backend_path, so async runs would not use the override.",
+                hint="Move the write logic into a BulkUpdatePersistenceBackend, name it in "
+                "bulk_update_persistence_backend_path, and call the same service from both.",
+                obj=view,
+                id="powercrud.W002",
+            )
+        )
+    return errors
+
+
 def check_view(view: type[Any]) -> list[CheckMessage]:
     """All class-level checks for one CRUD view."""
     model = getattr(view, "model", None)
@@ -180,6 +211,7 @@ def check_view(view: type[Any]) -> list[CheckMessage]:
         )
     errors += _field_errors(view, "search_fields", getattr(view, "search_fields", ()) or (), "powercrud.E004")
     errors += _bulk_field_errors(view)
+    errors += _async_errors(view)
     path = getattr(view, "bulk_update_persistence_backend_path", None)
     if path:
         problem = check_backend_path(path)

@@ -6,6 +6,7 @@ URL name and template suffix. ``CRUDView.get_urls()`` asks every role for its pa
 
 from __future__ import annotations
 
+import contextlib
 import enum
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -28,6 +29,7 @@ from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
 from powercrud import columns as cols
 from powercrud.conf import settings as pc_settings
+from powercrud.locks import LockConflict, guard_rows
 
 # Views that define a model register here so system checks can inspect them.
 registry: list[type[CRUDView]] = []
@@ -321,6 +323,13 @@ class CRUDView(View):
         """Write one create or update (``mode`` is "create" or "update"); return the object."""
         return form.save()  # type: ignore[attr-defined,no-any-return]
 
+    def row_guard(self, instance: models.Model | None) -> contextlib.AbstractContextManager[Any]:
+        """A transaction in which ``instance`` cannot be taken by a bulk task; raises
+        ``LockConflict`` naming the task when one already holds it."""
+        if instance is None:
+            return contextlib.nullcontext()
+        return guard_rows(type(instance), [instance.pk])
+
     def delete_object(self, instance: models.Model) -> None:
         """Delete one row; raise ProtectedError or ValidationError to refuse with a message."""
         instance.delete()
@@ -343,7 +352,12 @@ class CRUDView(View):
         if not form.is_valid():
             return self.render_page({"form": form, "object": self.object})
         mode = "update" if self.role is Role.UPDATE else "create"
-        self.object = self.persist_single_object(form=form, mode=mode, instance=self.object)
+        try:
+            with self.row_guard(self.object):
+                self.object = self.persist_single_object(form=form, mode=mode, instance=self.object)
+        except LockConflict as exc:
+            form.add_error(None, str(exc))
+            return self.render_page({"form": form, "object": self.object}, status=409)
         verb = "saved" if mode == "update" else "created"
         return self.success_response(f"{self.verbose_name()} “{self.object}” {verb}.")
 
@@ -355,7 +369,10 @@ class CRUDView(View):
         self.object = self.get_object()
         label = str(self.object)
         try:
-            self.delete_object(self.object)
+            with self.row_guard(self.object):
+                self.delete_object(self.object)
+        except LockConflict as exc:
+            return self.render_page({"object": self.object, "error": str(exc)}, status=409)
         except (ProtectedError, RestrictedError) as exc:
             detail = _blockers_text(exc.args[1]) if len(exc.args) > 1 else ""
             return self.render_page(

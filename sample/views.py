@@ -34,6 +34,7 @@ class BookCRUDView(SampleCRUDMixin, CRUDView):
     paginate_by = 25
     bulk_fields = ["status", "genre", "author", "price", "is_available", "published_date", "tags"]
     bulk_delete = True
+    bulk_async = True  # selections of BULK_MIN_ASYNC_RECORDS (1,000) rows or more run on a worker
     bulk_update_persistence_backend_path = "sample.backends.BookBulkUpdateBackend"
 
     def persist_bulk_update(self, *, queryset, fields_to_update, field_data, progress_callback=None):

@@ -16,6 +16,7 @@ from django.utils.html import escape
 from django_htmx.http import trigger_client_event
 
 from powercrud.bulk.forms import TOGGLE_PREFIX, BulkEditForm
+from powercrud.bulk.launch import LaunchError, launch_bulk_task
 from powercrud.bulk.types import BulkContext, BulkInputError, BulkResult
 from powercrud.bulk.values import to_field_data
 from powercrud.bulk_persistence import (
@@ -26,6 +27,7 @@ from powercrud.bulk_persistence import (
     run_bulk_update,
 )
 from powercrud.conf import settings as pc_settings
+from powercrud.locks import LockConflict, assert_queryset_unlocked
 from powercrud.views import Role
 
 ProgressCallback = Callable[[int, int], None]
@@ -65,6 +67,9 @@ class BulkMixin:
     bulk_atomic: ClassVar[bool] = True
     bulk_update_persistence_backend_path: ClassVar[str | None] = None
     bulk_update_persistence_backend_config: ClassVar[Mapping[str, Any] | None] = None
+    # Run selections of at least ``bulk_min_async_records`` rows on django-q2 workers.
+    bulk_async: ClassVar[bool] = False
+    bulk_min_async_records: ClassVar[int | None] = None
 
     # Provided by CRUDView and SelectionMixin.
     model: Any
@@ -165,6 +170,11 @@ class BulkMixin:
         dry_run = request.POST.get("dry_run") == "1"
         try:
             field_data = to_field_data(self.model, fields, form.cleaned_data)
+            if self.should_run_async(size):
+                return self.launch_async(
+                    "update", queryset, fields_to_update=fields, field_data=field_data, dry_run=dry_run
+                )
+            assert_queryset_unlocked(queryset)
             self._bulk_context = self.build_bulk_context(
                 operation="update", selection_size=size, dry_run=dry_run
             )
@@ -178,16 +188,13 @@ class BulkMixin:
             )
         except BulkInputError as exc:
             return self.bad_request(str(exc))
+        except LockConflict as exc:
+            return self.render_bulk_page({"form": form, "conflict": str(exc)}, status=409)
         finally:
             self._bulk_context = None
         if result.success and not dry_run:
-            return self.success_response(self.bulk_success_message("Updated", result))
-        response = self.render_bulk_page({"form": form, "result": result})
-        return (
-            trigger_client_event(response, "pcRefresh")
-            if result.success_records and not dry_run
-            else response
-        )
+            return self.success_response(self.bulk_success_message("Updated", result))  # type: ignore[attr-defined]
+        return self.bulk_result_response(self.render_bulk_page({"form": form, "result": result}), result)
 
     def confirm_bulk_delete(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         return self.render_bulk_page({})
@@ -198,19 +205,66 @@ class BulkMixin:
         if size == 0:
             return self.bad_request("No rows are selected. Select rows in the list first.")
         dry_run = request.POST.get("dry_run") == "1"
-        self._bulk_context = self.build_bulk_context(operation="delete", selection_size=size, dry_run=dry_run)
         try:
+            if self.should_run_async(size):
+                return self.launch_async("delete", queryset, dry_run=dry_run)
+            assert_queryset_unlocked(queryset)
+            self._bulk_context = self.build_bulk_context(
+                operation="delete", selection_size=size, dry_run=dry_run
+            )
             result = self.persist_bulk_delete(queryset=queryset)
+        except LockConflict as exc:
+            return self.render_bulk_page({"conflict": str(exc)}, status=409)
         finally:
             self._bulk_context = None
         if result.success and not dry_run:
             self.save_selection(type(self.get_selection())())  # type: ignore[attr-defined]
-            return self.success_response(self.bulk_success_message("Deleted", result))
-        response = self.render_bulk_page({"result": result})
-        return (
-            trigger_client_event(response, "pcRefresh")
-            if result.success_records and not dry_run
-            else response
+            return self.success_response(self.bulk_success_message("Deleted", result))  # type: ignore[attr-defined]
+        return self.bulk_result_response(self.render_bulk_page({"result": result}), result)
+
+    # ----- async ----------------------------------------------------------------------------
+    def get_bulk_min_async_records(self) -> int:
+        if self.bulk_min_async_records is not None:
+            return self.bulk_min_async_records
+        return int(pc_settings.BULK_MIN_ASYNC_RECORDS)
+
+    def should_run_async(self, selection_size: int) -> bool:
+        """Whether a run over ``selection_size`` rows goes to a worker."""
+        return bool(self.bulk_async) and selection_size >= self.get_bulk_min_async_records()
+
+    def launch_async(
+        self,
+        kind: str,
+        queryset: models.QuerySet[Any],
+        *,
+        fields_to_update: Sequence[str] = (),
+        field_data: Mapping[str, Any] | None = None,
+        dry_run: bool = False,
+    ) -> HttpResponse:
+        """Queue the run on a worker and answer with its live progress; conflicts answer 409."""
+        try:
+            task = launch_bulk_task(
+                kind=kind,
+                queryset=queryset,
+                user=self.request.user,
+                model=self.model,
+                fields_to_update=fields_to_update,
+                field_data=field_data,
+                bulk_fields=self.get_bulk_fields(),
+                backend_path=self.bulk_update_persistence_backend_path,
+                backend_config=self.bulk_update_persistence_backend_config,
+                atomic=self.bulk_atomic,
+                view_name=f"{type(self).__module__}.{type(self).__qualname__}",
+                dry_run=dry_run,
+            )
+        except LockConflict as exc:
+            return self.render_bulk_page({"conflict": str(exc), "form": self.get_bulk_form()}, status=409)
+        except LaunchError as exc:
+            return self.render_bulk_page({"conflict": str(exc), "form": self.get_bulk_form()}, status=503)
+        return self.render_page(  # type: ignore[attr-defined,no-any-return]
+            {"task": task, "kind": kind},
+            templates=["powercrud/bulk_task_started.html"],
+            status=202,
         )
 
     def persist_bulk_delete(
@@ -244,7 +298,12 @@ class BulkMixin:
             f'<div class="pc-alert pc-alert-error" role="alert">{escape(message)}</div>'
         )
 
-    def render_bulk_page(self, context: dict[str, Any]) -> HttpResponse:
+    def render_bulk_page(self, context: dict[str, Any], status: int = 200) -> HttpResponse:
         selection_context = self.get_selection_context()  # type: ignore[attr-defined]
-        context = {**selection_context, "bulk_atomic": self.bulk_atomic, **context}
-        return self.render_page(context)  # type: ignore[attr-defined,no-any-return]
+        context = {
+            **selection_context,
+            "bulk_atomic": self.bulk_atomic,
+            "bulk_runs_async": self.should_run_async(selection_context["selection_count"]),
+            **context,
+        }
+        return self.render_page(context, status=status)  # type: ignore[attr-defined,no-any-return]
