@@ -28,6 +28,10 @@ DEFAULTS: dict[str, Any] = {
     "BULK_BATCH_SIZE": 1000,
     # Selections this large or larger run on a worker when a view sets ``bulk_async``.
     "BULK_MIN_ASYNC_RECORDS": 1000,
+    # Seconds without a heartbeat after which a running bulk task counts as dead.
+    "BULK_TASK_HEARTBEAT_TIMEOUT": 120,
+    # Seconds a task may wait in the queue before cleanup checks that its job still exists.
+    "BULK_TASK_QUEUED_TIMEOUT": 3600,
 }
 
 
