@@ -150,6 +150,45 @@ def test_e006_non_editable_field():
     assert "'created', which cannot be edited" in error.msg
 
 
+@pytest.mark.parametrize(
+    "path, problem",
+    [
+        ("NoDots", "Bulk update backend path 'NoDots' is not a dotted path; use 'package.module.ClassName'."),
+        (
+            "sample.backends.Missing",
+            "Bulk update backend path 'sample.backends.Missing': module 'sample.backends' "
+            "has no attribute 'Missing'.",
+        ),
+        (
+            "sample.models.Book",
+            "Bulk update backend path 'sample.models.Book' names <class 'sample.models.Book'>, "
+            "which is not a subclass of powercrud.bulk_persistence.BulkUpdatePersistenceBackend.",
+        ),
+    ],
+)
+def test_e009_bad_backend_path(path, problem):
+    error = only(check_view(broken_view(bulk_update_persistence_backend_path=path)))
+    assert error.id == "powercrud.E009"
+    assert error.msg == f"BrokenView.bulk_update_persistence_backend_path is invalid: {problem}"
+    assert "BulkUpdatePersistenceBackend" in error.hint
+
+
+def test_e009_module_that_cannot_be_imported():
+    path = "sample.no_such_module.Backend"
+    error = only(check_view(broken_view(bulk_update_persistence_backend_path=path)))
+    assert error.id == "powercrud.E009"
+    assert error.msg.startswith(
+        "BrokenView.bulk_update_persistence_backend_path is invalid: Bulk update backend path "
+        "'sample.no_such_module.Backend': module 'sample.no_such_module' could not be imported "
+        "(ModuleNotFoundError: "
+    )
+
+
+def test_e009_valid_backend_path_passes():
+    view = broken_view(bulk_update_persistence_backend_path="sample.backends.BookBulkUpdateBackend")
+    assert check_view(view) == []
+
+
 @pytest.mark.parametrize("model", ["sample.Book", object, 42])
 def test_e010_model_must_be_a_model_class(model):
     error = only(check_view(broken_view(model=model, fields=["nope"])))
@@ -198,6 +237,28 @@ def test_e008_htmx_middleware_missing():
     assert error.id == "powercrud.E008"
     assert error.msg == "powercrud needs django-htmx's middleware."
     assert error.hint == "Add 'django_htmx.middleware.HtmxMiddleware' to MIDDLEWARE."
+
+
+def test_e011_request_context_processor_missing():
+    templates = [
+        {
+            **engine,
+            "OPTIONS": {
+                **engine["OPTIONS"],
+                "context_processors": [
+                    name for name in engine["OPTIONS"]["context_processors"] if not name.endswith(".request")
+                ],
+            },
+        }
+        for engine in settings.TEMPLATES
+    ]
+    with override_settings(TEMPLATES=templates):
+        error = only(check_installation())
+    assert error.id == "powercrud.E011"
+    assert error.msg == "powercrud's templates need the request context processor."
+    assert error.hint == (
+        "Add 'django.template.context_processors.request' to TEMPLATES[...]['OPTIONS']['context_processors']."
+    )
 
 
 def test_w001_unknown_setting():

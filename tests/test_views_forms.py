@@ -7,9 +7,12 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
+import django
 import pytest
 from django import forms
+from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.test import override_settings
 from django.urls import include, path
 
 from powercrud.mixins import PowerCRUDMixin
@@ -478,3 +481,37 @@ def test_genre_unique_name_error_is_shown_in_the_modal(htmx_client, db):
     assert response.status_code == 200
     assert "Genre with this Name already exists." in response.content.decode()
     assert Genre.objects.count() == 1
+
+
+# ----- per-model template override ----------------------------------------------------------
+GENRE_DETAIL = (
+    "{% extends base_template_path %}{% load pc_partials %}{% block content %}"
+    '{% partialdef content inline %}<p class="custom">Custom genre {{ object.name }}</p>'
+    "{% endpartialdef %}{% endblock %}"
+)
+
+
+def templates_with(overrides: dict[str, str]) -> list[dict[str, Any]]:
+    """The test TEMPLATES with ``overrides`` found before every app template."""
+    loaders: list[Any] = [
+        ("django.template.loaders.locmem.Loader", overrides),
+        "django.template.loaders.app_directories.Loader",
+    ]
+    if django.VERSION < (6, 0):
+        loaders = [("template_partials.loader.Loader", loaders)]
+    engine = settings.TEMPLATES[0]
+    options = {"context_processors": engine["OPTIONS"]["context_processors"], "loaders": loaders}
+    return [{"BACKEND": engine["BACKEND"], "DIRS": [], "OPTIONS": options}]
+
+
+def test_per_model_template_overrides_the_default(admin_client, htmx_client, db):
+    genre = Genre.objects.create(name="Noir")
+    with override_settings(TEMPLATES=templates_with({"sample/genre_detail.html": GENRE_DETAIL})):
+        page = admin_client.get(f"/genre/{genre.pk}/").content.decode()
+        assert '<p class="custom">Custom genre Noir</p>' in page
+        assert "Bookshop ops" in page  # still inside the view's base template
+        modal = htmx_client.get(f"/genre/{genre.pk}/").content.decode()
+        assert modal.strip() == '<p class="custom">Custom genre Noir</p>'
+        other = admin_client.get("/genre/").content.decode()  # other roles keep powercrud's pages
+        assert 'id="pc-content"' in other
+    assert "Custom genre" not in admin_client.get(f"/genre/{genre.pk}/").content.decode()
