@@ -1,0 +1,365 @@
+"""Worker entry points for async bulk tasks: primitives in, the same guarded service call out.
+
+django-q2 runs ``run_bulk_task(task_id)``. Everything else comes from the ``BulkTask`` row:
+the rows to write are the task's ``RowLock`` rows (fixed at submit), the values and fields
+are plain JSON in ``payload``, the backend is resolved from its dotted path here, in the
+worker. The run, the outcome and the release of the locks commit in ONE transaction, so a
+task is never shown succeeded unless its writes committed, and a worker that dies leaves
+nothing half-done (the database rolls the transaction back).
+
+A task is claimed with one conditional ``UPDATE`` (queued -> running): a job delivered twice,
+one after the other or at the same moment, runs once. The outcome is recorded in the task;
+this function never raises to django-q2 and never signals failure by its return value.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from django.apps import apps
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connections, models, router, transaction
+from django.db.models import F
+from django.db.models.functions import Cast
+from django.utils import timezone
+from django_q.exceptions import TimeoutException
+
+from powercrud import progress
+from powercrud.bulk.types import BulkContext, BulkInputError, BulkResult
+from powercrud.bulk_persistence import (
+    DefaultBulkUpdatePersistenceBackend,
+    resolve_backend_class,
+    run_bulk_delete,
+    run_bulk_update,
+)
+from powercrud.conf import settings as pc_settings
+from powercrud.locks import release_locks
+from powercrud.models import MAX_STORED_ERRORS, BulkTask, RowLock
+from powercrud.progress import ProgressWriter, TaskCancelled
+
+__all__ = [
+    "cleanup_stale_tasks",
+    "fail_stale_tasks",
+    "finish_task",
+    "locked_queryset",
+    "request_cancel",
+    "run_bulk_task",
+]
+
+logger = logging.getLogger("powercrud.tasks")
+
+Status = BulkTask.Status
+
+DEFAULT_HEARTBEAT_TIMEOUT = 120
+"""Seconds without a heartbeat after which a running task counts as dead."""
+
+DEFAULT_QUEUED_TIMEOUT = 3600
+"""Seconds a task may wait in the queue before cleanup looks for its job."""
+
+
+def _setting(name: str, default: Any) -> Any:
+    """A powercrud setting that may not be in ``powercrud.conf.DEFAULTS`` yet."""
+    try:
+        return getattr(pc_settings, name)
+    except AttributeError:
+        from django.conf import settings
+
+        return (getattr(settings, "POWERCRUD_SETTINGS", None) or {}).get(name, default)
+
+
+def _alias() -> str:
+    return router.db_for_write(BulkTask)
+
+
+class _Superseded(Exception):
+    """The task was finished by someone else (cleanup) while this worker ran: roll back."""
+
+
+# --- finishing ----------------------------------------------------------------------------------
+
+
+def finish_task(
+    task: BulkTask,
+    status: str,
+    *,
+    message: str,
+    result: BulkResult | None = None,
+    done: int | None = None,
+    expect: Iterable[str] = (Status.RUNNING,),
+) -> bool:
+    """Record ``task``'s outcome and release its locks, in one transaction.
+
+    Only a task whose status is in ``expect`` is changed; returns whether it was.
+    """
+    values: dict[str, Any] = {
+        "status": status,
+        "message": message,
+        "finished_at": timezone.now(),
+    }
+    if status == Status.CANCELLED:
+        values["cancel_requested"] = True
+    if done is not None:
+        values["done"] = done
+    if result is not None:
+        errors = [error.to_dict() for error in result.errors]
+        stored = errors[:MAX_STORED_ERRORS]
+        summary = result.to_dict()
+        summary["errors"] = stored
+        values.update(
+            success_count=result.success_records,
+            failure_count=result.failed_records,
+            errors=stored,
+            errors_omitted=len(errors) - len(stored),
+            result=summary,
+        )
+    using = _alias()
+    with transaction.atomic(using=using):
+        changed = BulkTask.objects.using(using).filter(pk=task.pk, status__in=list(expect)).update(**values)
+        if changed:
+            release_locks(task)
+    if changed:
+        for name, value in values.items():
+            setattr(task, name, value)
+    return bool(changed)
+
+
+def _nothing_saved(task: BulkTask) -> str:
+    return "nothing was deleted" if task.kind == BulkTask.Kind.DELETE else "nothing was saved"
+
+
+def describe_failure(task: BulkTask, exc: BaseException) -> str:
+    """A message about ``exc`` that is safe to show to the task's owner."""
+    nothing = _nothing_saved(task)
+    if isinstance(exc, BulkInputError):
+        return f"{exc.message} ({nothing.capitalize()}.)"
+    if isinstance(exc, ImproperlyConfigured):
+        return f"The task could not start, so {nothing}: {exc}"
+    if isinstance(exc, LookupError) and task.model_class is None:
+        return f"The model {task.model_label!r} no longer exists, so {nothing}."
+    if isinstance(exc, TimeoutException):
+        return (
+            f"The task ran longer than the worker's time limit (Q_CLUSTER 'timeout') and was "
+            f"stopped; {nothing}. Raise the timeout or select fewer rows."
+        )
+    return (
+        f"The task stopped because of an unexpected error; {nothing}. "
+        f"The details are in the worker log under {task.task_name}."
+    )
+
+
+# --- running ------------------------------------------------------------------------------------
+
+
+def locked_queryset(task: BulkTask, model: type[models.Model]) -> models.QuerySet[Any]:
+    """Exactly the rows ``task`` locked at submit (its frozen selection), on the task's database."""
+    pk_field: Any = model._meta.pk
+    while pk_field.is_relation:  # multi-table inheritance: the parent link
+        pk_field = pk_field.target_field
+    keys = RowLock.objects.filter(task_id=task.pk).values(
+        pc_pk=Cast("object_pk", output_field=pk_field.clone())
+    )
+    return model._base_manager.using(_alias()).filter(pk__in=keys)
+
+
+def _context(task: BulkTask) -> BulkContext:
+    payload = task.payload or {}
+    return BulkContext(
+        mode="async",
+        model_label=task.model_label,
+        user_id=task.owner_id,
+        selection_size=task.total,
+        atomic=bool(payload.get("atomic", True)),
+        dry_run=bool(payload.get("dry_run", False)),
+        task_name=task.task_name,
+        operation=task.kind,  # type: ignore[arg-type]
+        batch_size=int(payload.get("batch_size") or pc_settings.BULK_BATCH_SIZE),
+        extra={"task_id": task.pk, "view_name": payload.get("view_name", "")},
+    )
+
+
+def _execute(task: BulkTask, writer: ProgressWriter) -> BulkResult:
+    """Call the same guarded entry point the sync view uses, with ``mode="async"``."""
+    model = apps.get_model(task.model_label)
+    payload: Mapping[str, Any] = task.payload or {}
+    context = _context(task)
+    queryset = locked_queryset(task, model)
+    if task.kind == BulkTask.Kind.DELETE:
+        return run_bulk_delete(queryset=queryset, context=context, progress_callback=writer)
+    path = payload.get("backend_path")
+    backend_class = resolve_backend_class(path) if path else DefaultBulkUpdatePersistenceBackend
+    backend = backend_class(payload.get("backend_config") or None)
+    return run_bulk_update(
+        backend,
+        queryset=queryset,
+        bulk_fields=list(payload.get("bulk_fields") or ()),
+        fields_to_update=list(payload.get("fields_to_update") or ()),
+        field_data=dict(payload.get("field_data") or {}),
+        context=context,
+        progress_callback=writer,
+    )
+
+
+def _claim(task_id: int) -> BulkTask | None:
+    now = timezone.now()
+    claimed = (
+        BulkTask.objects.using(_alias())
+        .filter(pk=task_id, status=Status.QUEUED)
+        .update(status=Status.RUNNING, started_at=now, heartbeat_at=now, done=0, attempts=F("attempts") + 1)
+    )
+    if not claimed:
+        return None
+    return BulkTask.objects.using(_alias()).get(pk=task_id)
+
+
+def run_bulk_task(task_id: int) -> str:
+    """Run bulk task ``task_id`` once; returns its final status (or ``"skipped"``).
+
+    The django-q2 job function. A task that is not queued (already running, finished or
+    cancelled) is left alone, so a second delivery of the same job changes nothing.
+    """
+    task = _claim(task_id)
+    if task is None:
+        logger.info("Bulk task #%s is not queued (delivered twice, or cancelled); skipped.", task_id)
+        return "skipped"
+    live = progress.read_live(task)
+    if task.cancel_requested or (live is not None and live.cancel_requested):
+        finish_task(task, Status.CANCELLED, message=f"Cancelled before it started; {_nothing_saved(task)}.")
+        progress.forget(task)
+        return Status.CANCELLED
+    writer = ProgressWriter(task)
+    writer.start()
+    using = _alias()
+    try:
+        with transaction.atomic(using=using):
+            result = _execute(task, writer)
+            writer.stop()
+            if writer.cancelled.is_set():
+                raise TaskCancelled(task.task_name)
+            status = Status.SUCCEEDED if result.success else Status.FAILED
+            if not finish_task(task, status, message=result.message, result=result, done=result.total):
+                raise _Superseded(task.task_name)
+        logger.info("Bulk task #%s %s: %s", task.pk, status, result.message)
+        return status
+    except TaskCancelled:
+        writer.stop()
+        nothing = _nothing_saved(task)
+        finish_task(
+            task,
+            Status.CANCELLED,
+            message=f"Cancelled after {writer.done} of {writer.total} rows; {nothing}.",
+            done=writer.done,
+        )
+        logger.info("Bulk task #%s cancelled after %s rows.", task.pk, writer.done)
+        return Status.CANCELLED
+    except _Superseded:
+        logger.warning(
+            "Bulk task #%s was ended by cleanup while it ran; its writes were rolled back.", task.pk
+        )
+        return "superseded"
+    except (Exception, TimeoutException) as exc:  # the worker boundary: log it, record it, never raise
+        writer.stop()
+        logger.exception("Bulk task #%s failed.", task.pk)
+        if not connections[using].in_atomic_block:  # a broken connection: start afresh
+            connections[using].close_if_unusable_or_obsolete()
+        finish_task(task, Status.FAILED, message=describe_failure(task, exc), done=writer.done)
+        return Status.FAILED
+    finally:
+        writer.stop()
+        progress.forget(task)
+
+
+# --- cancelling ---------------------------------------------------------------------------------
+
+
+def request_cancel(task: BulkTask | int) -> BulkTask:
+    """Cancel a queued task now (it never runs), or ask a running one to stop at its next batch.
+
+    Returns the task as it now stands; ``cancel_requested`` tells whether the request took.
+    A finished task is returned unchanged.
+    """
+    task_id = task.pk if isinstance(task, BulkTask) else task
+    current = BulkTask.objects.using(_alias()).get(pk=task_id)
+    if current.status == Status.QUEUED:
+        nothing = _nothing_saved(current)
+        if finish_task(
+            current,
+            Status.CANCELLED,
+            message=f"Cancelled before it started; {nothing}.",
+            expect=(Status.QUEUED,),
+        ):
+            return current
+        current.refresh_from_db()
+    if current.status == Status.RUNNING:
+        progress.cancel_running(current)
+        current.cancel_requested = True
+    return current
+
+
+# --- worker death -------------------------------------------------------------------------------
+
+
+def _queued_jobs() -> set[str] | None:
+    """Names of the jobs waiting in django-q2's ORM queue; None for other brokers."""
+    from django_q.conf import Conf
+    from django_q.models import OrmQ
+
+    if not Conf.ORM:
+        return None
+    return {str(job.name()) for job in OrmQ.objects.using(Conf.ORM).all()}
+
+
+def fail_stale_tasks(
+    older_than_seconds: float | None = None, queued_older_than_seconds: float | None = None
+) -> list[int]:
+    """End tasks whose worker died as failed, releasing their locks; returns their ids.
+
+    Running tasks with no heartbeat for ``older_than_seconds`` (setting
+    ``BULK_TASK_HEARTBEAT_TIMEOUT``, default 120) fail. Queued tasks older than
+    ``queued_older_than_seconds`` (``BULK_TASK_QUEUED_TIMEOUT``, default 3600) fail when
+    their job is no longer in django-q2's queue (ORM broker; other brokers: by age alone).
+    """
+    if older_than_seconds is None:
+        older_than_seconds = _setting("BULK_TASK_HEARTBEAT_TIMEOUT", DEFAULT_HEARTBEAT_TIMEOUT)
+    if queued_older_than_seconds is None:
+        queued_older_than_seconds = _setting("BULK_TASK_QUEUED_TIMEOUT", DEFAULT_QUEUED_TIMEOUT)
+    now = timezone.now()
+    failed: list[int] = []
+    cutoff = now - timezone.timedelta(seconds=older_than_seconds)
+    running = progress.live_progress(BulkTask.objects.using(_alias()).filter(status=Status.RUNNING))
+    for task in running:
+        last = task.heartbeat_at or task.started_at or task.created_at
+        if last >= cutoff:
+            continue
+        silent = int((now - last).total_seconds())
+        message = (
+            f"The worker stopped responding (no heartbeat for {silent} s), so the task was ended; "
+            f"{_nothing_saved(task)}."
+        )
+        if finish_task(task, Status.FAILED, message=message):
+            progress.forget(task)
+            failed.append(task.pk)
+            logger.warning("Bulk task #%s failed: no heartbeat for %s s.", task.pk, silent)
+    queued_cutoff = now - timezone.timedelta(seconds=queued_older_than_seconds)
+    old_queued = list(
+        BulkTask.objects.using(_alias()).filter(status=Status.QUEUED, created_at__lt=queued_cutoff)
+    )
+    if old_queued:
+        waiting = _queued_jobs()
+        for task in old_queued:
+            if waiting is not None and task.task_name in waiting:
+                continue
+            message = (
+                f"The task was never picked up by a worker (queued for more than "
+                f"{int(queued_older_than_seconds)} s); {_nothing_saved(task)}."
+            )
+            if finish_task(task, Status.FAILED, message=message, expect=(Status.QUEUED,)):
+                failed.append(task.pk)
+                logger.warning("Bulk task #%s failed: never picked up by a worker.", task.pk)
+    return failed
+
+
+def cleanup_stale_tasks() -> int:
+    """The function to schedule with django-q2 (``Schedule``); returns how many tasks failed."""
+    return len(fail_stale_tasks())
