@@ -1,0 +1,244 @@
+"""Helpers for the async bulk tests: test backends, quick data, and a small CLI for a worker DB.
+
+The backends are importable by dotted path (as a worker needs). Their behaviour is steered
+by ``backend_config`` (plain JSON), and, within one process, by ``GATES`` (events a test
+opens to let a paused run continue) and ``SEEN`` (the contexts backends were called with).
+
+Run as ``python -m tests.async_helpers CMD`` with ``DJANGO_SETTINGS_MODULE=tests.settings_worker``
+to drive a database shared with a real ``qcluster`` process (see test_worker_process.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from powercrud.bulk.runner import ProgressCallback
+from powercrud.bulk.types import BulkContext, BulkResult
+from powercrud.bulk_persistence import DefaultBulkUpdatePersistenceBackend
+
+SEEN: list[BulkContext] = []
+GATES: dict[str, threading.Event] = {}
+ARRIVED: dict[str, threading.Event] = {}
+
+
+def gate(name: str) -> tuple[threading.Event, threading.Event]:
+    """(arrived, release) events for a ``PausingBackend`` configured with ``{"gate": name}``."""
+    ARRIVED[name] = threading.Event()
+    GATES[name] = threading.Event()
+    return ARRIVED[name], GATES[name]
+
+
+class RecordingBackend(DefaultBulkUpdatePersistenceBackend):
+    """The default backend, remembering the context it ran with."""
+
+    def persist_bulk_update(self, **kwargs: Any) -> BulkResult:
+        SEEN.append(kwargs["context"])
+        return super().persist_bulk_update(**kwargs)
+
+
+class RefusingBackend(DefaultBulkUpdatePersistenceBackend):
+    """Writes nothing and answers ``success=False`` in the plain dict form, naming two rows."""
+
+    def persist_bulk_update(self, *, queryset: Any, **kwargs: Any) -> dict[str, Any]:
+        pks = list(queryset.order_by("pk").values_list("pk", flat=True)[:2])
+        return {
+            "success": False,
+            "success_records": 0,
+            "errors": [{"pk": pk, "field": "status", "messages": ["Not allowed <today>."]} for pk in pks],
+        }
+
+
+class ExplodingBackend(DefaultBulkUpdatePersistenceBackend):
+    """Writes every row, then raises an error whose text must not reach the page."""
+
+    def persist_bulk_update(self, **kwargs: Any) -> BulkResult:
+        super().persist_bulk_update(**kwargs)
+        raise RuntimeError("secret internals: password=hunter2")
+
+
+class PausingBackend(DefaultBulkUpdatePersistenceBackend):
+    """The default backend whose progress callback can pause or slow the run.
+
+    config: ``gate`` (name in GATES: after the first batch, signal ARRIVED and wait up to
+    30 s for the gate), ``sleep`` (seconds to sleep after each batch).
+    """
+
+    def persist_bulk_update(self, *, progress_callback: ProgressCallback | None = None, **kwargs: Any) -> Any:
+        name = self.config.get("gate")
+        pause = float(self.config.get("sleep", 0))
+        batches = 0
+
+        def report(done: int, total: int) -> None:
+            nonlocal batches
+            if progress_callback is not None:
+                progress_callback(done, total)
+            if done == 0:
+                return
+            batches += 1
+            if name and batches == 1:
+                ARRIVED[name].set()
+                GATES[name].wait(30)
+                if progress_callback is not None:
+                    progress_callback(done, total)
+            if pause:
+                time.sleep(pause)
+
+        return super().persist_bulk_update(progress_callback=report, **kwargs)
+
+
+def make_books(count: int, *, title: str = "Book", status: str = "draft") -> list[Any]:
+    """``count`` books (and one author) in one INSERT per 1,000; returns them."""
+    from sample.models import Author, Book
+
+    author = Author.objects.create(name="Async Author")
+    books = [
+        Book(title=f"{title} {i:05d}", author=author, status=status, price=Decimal("10.00") + i % 7)
+        for i in range(count)
+    ]
+    return Book.objects.bulk_create(books, batch_size=1000)
+
+
+def status_data(value: str = "archived") -> dict[str, Any]:
+    """``field_data`` for setting ``status`` of books."""
+    return {"status": value}
+
+
+def launch_books(
+    queryset: Any,
+    *,
+    user: Any = None,
+    backend: str | None = None,
+    config: Mapping[str, Any] | None = None,
+    fields: Sequence[str] = ("status",),
+    field_data: Mapping[str, Any] | None = None,
+    atomic: bool = True,
+    batch_size: int = 10,
+    kind: str = "update",
+) -> Any:
+    """Launch a bulk task over ``queryset`` of books, the way a view would."""
+    from powercrud.bulk.launch import launch_bulk_task
+
+    return launch_bulk_task(
+        kind=kind,
+        queryset=queryset,
+        user=user,
+        fields_to_update=list(fields) if kind == "update" else (),
+        field_data=dict(field_data if field_data is not None else status_data())
+        if kind == "update"
+        else None,
+        bulk_fields=["status", "genre", "author", "price", "tags", "is_available"]
+        if kind == "update"
+        else (),
+        backend_path=backend,
+        backend_config=config,
+        atomic=atomic,
+        batch_size=batch_size,
+        view_name="books",
+    )
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30, interval: float = 0.05) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"Timed out after {timeout} s waiting for {predicate}.")
+        time.sleep(interval)
+
+
+# --- CLI for a database shared with a real worker ------------------------------------------------
+
+
+def _task_json(task_id: int) -> dict[str, Any]:
+    from powercrud.models import BulkTask, RowLock
+    from powercrud.progress import live_progress
+
+    task = live_progress([BulkTask.objects.get(pk=task_id)])[0]
+    return {
+        "id": task.pk,
+        "status": task.status,
+        "done": task.done,
+        "total": task.total,
+        "success_count": task.success_count,
+        "failure_count": task.failure_count,
+        "message": task.message,
+        "errors": task.errors,
+        "attempts": task.attempts,
+        "heartbeat_at": task.heartbeat_at.isoformat() if task.heartbeat_at else None,
+        "locks": RowLock.objects.filter(task_id=task_id).count(),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from sample.models import Book
+
+    parser = argparse.ArgumentParser(prog="python -m tests.async_helpers")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    setup = sub.add_parser("setup", help="migrate and add N books")
+    setup.add_argument("--books", type=int, default=100)
+    launch = sub.add_parser("launch", help="launch a bulk task over books whose title starts with PREFIX")
+    launch.add_argument("--prefix", default="Book")
+    launch.add_argument("--status", default="archived")
+    launch.add_argument("--backend", default=None)
+    launch.add_argument("--config", default="{}")
+    launch.add_argument("--batch-size", type=int, default=10)
+    launch.add_argument("--per-row", action="store_true")
+    launch.add_argument("--kind", default="update")
+    status = sub.add_parser("status", help="print a task as JSON")
+    status.add_argument("task_id", type=int)
+    sub.add_parser("counts", help="print how many books have each status, and the lock count")
+    cleanup = sub.add_parser("cleanup", help="powercrud_cleanup")
+    cleanup.add_argument("--older-than", type=float, default=None)
+    args = parser.parse_args(argv)
+
+    if args.cmd == "setup":
+        call_command("migrate", verbosity=0)
+        make_books(args.books)
+        print(json.dumps({"books": Book.objects.count()}))
+    elif args.cmd == "launch":
+        queryset = Book.objects.filter(title__startswith=args.prefix)
+        task = launch_books(
+            queryset,
+            backend=args.backend,
+            config=json.loads(args.config),
+            field_data=status_data(args.status),
+            atomic=not args.per_row,
+            batch_size=args.batch_size,
+            kind=args.kind,
+        )
+        print(json.dumps({"id": task.pk, "total": task.total}))
+    elif args.cmd == "status":
+        print(json.dumps(_task_json(args.task_id)))
+    elif args.cmd == "counts":
+        from django.db.models import Count
+
+        from powercrud.models import RowLock
+
+        counts = dict(Book.objects.values_list("status").annotate(n=Count("pk")).order_by())
+        print(
+            json.dumps({"statuses": counts, "books": sum(counts.values()), "locks": RowLock.objects.count()})
+        )
+    elif args.cmd == "cleanup":
+        from powercrud.tasks import fail_stale_tasks
+
+        print(json.dumps({"failed": fail_stale_tasks(args.older_than)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
