@@ -18,8 +18,8 @@ from django.db import transaction
 from django.db.models import QuerySet
 
 from powercrud.bulk.delete import BulkDeleteService
-from powercrud.bulk.runner import ProgressCallback
-from powercrud.bulk.service import BulkUpdateService, write_alias
+from powercrud.bulk.runner import ProgressCallback, write_alias
+from powercrud.bulk.service import BulkUpdateService
 from powercrud.bulk.types import BulkContext, BulkResult
 
 __all__ = [

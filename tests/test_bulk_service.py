@@ -20,6 +20,7 @@ from powercrud.bulk import (
     BulkResult,
     BulkUpdateService,
     RowChange,
+    RowChecks,
     RowError,
     WriteStrategy,
 )
@@ -495,26 +496,6 @@ def test_database_error_in_all_or_nothing_lists_rows_and_writes_nothing(assets: 
     assert snapshot(Asset) == before
 
 
-@pytest.mark.django_db
-def test_database_error_on_the_fast_path(shop: dict[str, Any]) -> None:
-    """A value that passes validation but breaks a database constraint, on the set-based path."""
-
-    class NoValidators(BulkUpdateService):
-        @staticmethod
-        def _clean_value(model: Any, using: str, name: str, value: Any) -> Any:
-            return value
-
-    before = snapshot(Book)
-    result = update(Book.objects.all(), {"pages": -5}, service=NoValidators(), batch_size=4)
-    if connection.vendor == "sqlite" or connection.vendor == "postgresql":
-        assert not result.success
-        assert len(result.errors) == 10
-        assert snapshot(Book) == before
-    result = update(Book.objects.all(), {"pages": -5}, service=NoValidators(), atomic=False, batch_size=4)
-    assert (result.success_records, len(result.errors)) == (0, 10)
-    assert snapshot(Book) == before
-
-
 # --- hooks --------------------------------------------------------------------------------------
 
 
@@ -660,6 +641,16 @@ def test_dry_run_reports_changes_and_examples(shop: dict[str, Any]) -> None:
 
 
 @pytest.mark.django_db
+def test_dry_run_runs_the_before_hooks_only(shop: dict[str, Any]) -> None:
+    recorder = Recorder()
+    result = update(
+        Book.objects.filter(pk=shop["books"][0].pk), {"price": "1.00"}, service=recorder, dry_run=True
+    )
+    assert result.changed == 1
+    assert [name for name, _ in recorder.calls] == ["validate_row", "before"]
+
+
+@pytest.mark.django_db
 def test_dry_run_predicts_database_errors(assets: list[Asset]) -> None:
     before = snapshot(Asset)
     check = update(Asset.objects.all(), {"code": "SAME"}, dry_run=True, atomic=False)
@@ -719,3 +710,116 @@ def test_query_budget_for_ten_thousand_rows(db: None) -> None:
     assert (result.success, result.changed) == (True, n)
     assert len(queries) <= 20 + n // 1000
     assert Book.objects.filter(status="published", price=Decimal("2.50")).count() == n
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("field_data", "changed"),
+    [
+        ({"price": "12.00"}, 9),  # Book 02 already costs 12.00
+        ({"price": "12.0"}, 9),  # the same amount written differently
+        ({"published_date": "2020-01-01"}, 0),
+        ({"genre": None}, 10),
+        ({"is_available": True, "pages": 100}, 0),
+    ],
+)
+def test_rows_already_holding_the_value_are_not_changed(
+    shop: dict[str, Any], field_data: dict[str, Any], changed: int
+) -> None:
+    for dry_run in (True, False):  # the read path and the fast path agree
+        result = update(Book.objects.all(), field_data, dry_run=dry_run)
+        assert (result.success, result.success_records, result.changed) == (True, 10, changed)
+
+
+# --- a model with a check constraint and an auto_now field ---------------------------------------
+
+
+@pytest.fixture
+def gadget_model(transactional_db: None) -> Any:
+    with isolate_apps("sample"):
+
+        class Gadget(models.Model):  # noqa: DJ008
+            kind = models.CharField(max_length=10, default="debit")
+            amount = models.IntegerField(default=0)
+            note = models.CharField(max_length=20, blank=True)
+            touched = models.DateTimeField(auto_now=True)
+
+            class Meta:
+                app_label = "sample"
+                constraints = [
+                    models.CheckConstraint(
+                        condition=models.Q(amount__gte=0) | models.Q(kind="credit"),
+                        name="gadget_sign",
+                        violation_error_message="Only credits can go below zero.",
+                    )
+                ]
+
+    with connection.schema_editor() as editor:
+        editor.create_model(Gadget)
+    try:
+        yield Gadget
+    finally:
+        with connection.schema_editor() as editor:
+            editor.delete_model(Gadget)
+
+
+def test_constraints_on_changed_fields_are_checked_per_row(gadget_model: Any) -> None:
+    debit = gadget_model.objects.create(kind="debit", amount=5)
+    credit = gadget_model.objects.create(kind="credit", amount=5)
+    result = update(gadget_model.objects.all(), {"amount": -1}, atomic=False)
+    assert result.errors == (
+        RowError(pk=debit.pk, field=None, messages=("Only credits can go below zero.",)),
+    )
+    assert dict(gadget_model.objects.values_list("pk", "amount")) == {debit.pk: 5, credit.pk: -1}
+    result = update(gadget_model.objects.all(), {"note": "checked"})  # does not touch the constraint
+    assert (result.success, result.changed) == (True, 2)
+
+
+def test_auto_now_fields_are_refreshed_on_both_paths(gadget_model: Any) -> None:
+    first = gadget_model.objects.create(note="a")
+    second = gadget_model.objects.create(note="b")
+    gadget_model.objects.update(touched=datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC))
+    result = update(gadget_model.objects.filter(pk=first.pk), {"note": "fast"})  # set-based, no reads
+    assert result.success
+    touched = dict(gadget_model.objects.values_list("pk", "touched"))
+    assert touched[first.pk].year > 2000 and touched[second.pk].year == 2000
+    result = update(gadget_model.objects.filter(pk=second.pk), {"amount": 3})  # per-row checks
+    assert result.success
+    assert gadget_model.objects.get(pk=second.pk).touched.year > 2000
+
+
+class DatabaseOnlyConstraint(BulkUpdateService):
+    """Pretend the model's constraint exists only in the database: nothing checks it first."""
+
+    def row_checks(self, model: type[models.Model], fields: Sequence[str]) -> RowChecks:
+        return RowChecks()
+
+
+@pytest.mark.parametrize("atomic", [True, False])
+def test_database_errors_on_the_fast_path_name_exactly_the_bad_rows(gadget_model: Any, atomic: bool) -> None:
+    gadget_model.objects.bulk_create(
+        gadget_model(kind="debit" if i % 3 == 0 else "credit", amount=1) for i in range(7)
+    )
+    debits = list(gadget_model.objects.filter(kind="debit").order_by("pk").values_list("pk", flat=True))
+    before = snapshot(gadget_model)
+    service = DatabaseOnlyConstraint()
+    check = update(
+        gadget_model.objects.all(), {"amount": -2}, service=service, atomic=atomic, batch_size=2, dry_run=True
+    )
+    assert snapshot(gadget_model) == before
+    with CaptureQueriesContext(connection) as queries:
+        result = update(
+            gadget_model.objects.all(), {"amount": -2}, service=service, atomic=atomic, batch_size=2
+        )
+    reads = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("SELECT")]
+    assert not [sql for sql in reads if '"amount"' in sql.split("FROM")[0]]  # no rows read: fast path
+    assert [e.pk for e in result.errors] == debits
+    assert all(e.messages[0].startswith("The database rejected the change: ") for e in result.errors)
+    assert check.errors == result.errors
+    amounts = dict(gadget_model.objects.values_list("pk", "amount"))
+    if atomic:
+        assert snapshot(gadget_model) == before
+        assert result.success_records == 0
+    else:
+        assert amounts == {pk: 1 if pk in debits else -2 for pk in amounts}
+        assert result.success_records == 7 - len(debits)

@@ -201,6 +201,18 @@ def test_datetimes_uuids_and_text() -> None:
         ),
         (
             ["author"],
+            {"author": 2**63},
+            "author",
+            "Invalid value for 'author': Ensure this value is less than or equal to 9223372036854775807.",
+        ),
+        (
+            ["tags"],
+            {"tags": {"op": "remove", "ids": [-(2**63) - 1]}},
+            "tags",
+            "Invalid value for 'tags': Ensure this value is greater than or equal to -9223372036854775808.",
+        ),
+        (
+            ["author"],
             {"author": "three"},
             "author",
             "Invalid value for 'author': “three” value must be an integer.",

@@ -19,10 +19,12 @@ from powercrud.bulk.runner import (
     Isolation,
     ProgressCallback,
     RunOutcome,
+    check_context,
+    describe_db_error,
     freeze_pks,
     run_batches,
+    write_alias,
 )
-from powercrud.bulk.service import check_context, describe_db_error, write_alias
 from powercrud.bulk.types import BulkContext, BulkResult, RowError, summarise
 
 RETRY_ON: tuple[type[BaseException], ...] = (IntegrityError, DataError)

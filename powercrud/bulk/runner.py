@@ -23,7 +23,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
+from django.core.exceptions import ValidationError
+from django.db import models, router, transaction
 from django.db.models import QuerySet
 
 from powercrud.bulk.types import MAX_EXAMPLES, BulkContext, RowChange, RowError
@@ -199,3 +200,28 @@ def _loop(
         if report is not None:
             report(done, len(pks))
     return outcome
+
+
+def describe_db_error(exc: BaseException) -> str:
+    """A readable one-line reason for a database or save-time error."""
+    if isinstance(exc, ValidationError):
+        return " ".join(exc.messages)
+    first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return f"The database rejected the change: {first_line}"
+
+
+def check_context(model: type[models.Model], context: BulkContext, operation: str) -> None:
+    """Raise ValueError unless ``context`` describes ``operation`` on ``model``."""
+    if context.model_label != model._meta.label_lower:
+        raise ValueError(
+            f"context.model_label is {context.model_label!r} but the queryset is of "
+            f"{model._meta.label_lower!r}; build the context for the model being written."
+        )
+    if context.operation != operation:
+        raise ValueError(f"context.operation is {context.operation!r}; this service performs {operation!r}.")
+
+
+def write_alias(queryset: QuerySet[Any]) -> str:
+    """The database alias writes to ``queryset`` go to."""
+    explicit: str | None = getattr(queryset, "_db", None)  # set by .using()
+    return explicit or router.db_for_write(queryset.model)

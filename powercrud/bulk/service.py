@@ -14,25 +14,35 @@ old values (hooks, checks, many-to-many, a dry run's examples) reads the batch o
 
 from __future__ import annotations
 
-import enum
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
-from django.db import DataError, IntegrityError, models, router, transaction
+from django.core.exceptions import ValidationError
+from django.db import DataError, IntegrityError, models, transaction
 from django.db.models import QuerySet
 
-from powercrud.bulk.m2m import M2MEdit, m2m_changes, read_links, resolve_edit, write_links
+from powercrud.bulk.m2m import m2m_changes, resolve_edit, write_links
+from powercrud.bulk.plan import (
+    Load,
+    Row,
+    UpdatePlan,
+    clean_value,
+    load_rows,
+    model_check_errors,
+    validation_messages,
+)
 from powercrud.bulk.runner import (
     BatchOutcome,
     Isolation,
     ProgressCallback,
     RunOutcome,
+    check_context,
+    describe_db_error,
     freeze_pks,
     run_batches,
+    write_alias,
 )
 from powercrud.bulk.strategies import (
     RowChecks,
@@ -50,7 +60,6 @@ from powercrud.bulk.types import (
     RowChange,
     RowError,
     json_pk,
-    sorted_values,
     summarise,
 )
 from powercrud.bulk.values import from_field_data
@@ -60,84 +69,29 @@ logger = logging.getLogger("powercrud.bulk")
 RETRY_ON: tuple[type[BaseException], ...] = (IntegrityError, DataError, ValidationError)
 
 
-class _Load(enum.Enum):
-    NONE = "none"  # fast path: no read at all
-    VALUES = "values"  # old values of the changed fields, as tuples
-    INSTANCES = "instances"  # model instances, for save(), clean() and validate_row
-
-
-@dataclass(frozen=True)
-class _Plan:
-    model: type[models.Model]
-    using: str
-    context: BulkContext
-    values: Mapping[str, Any]  # plain field name -> Python value (foreign keys: the pk)
-    attnames: Mapping[str, str]
-    m2m: tuple[M2MEdit, ...]
-    strategy: WriteStrategy
-    checks: RowChecks
-    exclude: frozenset[str]  # fields left out of per-row checks
-    auto_now: tuple[models.Field[Any, Any], ...]
-    load: _Load
-    only: tuple[str, ...] | None
-    validate_row: bool
-    before_batch: bool
-    after_batch: bool
-
-
-@dataclass
-class _Row:
-    pk: Any
-    instance: models.Model | None
-    old: dict[str, Any]
-    new: dict[str, Any]
-    links: dict[str, tuple[frozenset[Any], frozenset[Any]]] = field(default_factory=dict)
-    plain_changed: bool = False
-
-    @property
-    def changed(self) -> bool:
-        return self.plain_changed or any(old != new for old, new in self.links.values())
-
-    def change(self) -> RowChange:
-        return RowChange(pk=self.pk, old=self.old, new=self.new)
-
-
-def describe_db_error(exc: BaseException) -> str:
-    """A readable one-line reason for a database or save-time error."""
-    if isinstance(exc, ValidationError):
-        return " ".join(exc.messages)
-    first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    return f"The database rejected the change: {first_line}"
-
-
-def _messages(exc: ValidationError) -> dict[str | None, list[str]]:
-    if hasattr(exc, "error_dict"):
-        return {
-            (None if name == NON_FIELD_ERRORS else name): list(ValidationError(errors).messages)
-            for name, errors in exc.error_dict.items()
-        }
-    return {None: list(exc.messages)}
-
-
-def check_context(model: type[models.Model], context: BulkContext, operation: str) -> None:
-    """Raise ValueError unless ``context`` describes ``operation`` on ``model``."""
-    if context.model_label != model._meta.label_lower:
-        raise ValueError(
-            f"context.model_label is {context.model_label!r} but the queryset is of "
-            f"{model._meta.label_lower!r}; build the context for the model being written."
-        )
-    if context.operation != operation:
-        raise ValueError(f"context.operation is {context.operation!r}; this service performs {operation!r}.")
-
-
-def write_alias(queryset: QuerySet[Any]) -> str:
-    """The database alias writes to ``queryset`` go to."""
-    explicit: str | None = getattr(queryset, "_db", None)  # set by .using()
-    return explicit or router.db_for_write(queryset.model)
-
-
 class BulkUpdateService:
-    """Writes one bulk edit. Subclass and override the hooks to add application rules."""
+    """Writes one bulk edit. Subclass and override the hooks to add application rules.
+
+    Hooks, in order, for each batch:
+
+    ``validate_row(instance, new_values, context)``
+        Once per row that would change. ``instance`` is the row as stored (not yet changed;
+        see ``row_fields`` for what is loaded), ``new_values`` maps each field being updated
+        to its new value (many-to-many: the resulting sorted tuple of related pks).
+    ``before_batch(changes, context)``
+        Once per batch with the rows about to be written (valid, and actually changing).
+    ``after_batch(changes, context)``
+        Once per batch with the rows written, inside the batch's transaction. Not called in a
+        dry run. An exception here aborts the run (its transaction rolls back).
+
+    Hooks run in sync and async runs alike. All-or-nothing runs that hit a database error
+    and per-row batches that hit one are replayed (see ``powercrud.bulk.runner``), so a hook
+    can be called again for the same rows after a rollback; keep effects outside the database
+    in ``transaction.on_commit()``. In a dry run the per-object path still calls ``save()``
+    (so database errors are found), and with it the signal receivers, inside the transaction
+    that is rolled back.
+    Overriding any hook makes each batch be read once (old values are needed).
+    """
 
     max_reported_errors: int = 10_000
     """At most this many ``RowError`` are kept in the result; failures are still counted."""
@@ -218,7 +172,7 @@ class BulkUpdateService:
         names: Sequence[str],
         field_data: Mapping[str, Any],
         context: BulkContext,
-    ) -> _Plan:
+    ) -> UpdatePlan:
         values = from_field_data(model, names, field_data)
         edits = tuple(
             resolve_edit(model, name, change, using) for name, change in m2m_changes(values).items()
@@ -238,19 +192,19 @@ class BulkUpdateService:
         hooks = {name: self._overrides(name) for name in ("validate_row", "before_batch", "after_batch")}
         only: tuple[str, ...] | None = None
         if strategy is WriteStrategy.PER_OBJECT:
-            load = _Load.INSTANCES
+            load = Load.INSTANCES
         elif hooks["validate_row"] or checks.clean:
-            load = _Load.INSTANCES
+            load = Load.INSTANCES
             if self.row_fields is not None:
                 only = tuple({*self.row_fields, *checks.fields, *plain})
         elif checks.needed:
-            load, only = _Load.INSTANCES, tuple({*checks.fields, *plain})
+            load, only = Load.INSTANCES, tuple({*checks.fields, *plain})
         elif edits or hooks["before_batch"] or hooks["after_batch"] or context.dry_run:
-            load = _Load.VALUES
+            load = Load.VALUES
         else:
-            load = _Load.NONE
+            load = Load.NONE
         every = frozenset(f.name for f in model._meta.concrete_fields)
-        return _Plan(
+        return UpdatePlan(
             model=model,
             using=using,
             context=context,
@@ -271,41 +225,18 @@ class BulkUpdateService:
     def _overrides(self, name: str) -> bool:
         return getattr(type(self), name) is not getattr(BulkUpdateService, name)
 
-    @staticmethod
-    def _clean_value(model: type[models.Model], using: str, name: str, value: Any) -> Any:
-        """Validate a value once for every row: ``validate()``, validators, related row exists."""
-        model_field = model._meta.get_field(name)
-        assert isinstance(model_field, models.Field)
-        if model_field.blank and value in model_field.empty_values:
-            return value
-        try:
-            models.Field.validate(model_field, value, None)
-            model_field.run_validators(value)
-        except ValidationError as exc:
-            raise BulkInputError(name, f"Invalid value for '{name}': {' '.join(exc.messages)}") from None
-        if model_field.is_relation and value is not None:
-            related = model_field.related_model
-            target = model_field.target_field.name  # type: ignore[attr-defined]
-            choices = related._base_manager.using(using).filter(**{target: value})  # type: ignore[union-attr]
-            limit = model_field.get_limit_choices_to()  # type: ignore[attr-defined]
-            if limit:
-                choices = choices.complex_filter(limit)
-            if not choices.exists():
-                raise BulkInputError(
-                    name,
-                    f"Invalid value for '{name}': no {related._meta.verbose_name} with "  # type: ignore[union-attr]
-                    f"{target} {value!r} can be chosen (it does not exist or is not allowed).",
-                )
-        return value
+    def _clean_value(self, model: type[models.Model], using: str, name: str, value: Any) -> Any:
+        """The value checked once for all rows (see ``plan.clean_value``); returns it."""
+        return clean_value(model, using, name, value)
 
     # --- one batch ------------------------------------------------------------------------------
 
-    def _process(self, plan: _Plan, batch: Sequence[Any], isolation: Isolation) -> BatchOutcome:
-        if plan.load is _Load.NONE:
+    def _process(self, plan: UpdatePlan, batch: Sequence[Any], isolation: Isolation) -> BatchOutcome:
+        if plan.load is Load.NONE:
             return self._process_fast(plan, batch, isolation)
         out = BatchOutcome()
-        candidates: list[_Row] = []
-        for row in self._load(plan, batch):
+        candidates: list[Row] = []
+        for row in load_rows(plan, batch):
             if not row.changed:
                 out.succeeded += 1
                 continue
@@ -321,11 +252,11 @@ class BulkUpdateService:
         out.changed += len(written)
         changes = [row.change() for row in written]
         out.examples.extend(changes[:5])
-        if written and plan.after_batch:
+        if written and plan.after_batch and not plan.context.dry_run:
             self.after_batch(changes, plan.context)
         return out
 
-    def _process_fast(self, plan: _Plan, batch: Sequence[Any], isolation: Isolation) -> BatchOutcome:
+    def _process_fast(self, plan: UpdatePlan, batch: Sequence[Any], isolation: Isolation) -> BatchOutcome:
         out = BatchOutcome()
         manager = plan.model._base_manager.using(plan.using)
 
@@ -354,80 +285,33 @@ class BulkUpdateService:
                 out.fail(pk, [RowError(pk=pk, field=None, messages=(describe_db_error(exc),))])
         return out
 
-    def _load(self, plan: _Plan, batch: Sequence[Any]) -> list[_Row]:
-        rows = plan.model._base_manager.using(plan.using).filter(pk__in=batch).order_by("pk")
-        names = list(plan.values)
-        found: list[tuple[Any, models.Model | None, dict[str, Any]]] = []
-        if plan.load is _Load.INSTANCES:
-            instances = rows if plan.only is None else rows.only(*plan.only)
-            for obj in instances:
-                found.append((obj.pk, obj, {n: getattr(obj, plan.attnames[n]) for n in names}))
-        else:
-            attnames = [plan.attnames[n] for n in names]
-            for pk, *old in rows.values_list("pk", *attnames):
-                found.append((pk, None, dict(zip(names, old, strict=True))))
-        pks = [pk for pk, _, _ in found]
-        links = {edit.name: read_links(edit, plan.using, pks) for edit in plan.m2m if pks}
-        result = []
-        for pk, instance, old in found:
-            row = _Row(pk=pk, instance=instance, old=old, new=dict(plan.values))
-            row.plain_changed = any(old[n] != plan.values[n] for n in names)
-            for edit in plan.m2m:
-                current = links[edit.name].get(pk, frozenset())
-                after = edit.apply(current)
-                row.links[edit.name] = (current, after)
-                row.old[edit.name] = tuple(sorted_values(current))
-                row.new[edit.name] = tuple(sorted_values(after))
-            result.append(row)
-        return result
-
-    def _check(self, plan: _Plan, row: _Row) -> list[RowError]:
+    def _check(self, plan: UpdatePlan, row: Row) -> list[RowError]:
         errors: dict[str | None, list[str]] = {}
-
-        def collect(exc: ValidationError) -> None:
-            for name, messages in _messages(exc).items():
-                errors.setdefault(name, []).extend(messages)
-
         instance = row.instance
-        if plan.validate_row and instance is not None:
+        if instance is None:
+            return []
+        if plan.validate_row:
             try:
                 self.validate_row(instance, MappingProxyType(dict(row.new)), plan.context)
             except ValidationError as exc:
-                collect(exc)
+                for name, messages in validation_messages(exc).items():
+                    errors.setdefault(name, []).extend(messages)
             except BulkHookError as exc:
                 for error in exc.errors:
                     if error.pk is None or error.pk == json_pk(row.pk):
                         errors.setdefault(error.field, []).extend(error.messages)
-        if instance is not None:
-            for name, value in plan.values.items():
-                setattr(instance, plan.attnames[name], value)
-            if plan.checks.clean:
-                try:
-                    instance.clean()
-                except ValidationError as exc:
-                    collect(exc)
-            if plan.checks.unique:
-                try:
-                    instance.validate_unique(exclude=set(plan.exclude) | {n for n in errors if n})
-                except ValidationError as exc:
-                    collect(exc)
-            for klass, constraint in plan.checks.constraints:
-                try:
-                    constraint.validate(klass, instance, exclude=set(plan.exclude), using=plan.using)
-                except ValidationError as exc:
-                    fields: Sequence[str] = getattr(constraint, "fields", ())
-                    if getattr(exc, "code", None) == "unique" and len(fields) == 1:
-                        errors.setdefault(fields[0], []).extend(exc.messages)
-                    else:
-                        collect(exc)
+        for name, messages in model_check_errors(plan, instance).items():
+            errors.setdefault(name, []).extend(messages)
         return [RowError(pk=row.pk, field=name, messages=tuple(msgs)) for name, msgs in errors.items()]
 
-    def _before_batch(self, plan: _Plan, rows: list[_Row], out: BatchOutcome) -> list[_Row]:
+    def _before_batch(self, plan: UpdatePlan, rows: list[Row], out: BatchOutcome) -> list[Row]:
         try:
             self.before_batch([row.change() for row in rows], plan.context)
         except ValidationError as exc:
             for row in rows:
-                out.fail(row.pk, [RowError(row.pk, name, tuple(m)) for name, m in _messages(exc).items()])
+                out.fail(
+                    row.pk, [RowError(row.pk, name, tuple(m)) for name, m in validation_messages(exc).items()]
+                )
             return []
         except BulkHookError as exc:
             by_pk = {json_pk(row.pk): row for row in rows}
@@ -443,7 +327,7 @@ class BulkUpdateService:
 
     # --- writing --------------------------------------------------------------------------------
 
-    def _write(self, plan: _Plan, rows: list[_Row], isolation: Isolation, out: BatchOutcome) -> list[_Row]:
+    def _write(self, plan: UpdatePlan, rows: list[Row], isolation: Isolation, out: BatchOutcome) -> list[Row]:
         if not rows:
             return []
         if isolation is Isolation.NONE:
@@ -463,12 +347,12 @@ class BulkUpdateService:
                     self._write_rows(plan, [row])
                 written.append(row)
             except ValidationError as exc:
-                out.fail(row.pk, [RowError(row.pk, n, tuple(m)) for n, m in _messages(exc).items()])
+                out.fail(row.pk, [RowError(row.pk, n, tuple(m)) for n, m in validation_messages(exc).items()])
             except RETRY_ON as exc:
                 out.fail(row.pk, [RowError(pk=row.pk, field=None, messages=(describe_db_error(exc),))])
         return written
 
-    def _write_rows(self, plan: _Plan, rows: Sequence[_Row]) -> None:
+    def _write_rows(self, plan: UpdatePlan, rows: Sequence[Row]) -> None:
         plain_rows = [row for row in rows if row.plain_changed]
         if plain_rows and plan.strategy is WriteStrategy.PER_OBJECT:
             update_fields = [*plan.values, *(f.name for f in plan.auto_now)]

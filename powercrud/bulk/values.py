@@ -194,7 +194,7 @@ def _m2m_to_data(field: models.Field[Any, Any], value: Any, op: Any) -> dict[str
                     f"'{name}' expects {related._meta.label} objects, got {item!r}.",  # type: ignore[union-attr]
                 )
             item = item.pk
-        ids.append(_plain(name, _to_python(name, pk_field, item)))  # type: ignore[arg-type]
+        ids.append(_plain(name, _key(name, pk_field, item)))  # type: ignore[arg-type]
     return {"op": op, "ids": ids}
 
 
@@ -245,7 +245,19 @@ def _scalar_from_data(field: models.Field[Any, Any], raw: Any) -> Any:
 
 
 def _python(field: models.Field[Any, Any], raw: Any) -> Any:
-    return _to_python(field.name, _target(field), raw)
+    if field.is_relation:
+        return _key(field.name, _target(field), raw)
+    return _to_python(field.name, field, raw)
+
+
+def _key(name: str, pk_field: models.Field[Any, Any], raw: Any) -> Any:
+    """A related primary key: converted, and within the range the database can store."""
+    value = _to_python(name, pk_field, raw)
+    try:
+        pk_field.run_validators(value)
+    except ValidationError as exc:
+        raise BulkInputError(name, f"Invalid value for '{name}': {' '.join(exc.messages)}") from None
+    return value
 
 
 def _to_python(name: str, field: models.Field[Any, Any], raw: Any) -> Any:
@@ -295,5 +307,5 @@ def _m2m_from_data(field: models.Field[Any, Any], raw: Any) -> M2MChange:
     for item in ids:
         if item is None:
             raise BulkInputError(name, f"'{name}' ids cannot contain None.")
-        converted.append(_to_python(name, pk_field, item))  # type: ignore[arg-type]
+        converted.append(_key(name, pk_field, item))  # type: ignore[arg-type]
     return M2MChange(op=op, ids=tuple(converted))
