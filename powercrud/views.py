@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import heapq
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
@@ -140,9 +141,9 @@ def _blockers_text(objects: Any) -> str:
     kinds = ", ".join(
         f"{n} {opts.verbose_name if n == 1 else opts.verbose_name_plural}" for opts, n in counts.items()
     )
-    names = sorted(str(obj) for obj in objects)
-    more = f" and {len(names) - 5} more" if len(names) > 5 else ""
-    return f" It is still used by {kinds}: {', '.join(names[:5])}{more}."
+    names = heapq.nsmallest(5, (str(obj) for obj in objects))
+    more = f" and {len(objects) - 5} more" if len(objects) > 5 else ""
+    return f" It is still used by {kinds}: {', '.join(names)}{more}."
 
 
 class CRUDView(View):
