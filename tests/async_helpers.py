@@ -201,6 +201,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     launch.add_argument("--kind", default="update")
     status = sub.add_parser("status", help="print a task as JSON")
     status.add_argument("task_id", type=int)
+    watch = sub.add_parser("watch", help="print the task every 0.05 s (JSON lines) until it finishes")
+    watch.add_argument("task_id", type=int)
+    watch.add_argument("--timeout", type=float, default=60)
     sub.add_parser("counts", help="print how many books have each status, and the lock count")
     cleanup = sub.add_parser("cleanup", help="powercrud_cleanup")
     cleanup.add_argument("--older-than", type=float, default=None)
@@ -224,6 +227,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps({"id": task.pk, "total": task.total}))
     elif args.cmd == "status":
         print(json.dumps(_task_json(args.task_id)))
+    elif args.cmd == "watch":
+        from django.db import connection
+
+        start = time.monotonic()
+        while time.monotonic() - start < args.timeout:
+            seen = _task_json(args.task_id)
+            seen["t"] = round(time.monotonic() - start, 3)
+            print(json.dumps(seen), flush=True)
+            if seen["status"] in ("succeeded", "failed", "cancelled"):
+                break
+            connection.close()  # a fresh snapshot next time (SQLite WAL readers)
+            time.sleep(0.05)
     elif args.cmd == "counts":
         from django.db.models import Count
 
