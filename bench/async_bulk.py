@@ -1,0 +1,282 @@
+"""Async bulk benchmark: submit to "succeeded" through one real django-q2 worker.
+
+    python -m bench.async_bulk                                  # 10,000 and 1,000,000 rows, SQLite
+    python -m bench.async_bulk --rows 10000 --db all            # also PostgreSQL + Redis when reachable
+    python -m bench.async_bulk --rows 100000 --db postgres --broker orm
+
+For each database (a SQLite file in WAL mode in a temp dir with the ORM broker; the PostgreSQL
+database ``bench_powercrud_async`` on 127.0.0.1:5432 as user ``postgres`` with the Redis
+broker on 127.0.0.1:6379/14, or the ORM broker with ``--broker orm``) and each N, a fresh
+process migrates, seeds N books (``seed_books --books N --quiet``), starts ``manage.py
+qcluster`` with one worker, and then:
+
+1. times plain Django's ``Book.objects.update(status=..., is_available=...)`` on the same rows
+   (inside a transaction that is rolled back, so the real run still changes every row);
+2. launches an all-or-nothing bulk edit of the same two fields over every book, as a view
+   does (``launch_bulk_task``: task record + one ``INSERT ... SELECT`` of N row locks + the
+   enqueue after commit), with the default service and ``BULK_BATCH_SIZE`` rows per batch;
+3. polls the task every 20 ms from this (other) process, the way the dashboard reads it
+   (``live_progress``), until it has finished.
+
+It prints the submit time, submit-to-succeeded seconds, rows/s, the ratio to plain
+``update()``, and the gaps between the progress updates this process saw (a new heartbeat or
+a new ``done``): median and max. Targets (DESIGN): 1,000,000 rows in under 60 s, progress at
+least every 2 s. Exit status 1 when a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_DATABASE = "bench_powercrud_async"
+REDIS_URL = "redis://127.0.0.1:6379/14"
+TOTAL_TARGET_S = 60.0  # at N = 1,000,000
+GAP_TARGET_S = 2.0
+
+SETTINGS = """
+import os
+from sample.settings import *  # noqa
+from sample.settings import sqlite_database
+
+DEBUG = False
+SECRET_KEY = "bench-only"
+LOGGING = {"version": 1, "disable_existing_loggers": False}
+if os.environ["BENCH_ENGINE"] == "postgres":
+    DATABASES = {"default": {"ENGINE": "django.db.backends.postgresql", "NAME": os.environ["BENCH_DB"],
+                             "USER": "postgres", "HOST": "127.0.0.1", "PORT": "5432"}}
+else:
+    DATABASES = {"default": sqlite_database(os.environ["BENCH_DB"])}
+Q_CLUSTER = {"name": os.environ["BENCH_CLUSTER"], "workers": 1, "timeout": 1800, "retry": 2000,
+             "max_attempts": 1, "catch_up": False, "poll": 0.1}
+if os.environ["BENCH_BROKER"] == "redis":
+    Q_CLUSTER["redis"] = os.environ["BENCH_REDIS"]
+else:
+    Q_CLUSTER["orm"] = "default"
+"""
+
+
+def reachable(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def postgres(sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(host="127.0.0.1", user="postgres", dbname="postgres", autocommit=True) as conn:
+        conn.execute(sql)
+
+
+def run_config(engine: str, broker: str, rows: int) -> dict[str, Any]:
+    """Build a database, seed it and measure in a child process, with a real qcluster beside it."""
+    work = Path(tempfile.mkdtemp(prefix="powercrud-async-bench-"))
+    (work / "async_bench_settings.py").write_text(SETTINGS)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(work), str(ROOT)]),
+        "DJANGO_SETTINGS_MODULE": "async_bench_settings",
+        "BENCH_ENGINE": engine,
+        "BENCH_DB": PG_DATABASE if engine == "postgres" else str(work / "bench.sqlite3"),
+        "BENCH_BROKER": broker,
+        "BENCH_REDIS": REDIS_URL,
+        "BENCH_CLUSTER": f"powercrud-async-bench-{os.getpid()}",
+    }
+    manage = [sys.executable, str(ROOT / "manage.py")]
+    cluster = None
+    try:
+        if engine == "postgres":
+            postgres(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)')
+            postgres(f'CREATE DATABASE "{PG_DATABASE}"')
+        if broker == "redis":
+            import redis
+
+            redis.Redis.from_url(REDIS_URL).flushdb()
+        subprocess.run([*manage, "migrate", "-v", "0"], env=env, check=True, cwd=ROOT)
+        started = time.perf_counter()
+        subprocess.run(
+            [*manage, "seed_books", "--books", str(rows), "--quiet"],
+            env=env,
+            check=True,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+        )
+        seed_s = time.perf_counter() - started
+        log = (work / "qcluster.log").open("wb")
+        cluster = subprocess.Popen(
+            [*manage, "qcluster"],
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        time.sleep(2)  # let the cluster start its worker
+        child = subprocess.run(
+            [sys.executable, "-m", "bench.async_bulk", "--child"],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if child.returncode:
+            raise RuntimeError(f"bench child failed:\n{child.stdout}\n{child.stderr}")
+        result: dict[str, Any] = json.loads(child.stdout.strip().splitlines()[-1])
+        result.update(engine=engine, broker=broker, seed_s=seed_s)
+        return result
+    finally:
+        if cluster is not None:
+            os.killpg(cluster.pid, signal.SIGTERM)
+            try:
+                cluster.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(cluster.pid, signal.SIGKILL)
+        if engine == "postgres":
+            postgres(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)')
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def child() -> None:
+    """Runs inside the benchmark's Django project: baseline, launch, watch."""
+    import django
+
+    django.setup()
+    from django.db import connection, transaction
+
+    from powercrud.bulk.launch import launch_bulk_task
+    from powercrud.conf import settings as pc_settings
+    from powercrud.models import BulkTask
+    from powercrud.progress import live_progress
+    from sample.models import Book
+
+    rows = Book.objects.count()
+    started = time.perf_counter()
+    with transaction.atomic():
+        Book.objects.update(status="archived", is_available=False)
+        plain_s = time.perf_counter() - started
+        transaction.set_rollback(True)
+
+    started = time.perf_counter()
+    task = launch_bulk_task(
+        kind="update",
+        queryset=Book.objects.all(),
+        user=None,
+        fields_to_update=["status", "is_available"],
+        field_data={"status": "archived", "is_available": False},
+        bulk_fields=["status", "is_available"],
+        atomic=True,
+        view_name="bench",
+    )
+    submit_s = time.perf_counter() - started
+    updates: list[float] = []  # when this process saw a new heartbeat or a new done
+    last: tuple[Any, int] | None = None
+    first_running: float | None = None
+    while True:
+        seen = live_progress([BulkTask.objects.get(pk=task.pk)])[0]
+        now = time.perf_counter()
+        if seen.status == BulkTask.Status.RUNNING:
+            first_running = first_running or now
+            mark = (seen.heartbeat_at, seen.done)
+            if mark != last:
+                updates.append(now)
+                last = mark
+        if seen.is_finished:
+            break
+        if now - started > 1800:
+            raise RuntimeError(f"Task #{task.pk} did not finish in 30 minutes: {seen.status}")
+        connection.close()
+        time.sleep(0.02)
+    total_s = time.perf_counter() - started
+    if first_running is not None:
+        updates.append(now)  # the finish is the last update
+    gaps = [b - a for a, b in zip(updates, updates[1:], strict=False)]
+    print(
+        json.dumps(
+            {
+                "rows": rows,
+                "status": seen.status,
+                "message": seen.message,
+                "batch_size": pc_settings.BULK_BATCH_SIZE,
+                "plain_update_s": plain_s,
+                "submit_s": submit_s,
+                "total_s": total_s,
+                "rows_per_s": rows / total_s,
+                "updates": len(updates),
+                "median_gap_s": statistics.median(gaps) if gaps else None,
+                "max_gap_s": max(gaps) if gaps else None,
+                "queued_s": (first_running - started) if first_running else None,
+            }
+        )
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rows", type=int, action="append", help="N (repeatable); default 10000 and 1000000")
+    parser.add_argument("--db", choices=["sqlite", "postgres", "all"], default="sqlite")
+    parser.add_argument("--broker", choices=["redis", "orm"], default="redis", help="PostgreSQL's broker")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child()
+        return 0
+    configs = []
+    if args.db in ("sqlite", "all"):
+        configs.append(("sqlite", "orm"))
+    if args.db in ("postgres", "all"):
+        if not reachable(5432):
+            print("PostgreSQL is not reachable on 127.0.0.1:5432; skipped.")
+        elif args.broker == "redis" and not reachable(6379):
+            print("Redis is not reachable on 127.0.0.1:6379; skipped PostgreSQL + Redis.")
+        else:
+            configs.append(("postgres", args.broker))
+    missed = False
+    header = (
+        f"{'db':<9}{'broker':<7}{'rows':>10}{'seed s':>9}{'plain s':>9}{'submit s':>10}{'total s':>9}"
+        f"{'rows/s':>10}{'x plain':>9}{'gap med':>9}{'gap max':>9}  status"
+    )
+    print(header)
+    for engine, broker in configs:
+        for rows in args.rows or [10_000, 1_000_000]:
+            r = run_config(engine, broker, rows)
+            ratio = r["total_s"] / r["plain_update_s"] if r["plain_update_s"] else float("nan")
+            print(
+                f"{engine:<9}{broker:<7}{r['rows']:>10,}{r['seed_s']:>9.1f}{r['plain_update_s']:>9.2f}"
+                f"{r['submit_s']:>10.2f}{r['total_s']:>9.2f}{r['rows_per_s']:>10,.0f}{ratio:>9.1f}"
+                f"{(r['median_gap_s'] or 0):>9.2f}{(r['max_gap_s'] or 0):>9.2f}  {r['status']}",
+                flush=True,
+            )
+            if r["status"] != "succeeded":
+                print(f"    {r['message']}")
+                missed = True
+            if (r["max_gap_s"] or 0) > GAP_TARGET_S:
+                missed = True
+            if r["rows"] >= 1_000_000 and r["total_s"] > TOTAL_TARGET_S:
+                missed = True
+    print(
+        f"\nTargets: 1,000,000 rows submit-to-succeeded under {TOTAL_TARGET_S:.0f} s; "
+        f"a progress update at least every {GAP_TARGET_S:.0f} s. {'MISSED' if missed else 'Met.'}"
+    )
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
