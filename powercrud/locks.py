@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from django.apps import apps
+from django.core.exceptions import EmptyResultSet
 from django.db import IntegrityError, OperationalError, connections, models, router, transaction
 from django.db.models.functions import Cast
 from django.utils import timezone
@@ -54,6 +55,12 @@ class LockConflict(Exception):
 
 def _model(model: type[models.Model] | str) -> type[models.Model]:
     return apps.get_model(model) if isinstance(model, str) else model
+
+
+def _column(model: type[models.Model], name: str) -> str:
+    field = model._meta.get_field(name)
+    assert isinstance(field, models.Field) and field.column
+    return field.column
 
 
 def _alias() -> str:
@@ -137,10 +144,12 @@ def acquire_locks(task: BulkTask, queryset: models.QuerySet[Any]) -> int:
         )
     connection = connections[using]
     qn = connection.ops.quote_name
-    select_sql, select_params = _keys(queryset).query.get_compiler(using=using).as_sql()
+    try:
+        select_sql, select_params = _keys(queryset).query.get_compiler(using=using).as_sql()
+    except EmptyResultSet:  # e.g. .none() or pk__in=[]
+        return 0
     columns = ", ".join(
-        qn(RowLock._meta.get_field(name).column)
-        for name in ("task", "model_label", "object_pk", "created_at")
+        qn(_column(RowLock, name)) for name in ("task", "model_label", "object_pk", "created_at")
     )
     sql = (
         f"INSERT INTO {qn(RowLock._meta.db_table)} ({columns}) "

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from django.db import DatabaseError, connections, router
+from django.db import DatabaseError, connections, models, router
 from django.utils import timezone
 
 from powercrud.models import BulkTask
@@ -112,6 +112,12 @@ class LiveStore:
         """Release the store's connection."""
 
 
+def _column(name: str) -> str:
+    field = BulkTask._meta.get_field(name)
+    assert isinstance(field, models.Field) and field.column
+    return field.column
+
+
 class DatabaseLiveStore(LiveStore):
     """Writes the task row itself through a second autocommit connection (server databases).
 
@@ -128,25 +134,23 @@ class DatabaseLiveStore(LiveStore):
         return self._connection.cursor()
 
     def write(self, task: BulkTask, done: int, total: int) -> bool:
-        meta = BulkTask._meta
         connection = self._connection or connections[self.using]
         qn = connection.ops.quote_name
         now = connection.ops.adapt_datetimefield_value(timezone.now())
-        column = {
-            name: qn(meta.get_field(name).column) for name in ("done", "total", "heartbeat_at", "status")
+        table = qn(BulkTask._meta.db_table)
+        col = {
+            name: qn(_column(name))
+            for name in ("id", "done", "total", "heartbeat_at", "status", "cancel_requested")
         }
         try:
             with self._cursor() as cursor:
                 cursor.execute(
-                    f"UPDATE {qn(meta.db_table)} SET {column['done']} = %s, {column['total']} = %s, "
-                    f"{column['heartbeat_at']} = %s "
-                    f"WHERE {qn(meta.pk.column)} = %s AND {column['status']} = %s",
+                    f"UPDATE {table} SET {col['done']} = %s, {col['total']} = %s, {col['heartbeat_at']} = %s "
+                    f"WHERE {col['id']} = %s AND {col['status']} = %s",
                     [done, total, now, task.pk, BulkTask.Status.RUNNING],
                 )
                 cursor.execute(
-                    f"SELECT {qn(meta.get_field('cancel_requested').column)} FROM {qn(meta.db_table)} "
-                    f"WHERE {qn(meta.pk.column)} = %s",
-                    [task.pk],
+                    f"SELECT {col['cancel_requested']} FROM {table} WHERE {col['id']} = %s", [task.pk]
                 )
                 row = cursor.fetchone()
         except DatabaseError:
@@ -276,7 +280,7 @@ def sidecar_path(using: str) -> str:
     An in-memory database (tests) gets a file in the temp directory, private to this process.
     """
     connection = connections[using]
-    if connection.is_in_memory_db():
+    if connection.is_in_memory_db():  # type: ignore[attr-defined]
         if using not in _temp_files:
             name = f"powercrud-live-{os.getpid()}-{using}.sqlite3"
             path = str(Path(tempfile.gettempdir()) / name)

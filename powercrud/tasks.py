@@ -14,6 +14,7 @@ this function never raises to django-q2 and never signals failure by its return 
 
 from __future__ import annotations
 
+import datetime
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -326,7 +327,7 @@ def fail_stale_tasks(
         queued_older_than_seconds = _setting("BULK_TASK_QUEUED_TIMEOUT", DEFAULT_QUEUED_TIMEOUT)
     now = timezone.now()
     failed: list[int] = []
-    cutoff = now - timezone.timedelta(seconds=older_than_seconds)
+    cutoff = now - datetime.timedelta(seconds=older_than_seconds)
     running = progress.live_progress(BulkTask.objects.using(_alias()).filter(status=Status.RUNNING))
     for task in running:
         last = task.heartbeat_at or task.started_at or task.created_at
@@ -341,7 +342,7 @@ def fail_stale_tasks(
             progress.forget(task)
             failed.append(task.pk)
             logger.warning("Bulk task #%s failed: no heartbeat for %s s.", task.pk, silent)
-    queued_cutoff = now - timezone.timedelta(seconds=queued_older_than_seconds)
+    queued_cutoff = now - datetime.timedelta(seconds=queued_older_than_seconds)
     old_queued = list(
         BulkTask.objects.using(_alias()).filter(status=Status.QUEUED, created_at__lt=queued_cutoff)
     )

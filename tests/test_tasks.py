@@ -7,6 +7,7 @@ real ``qcluster``.
 
 from __future__ import annotations
 
+import datetime
 import threading
 import time
 from decimal import Decimal
@@ -325,7 +326,7 @@ def test_progress_writer_throttles() -> None:
 def test_stale_running_task_is_failed_and_its_rows_released(capsys: Any) -> None:
     make_books(5)
     task = launched(Book.objects.all())
-    long_ago = timezone.now() - timezone.timedelta(seconds=600)
+    long_ago = timezone.now() - datetime.timedelta(seconds=600)
     BulkTask.objects.filter(pk=task.pk).update(status="running", started_at=long_ago, heartbeat_at=long_ago)
     assert fail_stale_tasks(older_than_seconds=900) == []
     call_command("powercrud_cleanup", "--older-than", "120")
@@ -342,7 +343,7 @@ def test_stale_running_task_is_failed_and_its_rows_released(capsys: Any) -> None
 def test_a_live_heartbeat_keeps_a_task_alive() -> None:
     make_books(2)
     task = launched(Book.objects.all())
-    long_ago = timezone.now() - timezone.timedelta(seconds=600)
+    long_ago = timezone.now() - datetime.timedelta(seconds=600)
     BulkTask.objects.filter(pk=task.pk).update(status="running", started_at=long_ago, heartbeat_at=long_ago)
     task.refresh_from_db()
     store = progress.live_store()
@@ -358,7 +359,7 @@ def test_lost_queued_task_is_failed(django_capture_on_commit_callbacks: Any) -> 
     with django_capture_on_commit_callbacks(execute=True):
         waiting = launched(Book.objects.filter(title__endswith="1"))
     lost = launched(Book.objects.exclude(title__endswith="1"))  # never enqueued
-    old = timezone.now() - timezone.timedelta(hours=2)
+    old = timezone.now() - datetime.timedelta(hours=2)
     BulkTask.objects.update(created_at=old)
     assert fail_stale_tasks(queued_older_than_seconds=3600) == [lost.pk]
     lost.refresh_from_db()
