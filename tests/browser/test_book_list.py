@@ -51,6 +51,11 @@ def session_cookie(username: str) -> str:
     return client.cookies["sessionid"].value
 
 
+def result_count(page: Any) -> str:
+    """The pager's "Showing 1–25 of 60" line, whitespace collapsed."""
+    return " ".join(page.locator(".pc-pagination .pc-count").inner_text().split())
+
+
 def modal_open(page: Any) -> bool:
     return bool(page.evaluate("document.getElementById('pc-modal').open"))
 
@@ -78,7 +83,9 @@ def test_book_screen(
     page.click("button[type=submit]:has-text('Sign in')")
     page.wait_for_url(url)
     assert page.locator(ROWS).count() == 25
-    assert "of 60" in page.locator(".pc-count").inner_text()
+    assert result_count(page) == "Showing 1–25 of 60"
+    overflow = page.evaluate("(w => w.scrollWidth - w.clientWidth)(document.querySelector('.pc-table-wrap'))")
+    assert overflow <= 0, f"the book table is {overflow}px wider than a 1366px screen"
     shoot(page, "02-list")
 
     # Sort by price: order changes, URL says so, prices ascend.
@@ -91,12 +98,12 @@ def test_book_screen(
     shoot(page, "03-sorted-by-price")
 
     # Filter by status: every row is Published and the URL carries the filter (and keeps the sort).
-    settled(page, lambda: page.select_option("#id_status", "published"))
+    settled(page, lambda: page.select_option("#pc-filters select[name=status]", "published"))
     assert "status=published" in page.url
     rows = table(page)
     assert rows and all(row["Status"] == "Published" for row in rows)
     published = Book.objects.filter(status="published").count()
-    assert f"of {published}" in page.locator(".pc-count").inner_text()
+    assert result_count(page).endswith(f"of {published}")
     assert "sort=price" in page.url, "filtering after sorting dropped the sort"
     shoot(page, "04-filtered-published")
 
@@ -142,9 +149,11 @@ def test_book_screen(
     dialog.locator("#id_author").select_option(index=1)
     dialog.locator("#id_price").fill("12.50")
     dialog.locator("#id_status").select_option("published")
+    history_length = page.evaluate("history.length")
     settled(page, lambda: dialog.locator("button[type=submit]").click())  # the list refresh settles
     page.wait_for_function("!document.getElementById('pc-modal').open")
     assert titles(page)[0] == NEW_TITLE
+    assert page.evaluate("history.length") == history_length, "the refresh after a save added a history entry"
     assert Book.objects.filter(title=NEW_TITLE).count() == 1
     assert page.locator(".pc-toast").first.inner_text().startswith("Book")
     shoot(page, "09-created")

@@ -59,6 +59,15 @@
     });
   });
 
+  // A request for the page already shown (the list refresh after a save) must not add a
+  // history entry, or Back would seem to do nothing.
+  document.addEventListener("htmx:beforeHistoryUpdate", function (event) {
+    var update = event.detail.history;
+    if (!update || update.type !== "push") return;
+    var target = new URL(update.path, window.location.href);
+    if (target.href === window.location.href) update.type = "replace";
+  });
+
   // After a page change the new rows start at the top of the list, not wherever the pager was.
   document.addEventListener("htmx:afterSettle", function (event) {
     var source = event.detail.requestConfig && event.detail.requestConfig.elt;
