@@ -9,6 +9,7 @@ app_patterns = [pattern for view in ALL_VIEWS for pattern in view.get_urls()]
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="sample:book-list", permanent=False), name="home"),
     path("", include((app_patterns, "sample"))),
+    path("powercrud/", include("powercrud.urls")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
 ]
