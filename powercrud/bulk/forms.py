@@ -33,6 +33,35 @@ class BulkFieldRow:
     value: BoundField | None
     operation: BoundField | None
 
+    @property
+    def errors(self) -> list[str]:
+        """The value's errors and, for many-to-many fields, the operation's."""
+        found = [str(e) for e in self.value.errors] if self.value is not None else []
+        if self.operation is not None:
+            found += [str(e) for e in self.operation.errors]
+        return found
+
+
+class KeyCheckedMultipleChoiceField(forms.ModelMultipleChoiceField):
+    """A many-to-many choice that refuses ids the related key cannot hold before any query.
+
+    Django's own field looks posted ids up with ``pk__in``; on SQLite an integer past 64 bits
+    then raises ``OverflowError`` (a server error) instead of matching nothing.
+    """
+
+    def clean(self, value: Any) -> Any:
+        if isinstance(value, list | tuple) and self.queryset is not None:
+            opts = self.queryset.model._meta
+            key_field = opts.get_field(self.to_field_name) if self.to_field_name else opts.pk
+            for item in value:
+                try:
+                    key_field.run_validators(key_field.to_python(item))
+                except (forms.ValidationError, TypeError, ValueError):
+                    raise forms.ValidationError(
+                        self.error_messages["invalid_pk_value"], code="invalid_pk_value", params={"pk": item}
+                    ) from None
+        return super().clean(value)
+
 
 def _boolean_field(model_field: models.Field[Any, Any]) -> forms.Field:
     choices = [("true", "Yes"), ("false", "No")]
@@ -56,6 +85,8 @@ def value_form_field(model_field: models.Field[Any, Any], choices_hook: ChoicesH
         kwargs["widget"] = forms.DateTimeInput(attrs={"type": "datetime-local"})
     elif isinstance(model_field, models.DateField):
         kwargs["widget"] = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    elif model_field.many_to_many:
+        kwargs["form_class"] = KeyCheckedMultipleChoiceField
     form_field = model_field.formfield(**kwargs)
     assert form_field is not None
     if model_field.is_relation and choices_hook is not None:
@@ -123,7 +154,13 @@ class BulkEditForm(forms.Form):
         """One row per bulk field, for the template."""
         result = []
         unbound = (
-            type(self)(model=self.model, bulk_fields=self.bulk_fields, choices_hook=self.choices_hook)
+            type(self)(
+                model=self.model,
+                bulk_fields=self.bulk_fields,
+                choices_hook=self.choices_hook,
+                auto_id=self.auto_id,
+                prefix=self.prefix,
+            )
             if self.is_bound
             else self
         )

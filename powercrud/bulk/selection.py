@@ -103,6 +103,9 @@ def clean_pks(model: type[models.Model], raw: Sequence[str], *, cap: int) -> lis
             if not text:
                 raise ValidationError("empty")
             python = pk_field.to_python(text)
+            # Range and length validators: an integer past the column's range is not an id,
+            # and SQLite cannot even bind it (OverflowError) when the selection is used.
+            pk_field.run_validators(python)
         except ValidationError:
             raise SelectionError(f"{text[:40]!r} is not a valid id for {model._meta.verbose_name}.") from None
         cleaned.append(str(python))

@@ -9,7 +9,7 @@ from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
 from django.template.response import TemplateResponse
 from django.utils.html import escape
-from django_htmx.http import trigger_client_event
+from django_htmx.http import reswap, retarget, trigger_client_event
 
 from powercrud.bulk.selection import Selection, SelectionError, clean_pks
 from powercrud.conf import settings as pc_settings
@@ -111,11 +111,22 @@ class SelectionMixin:
             else:
                 raise SelectionError("Unknown selection action; use set, all or clear.")
         except SelectionError as exc:
-            return HttpResponseBadRequest(escape(str(exc)))
+            return self.selection_error_response(str(exc))
         self.save_selection(selection)
         response = self.render_selection_bar()
         if action in ("all", "clear"):
             response = trigger_client_event(response, "pcSelectionReset")
+        return response
+
+    def selection_error_response(self, message: str) -> HttpResponse:
+        """A 400 whose body is the escaped ``message``, rendered without any query.
+
+        HTMX requests put it in the bar's error slot instead of replacing the bar (which
+        would drop the element every later selection request targets).
+        """
+        response = HttpResponseBadRequest(escape(message))
+        if getattr(self.request, "htmx", False):
+            response = reswap(retarget(response, "#pc-selection-error"), "innerHTML")
         return response
 
     def render_selection_bar(self) -> HttpResponse:
