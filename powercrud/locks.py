@@ -144,16 +144,20 @@ def acquire_locks(task: BulkTask, queryset: models.QuerySet[Any]) -> int:
         )
     connection = connections[using]
     qn = connection.ops.quote_name
+    keys = _keys(queryset)
     try:
-        select_sql, select_params = _keys(queryset).query.get_compiler(using=using).as_sql()
+        select_sql, select_params = keys.query.get_compiler(using=using).as_sql()
     except EmptyResultSet:  # e.g. .none() or pk__in=[]
         return 0
     columns = ", ".join(
         qn(_column(RowLock, name)) for name in ("task", "model_label", "object_pk", "created_at")
     )
+    # A join (a filter across a to-many relation) can repeat a row; one table cannot.
+    query = keys.query
+    distinct = "DISTINCT " if len(query.alias_map) > 1 or query.combinator else ""
     sql = (
         f"INSERT INTO {qn(RowLock._meta.db_table)} ({columns}) "
-        f"SELECT DISTINCT %s, %s, pc_sel.{qn(_KEY)}, %s FROM ({select_sql}) pc_sel"
+        f"SELECT {distinct}%s, %s, pc_sel.{qn(_KEY)}, %s FROM ({select_sql}) pc_sel"
     )
     created = connection.ops.adapt_datetimefield_value(timezone.now())
     params = [task.pk, model._meta.label_lower, created, *select_params]

@@ -89,10 +89,12 @@ def finish_task(
     result: BulkResult | None = None,
     done: int | None = None,
     expect: Iterable[str] = (Status.RUNNING,),
+    release: bool = True,
 ) -> bool:
     """Record ``task``'s outcome and release its locks, in one transaction.
 
     Only a task whose status is in ``expect`` is changed; returns whether it was.
+    ``release=False`` when the caller has already released the locks in its transaction.
     """
     values: dict[str, Any] = {
         "status": status,
@@ -118,7 +120,7 @@ def finish_task(
     using = _alias()
     with transaction.atomic(using=using):
         changed = BulkTask.objects.using(using).filter(pk=task.pk, status__in=list(expect)).update(**values)
-        if changed:
+        if changed and release:
             release_locks(task)
     if changed:
         for name, value in values.items():
@@ -235,11 +237,15 @@ def run_bulk_task(task_id: int) -> str:
     try:
         with transaction.atomic(using=using):
             result = _execute(task, writer)
-            writer.stop()
+            release_locks(task)  # slow for big selections: the heartbeat goes on meanwhile
+            writer.stop()  # before the task row is written (PostgreSQL: it is the writer's row)
             if writer.cancelled.is_set():
                 raise TaskCancelled(task.task_name)
             status = Status.SUCCEEDED if result.success else Status.FAILED
-            if not finish_task(task, status, message=result.message, result=result, done=result.total):
+            finished = finish_task(
+                task, status, message=result.message, result=result, done=result.total, release=False
+            )
+            if not finished:
                 raise _Superseded(task.task_name)
         logger.info("Bulk task #%s %s: %s", task.pk, status, result.message)
         return status
