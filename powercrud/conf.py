@@ -32,6 +32,8 @@ DEFAULTS: dict[str, Any] = {
     "BULK_TASK_HEARTBEAT_TIMEOUT": 120,
     # Seconds a task may wait in the queue before cleanup checks that its job still exists.
     "BULK_TASK_QUEUED_TIMEOUT": 3600,
+    # The template the task dashboard extends; None means BASE_TEMPLATE.
+    "TASK_DASHBOARD_BASE_TEMPLATE": None,
 }
 
 

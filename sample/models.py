@@ -89,6 +89,7 @@ class Shelf(models.Model):
 
     class Meta:
         ordering = ["name"]
+        verbose_name_plural = "shelves"
 
     def __str__(self) -> str:
         return self.name

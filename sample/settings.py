@@ -107,7 +107,7 @@ Q_CLUSTER = {
     "poll": 0.2,
 }
 
-POWERCRUD_SETTINGS: dict[str, object] = {}
+POWERCRUD_SETTINGS: dict[str, object] = {"TASK_DASHBOARD_BASE_TEMPLATE": "sample/base.html"}
 
 LOGGING = {
     "version": 1,

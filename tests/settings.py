@@ -32,3 +32,6 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 LOGGING = {"version": 1, "disable_existing_loggers": False}
+
+# Tests run on powercrud's documented defaults, not the demo's choices.
+POWERCRUD_SETTINGS: dict[str, object] = {}

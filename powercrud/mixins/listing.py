@@ -44,12 +44,11 @@ def prepare_filter_form(form: forms.Form) -> None:
     for field in form.fields.values():
         if isinstance(field, forms.NullBooleanField):
             field.widget = forms.Select(choices=[("", ANY_LABEL), ("true", "Yes"), ("false", "No")])
-        elif isinstance(field, forms.ModelChoiceField):
+        elif hasattr(field, "empty_label"):
+            # django-filter's choice fields add their own empty choice from ``empty_label``.
             field.empty_label = ANY_LABEL
-        elif isinstance(field, forms.ChoiceField):
-            field.choices = [
-                ("", ANY_LABEL) if value == "" else (value, label) for value, label in field.choices
-            ]
+            if isinstance(field, forms.ChoiceField) and not isinstance(field, forms.ModelChoiceField):
+                field.choices = [(v, label) for v, label in field.choices if v != ""]
 
 
 def _has_active_filter(filterset: django_filters.FilterSet | None) -> bool:
