@@ -49,7 +49,7 @@ class Timing:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.list_page", description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=100_000, help="books to seed (default 100,000)")
-    parser.add_argument("--repeats", type=int, default=7, help="timed requests per page (default 7)")
+    parser.add_argument("--repeats", type=int, default=9, help="timed requests per page (default 9)")
     parser.add_argument("--db", type=Path, help="SQLite file to use and keep; reused if it has --rows books")
     parser.add_argument("--profile", action="store_true", help="print a cProfile of the powercrud pages")
     return parser.parse_args(argv)
@@ -92,15 +92,21 @@ def count_queries(fetch: Callable[[], Any]) -> int:
     return len(captured.captured_queries)
 
 
-def measure(fetch: Callable[[], Any], repeats: int) -> Timing:
-    response = fetch()  # warm-up: templates compiled, caches filled
-    assert response.status_code == 200, response.status_code
-    times = []
+def measure(fetches: list[Callable[[], Any]], repeats: int) -> list[Timing]:
+    """Time each fetch ``repeats`` times, interleaved so a busy machine slows them all alike."""
+    responses = [fetch() for fetch in fetches]  # warm-up: templates compiled, caches filled
+    for response in responses:
+        assert response.status_code == 200, response.status_code
+    times: list[list[float]] = [[] for _ in fetches]
     for _ in range(repeats):
-        started = time.perf_counter()
-        fetch()
-        times.append(time.perf_counter() - started)
-    return Timing(statistics.median(times), min(times), count_queries(fetch), len(response.content))
+        for index, fetch in enumerate(fetches):
+            started = time.perf_counter()
+            fetch()
+            times[index].append(time.perf_counter() - started)
+    return [
+        Timing(statistics.median(t), min(t), count_queries(fetch), len(response.content))
+        for t, fetch, response in zip(times, fetches, responses, strict=True)
+    ]
 
 
 def row_pks(content: bytes) -> list[str]:
@@ -142,15 +148,20 @@ def main(argv: list[str] | None = None) -> int:
             pc_rows, plain_rows = row_pks(pc_response.content), row_pks(plain_response.content)
             if pc_rows != plain_rows:
                 print(f"  ! {label}: the two pages list different rows ({pc_rows[:3]}… vs {plain_rows[:3]}…)")
-            pc = measure(lambda q=query: client.get(POWERCRUD_URL + q), args.repeats)
-            plain = measure(lambda q=query: client.get(PLAIN_URL + q), args.repeats)
+            pc, plain, partial = measure(
+                [
+                    lambda q=query: client.get(POWERCRUD_URL + q),
+                    lambda q=query: client.get(PLAIN_URL + q),
+                    lambda q=query: client.get(POWERCRUD_URL + q, headers=HTMX),
+                ],
+                args.repeats,
+            )
             ratio = pc.median / plain.median
             worst = max(worst, ratio)
             print(
                 f"{label:32} {pc.median * 1000:9.1f}ms {plain.median * 1000:9.1f}ms {ratio:6.2f}x"
                 f" {pc.queries:>8} / {plain.queries:<6} {pc.size / 1024:6.0f} / {plain.size / 1024:<4.0f}"
             )
-            partial = measure(lambda q=query: client.get(POWERCRUD_URL + q, headers=HTMX), args.repeats)
             print(
                 f"{'  ...the htmx partial of it':32} {partial.median * 1000:9.1f}ms {'':11} "
                 f"{partial.median / plain.median:6.2f}x {partial.queries:>8} {'':8} "
