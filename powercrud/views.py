@@ -30,6 +30,7 @@ from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
 from powercrud import columns as cols
 from powercrud.conf import settings as pc_settings
+from powercrud.formfields import formfield_for
 from powercrud.locks import LockConflict, guard_rows
 
 # Views that define a model register here so system checks can inspect them.
@@ -121,15 +122,6 @@ _PERMISSION_ACTIONS = {
     Role.BULK_EDIT: "change",
     Role.BULK_DELETE: "delete",
 }
-
-
-def _date_widgets(field: models.Field[Any, Any], **kwargs: Any) -> forms.Field | None:
-    """Form field callback: native date and time pickers for date fields."""
-    if isinstance(field, models.DateTimeField):
-        kwargs.setdefault("widget", forms.DateTimeInput(attrs={"type": "datetime-local"}))
-    elif isinstance(field, models.DateField):
-        kwargs.setdefault("widget", forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
-    return field.formfield(**kwargs)
 
 
 def _blockers_text(objects: Any) -> str:
@@ -308,7 +300,7 @@ class CRUDView(View):
         return modelform_factory(
             self.model,  # type: ignore[arg-type]
             fields=self.get_form_fields(),
-            formfield_callback=_date_widgets,
+            formfield_callback=formfield_for,
         )
 
     def get_form(self, data: Any = None, files: Any = None) -> forms.BaseForm:

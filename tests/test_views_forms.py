@@ -167,6 +167,16 @@ def test_create_invalid_post_shows_errors_and_writes_nothing(request, catalogue,
     assert ("<html" in page) is (client_name == "admin_client")
 
 
+@pytest.mark.parametrize("bad_id", [str(2**70), "abc", "-1"])
+def test_create_with_an_impossible_many_to_many_id_is_a_field_error(admin_client, catalogue, bad_id):
+    before = Book.objects.count()
+    response = admin_client.post("/book/new/", {**book_data(catalogue), "tags": [bad_id]})
+    assert response.status_code == 200
+    assert Book.objects.count() == before
+    [message] = response.context_data["form"].errors["tags"]
+    assert bad_id in message
+
+
 def test_create_over_htmx_returns_204_with_pc_saved(htmx_client, catalogue):
     response = htmx_client.post("/book/new/", book_data(catalogue))
     assert saved_event(response) == {"message": "Book “The Dispossessed” created."}

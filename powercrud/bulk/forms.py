@@ -15,6 +15,7 @@ from django.db import models
 from django.forms import BoundField
 
 from powercrud.bulk.values import M2M_OP_SUFFIX
+from powercrud.formfields import KeyCheckedMultipleChoiceField
 
 TOGGLE_PREFIX = "change_"
 M2M_OP_CHOICES = [("add", "Add these"), ("remove", "Remove these"), ("replace", "Replace all with these")]
@@ -40,27 +41,6 @@ class BulkFieldRow:
         if self.operation is not None:
             found += [str(e) for e in self.operation.errors]
         return found
-
-
-class KeyCheckedMultipleChoiceField(forms.ModelMultipleChoiceField):
-    """A many-to-many choice that refuses ids the related key cannot hold before any query.
-
-    Django's own field looks posted ids up with ``pk__in``; on SQLite an integer past 64 bits
-    then raises ``OverflowError`` (a server error) instead of matching nothing.
-    """
-
-    def clean(self, value: Any) -> Any:
-        if isinstance(value, list | tuple) and self.queryset is not None:
-            opts = self.queryset.model._meta
-            key_field = opts.get_field(self.to_field_name) if self.to_field_name else opts.pk
-            for item in value:
-                try:
-                    key_field.run_validators(key_field.to_python(item))
-                except (forms.ValidationError, TypeError, ValueError):
-                    raise forms.ValidationError(
-                        self.error_messages["invalid_pk_value"], code="invalid_pk_value", params={"pk": item}
-                    ) from None
-        return super().clean(value)
 
 
 def _boolean_field(model_field: models.Field[Any, Any]) -> forms.Field:
