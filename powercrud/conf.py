@@ -18,6 +18,8 @@ DEFAULTS: dict[str, Any] = {
     "PAGE_SIZE_OPTIONS": (10, 25, 50, 100),
     # Used when a view sets no ``paginate_by``.
     "DEFAULT_PAGE_SIZE": 25,
+    # A foreign-key filter over a table with more rows than this becomes a text filter.
+    "FILTER_SELECT_MAX_CHOICES": 200,
     # Query-string parameter names.
     "SORT_PARAM": "sort",
     "SEARCH_PARAM": "q",

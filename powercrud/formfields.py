@@ -37,4 +37,15 @@ def formfield_for(field: models.Field[Any, Any], **kwargs: Any) -> forms.Field |
         kwargs.setdefault("widget", forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
     elif isinstance(field, models.ManyToManyField):
         kwargs.setdefault("form_class", KeyCheckedMultipleChoiceField)
+        if few_choices(field):
+            kwargs.setdefault("widget", forms.CheckboxSelectMultiple(attrs={"class": "pc-checklist"}))
     return field.formfield(**kwargs)
+
+
+CHECKLIST_MAX_CHOICES = 40
+
+
+def few_choices(field: models.Field[Any, Any]) -> bool:
+    """Whether a relation has few enough rows to show as a checklist instead of a select."""
+    manager = field.related_model._default_manager  # type: ignore[union-attr]
+    return manager.all()[: CHECKLIST_MAX_CHOICES + 1].count() <= CHECKLIST_MAX_CHOICES

@@ -305,7 +305,7 @@ class CRUDView(View):
 
     def get_form(self, data: Any = None, files: Any = None) -> forms.BaseForm:
         form_class = self.get_form_class()
-        kwargs: dict[str, Any] = {"data": data, "files": files}
+        kwargs: dict[str, Any] = {"data": data, "files": files, "label_suffix": ""}
         if issubclass(form_class, forms.BaseModelForm):
             kwargs["instance"] = self.object
         return form_class(**kwargs)

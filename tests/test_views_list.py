@@ -588,3 +588,29 @@ def test_filtered_htmx_list_query_count_does_not_grow_with_rows(htmx_client, man
         assert len(response.context_data["rows"]) == size
         counts[size] = len(queries)
     assert counts[100] == counts[10], counts
+
+
+def test_a_foreign_key_filter_over_a_big_table_becomes_a_text_filter(admin_client, catalogue):
+    from django.test import override_settings
+
+    with override_settings(POWERCRUD_SETTINGS={"FILTER_SELECT_MAX_CHOICES": 2}):
+        response = admin_client.get("/book/", {"author": "calvino"})
+        page = response.content.decode()
+    assert response.status_code == 200
+    assert '<input type="text" name="author"' in page
+    assert '<select name="author"' not in page
+    titles = {row["object"].author.name for row in response.context_data["rows"]}
+    assert titles == {"Italo Calvino"}
+
+
+def test_a_foreign_key_filter_over_a_small_table_stays_a_select(admin_client, catalogue):
+    response = admin_client.get("/book/")
+    assert '<select name="author"' in response.content.decode()
+
+
+def test_htmx_updates_send_the_clear_link_out_of_band(htmx_client, catalogue):
+    filtered = htmx_client.get("/book/", {"status": "published"}).content.decode()
+    clear = '<a class="pc-btn pc-btn-ghost" href="/book/">Clear</a>'
+    assert f'<span id="pc-clear-filters" hx-swap-oob="true">{clear}' in filtered
+    unfiltered = htmx_client.get("/book/").content.decode()
+    assert '<span id="pc-clear-filters" hx-swap-oob="true"></span>' in unfiltered

@@ -15,7 +15,7 @@ from django.db import models
 from django.forms import BoundField
 
 from powercrud.bulk.values import M2M_OP_SUFFIX
-from powercrud.formfields import KeyCheckedMultipleChoiceField
+from powercrud.formfields import KeyCheckedMultipleChoiceField, few_choices
 
 TOGGLE_PREFIX = "change_"
 M2M_OP_CHOICES = [("add", "Add these"), ("remove", "Remove these"), ("replace", "Replace all with these")]
@@ -67,6 +67,8 @@ def value_form_field(model_field: models.Field[Any, Any], choices_hook: ChoicesH
         kwargs["widget"] = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
     elif model_field.many_to_many:
         kwargs["form_class"] = KeyCheckedMultipleChoiceField
+        if few_choices(model_field):
+            kwargs["widget"] = forms.CheckboxSelectMultiple(attrs={"class": "pc-checklist"})
     form_field = model_field.formfield(**kwargs)
     assert form_field is not None
     if model_field.is_relation and choices_hook is not None:
@@ -132,6 +134,11 @@ class BulkEditForm(forms.Form):
 
     def rows(self) -> list[BulkFieldRow]:
         """One row per bulk field, for the template."""
+        for name in self.errors:
+            field = self.fields.get(name)
+            if field is not None and getattr(field.widget, "use_fieldset", False):
+                # Django links errors only to single inputs; link each checkbox of a group too.
+                field.widget.attrs["aria-describedby"] = f"{self[name].auto_id}_error"
         result = []
         unbound = (
             type(self)(

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 import django_filters
 from django import forms
+from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from django.db.models import Exists, OuterRef, Q
 
@@ -18,18 +19,45 @@ from powercrud.conf import settings as pc_settings
 TEXT_FIELDS = (models.CharField, models.TextField)
 
 
+def _text_path_for(field: models.Field[Any, Any]) -> str | None:
+    """For a relation, the related model's first text ``ordering`` field (e.g. ``name``)."""
+    related = field.related_model
+    for key in getattr(related._meta, "ordering", None) or ():  # type: ignore[union-attr]
+        if isinstance(key, str) and "__" not in key:
+            try:
+                target = related._meta.get_field(key.lstrip("-"))  # type: ignore[union-attr]
+            except FieldDoesNotExist:
+                continue
+            if isinstance(target, TEXT_FIELDS):
+                return target.name
+    return None
+
+
 def build_filterset_class(model: type[models.Model], names: Sequence[str]) -> type[django_filters.FilterSet]:
     """A FilterSet for ``names``: text fields match by ``icontains``, the rest by django-filter's
-    defaults (choices and foreign keys become selects, booleans a yes/no select)."""
+    defaults (choices and foreign keys become selects, booleans a yes/no select).
+
+    A foreign key whose table has more than ``FILTER_SELECT_MAX_CHOICES`` rows becomes a text
+    filter on the related model's first text ``ordering`` field, so the page never renders a
+    select with thousands of options.
+    """
     declared: dict[str, Any] = {}
     exact: list[str] = []
     for name in names:
         field = resolve_field_path(model, name)[-1]
+        label = build_columns(model, [name])[0].label
         if isinstance(field, TEXT_FIELDS) and not field.choices:
-            label = build_columns(model, [name])[0].label
             declared[name] = django_filters.CharFilter(field_name=name, lookup_expr="icontains", label=label)
-        else:
-            exact.append(name)
+            continue
+        if field.many_to_one or field.one_to_one:
+            text = _text_path_for(field)
+            limit = pc_settings.FILTER_SELECT_MAX_CHOICES
+            if text and field.related_model._default_manager.all()[: limit + 1].count() > limit:  # type: ignore[union-attr]
+                declared[name] = django_filters.CharFilter(
+                    field_name=f"{name}__{text}", lookup_expr="icontains", label=label
+                )
+                continue
+        exact.append(name)
     meta = type("Meta", (), {"model": model, "fields": exact})
     return type(f"{model.__name__}FilterSet", (django_filters.FilterSet,), {"Meta": meta, **declared})
 
