@@ -543,7 +543,8 @@ class BulkTaskView(PowerCRUDMixin, CRUDView):
         context = self.get_context_data(**self.get_task_context(task))
         html = render_to_string(PROGRESS_TEMPLATE, context, request=request)
         if getattr(request, "htmx", False) and task.is_finished:
-            return HttpResponseStopPolling(html)
+            # The poll that sees the end also refreshes any list on the page (pcRefresh).
+            return trigger_client_event(HttpResponseStopPolling(html), "pcRefresh")
         return HttpResponse(html)
 
     def outcomes(self, request: HttpRequest, *args: Any, **kwargs: Any) -> StreamingHttpResponse:

@@ -346,6 +346,7 @@ def test_progress_fragment_stops_polling_when_the_task_has_ended(alice):
     task = finished(alice, total=200, success_count=200, message="Updated 200 books.")
     response = client_for(alice, HtmxClient).get(url("progress", task))
     assert response.status_code == 286  # htmx stops polling
+    assert response.headers["HX-Trigger"] == '{"pcRefresh": {}}'  # the list behind refreshes
     html = response.content.decode()
     assert "every" not in html and "hx-get" not in html
     assert "100%" in html and "200 updated" in html and "Updated 200 books." in html
