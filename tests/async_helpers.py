@@ -63,6 +63,16 @@ class ExplodingBackend(DefaultBulkUpdatePersistenceBackend):
         raise RuntimeError("secret internals: password=hunter2")
 
 
+class TimingOutBackend(DefaultBulkUpdatePersistenceBackend):
+    """Writes every row, then gets django-q2's timeout signal (a SystemExit, not an Exception)."""
+
+    def persist_bulk_update(self, **kwargs: Any) -> BulkResult:
+        from django_q.exceptions import TimeoutException
+
+        super().persist_bulk_update(**kwargs)
+        raise TimeoutException("Task exceeded maximum timeout value (60 seconds)")
+
+
 class PausingBackend(DefaultBulkUpdatePersistenceBackend):
     """The default backend whose progress callback can pause or slow the run.
 

@@ -126,6 +126,19 @@ def test_an_exception_fails_readably_writes_nothing_and_frees_the_rows(caplog: A
     assert not RowLock.objects.exists()
 
 
+def test_django_q2_timeout_fails_the_task_and_writes_nothing() -> None:
+    make_books(4)
+    task = launched(Book.objects.all(), backend=f"{H}.TimingOutBackend")
+    assert run_bulk_task(task.pk) == "failed"
+    task.refresh_from_db()
+    assert task.message == (
+        "The task ran longer than the worker's time limit (Q_CLUSTER 'timeout') and was stopped; "
+        "nothing was saved. Raise the timeout or select fewer rows."
+    )
+    assert statuses() == {"draft"}
+    assert not RowLock.objects.exists()
+
+
 def test_a_backend_path_that_does_not_import_fails_readably() -> None:
     make_books(3)
     task = launched(Book.objects.all())
