@@ -1,8 +1,9 @@
-"""Bulk edit and bulk delete over the current selection, in the request (sync).
+"""Bulk edit and bulk delete over the current selection: in the request, or queued on a worker.
 
-Both roles freeze nothing themselves: they hand the re-scoped selection queryset to one
-persistence path (``persist_bulk_update`` -> backend -> service), the same one the async
-worker uses, inside a guard that rolls back dry runs and failed all-or-nothing runs.
+Both roles hand the re-scoped selection queryset to one persistence path
+(``persist_bulk_update`` -> backend -> service; ``persist_bulk_delete`` -> delete service),
+the same one the async worker uses, inside a guard that rolls back dry runs and failed
+all-or-nothing runs, even when a user's override ignores the flags.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.utils.html import escape
 from django_htmx.http import trigger_client_event
 
+from powercrud.bulk.delete import BulkDeleteService
 from powercrud.bulk.forms import TOGGLE_PREFIX, BulkEditForm
 from powercrud.bulk.launch import LaunchError, launch_bulk_task
 from powercrud.bulk.types import BulkContext, BulkInputError, BulkResult
@@ -56,6 +58,16 @@ class _ViewHookBackend(BulkUpdatePersistenceBackend):
             field_data=field_data,
             progress_callback=progress_callback,
         )
+
+
+class _ViewDeleteService:
+    """Adapts the view's delete hook to the service contract, so ``run_bulk_delete`` guards it."""
+
+    def __init__(self, view: BulkMixin) -> None:
+        self.view = view
+
+    def apply(self, *, queryset: Any, context: Any, progress_callback: Any = None) -> Any:
+        return self.view.persist_bulk_delete(queryset=queryset, progress_callback=progress_callback)
 
 
 class BulkMixin:
@@ -172,7 +184,12 @@ class BulkMixin:
             field_data = to_field_data(self.model, fields, form.cleaned_data)
             if self.should_run_async(size):
                 return self.launch_async(
-                    "update", queryset, fields_to_update=fields, field_data=field_data, dry_run=dry_run
+                    "update",
+                    queryset,
+                    fields_to_update=fields,
+                    field_data=field_data,
+                    dry_run=dry_run,
+                    form=form,
                 )
             assert_queryset_unlocked(queryset)
             self._bulk_context = self.build_bulk_context(
@@ -212,7 +229,11 @@ class BulkMixin:
             self._bulk_context = self.build_bulk_context(
                 operation="delete", selection_size=size, dry_run=dry_run
             )
-            result = self.persist_bulk_delete(queryset=queryset)
+            result = run_bulk_delete(
+                queryset=queryset,
+                context=self._bulk_context,
+                service=_ViewDeleteService(self),  # type: ignore[arg-type]
+            )
         except LockConflict as exc:
             return self.render_bulk_page({"conflict": str(exc)}, status=409)
         finally:
@@ -240,6 +261,7 @@ class BulkMixin:
         fields_to_update: Sequence[str] = (),
         field_data: Mapping[str, Any] | None = None,
         dry_run: bool = False,
+        form: BulkEditForm | None = None,
     ) -> HttpResponse:
         """Queue the run on a worker and answer with its live progress; conflicts answer 409."""
         try:
@@ -258,9 +280,9 @@ class BulkMixin:
                 dry_run=dry_run,
             )
         except LockConflict as exc:
-            return self.render_bulk_page({"conflict": str(exc), "form": self.get_bulk_form()}, status=409)
+            return self.render_bulk_page({"conflict": str(exc), "form": form}, status=409)
         except LaunchError as exc:
-            return self.render_bulk_page({"conflict": str(exc), "form": self.get_bulk_form()}, status=503)
+            return self.render_bulk_page({"conflict": str(exc), "form": form}, status=503)
         return self.render_page(  # type: ignore[attr-defined,no-any-return]
             {"task": task, "kind": kind},
             templates=["powercrud/bulk_task_started.html"],
@@ -270,8 +292,9 @@ class BulkMixin:
     def persist_bulk_delete(
         self, *, queryset: models.QuerySet[Any], progress_callback: ProgressCallback | None = None
     ) -> BulkResult:
-        """The sync bulk-delete hook. Default: powercrud's delete service, guarded."""
-        return run_bulk_delete(
+        """The sync bulk-delete hook (run inside the dry-run/all-or-nothing guard).
+        Default: powercrud's delete service."""
+        return BulkDeleteService().apply(
             queryset=queryset, context=self.get_bulk_context(), progress_callback=progress_callback
         )
 
