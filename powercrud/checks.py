@@ -16,6 +16,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
+from django.urls import NoReverseMatch, reverse
 from django.utils.functional import cached_property as django_cached_property
 
 from powercrud.bulk_persistence import check_backend_path
@@ -153,7 +154,24 @@ def _bulk_field_errors(view: type[Any]) -> list[CheckMessage]:
                     id="powercrud.E006",
                 )
             )
+        elif field.many_to_many and _custom_many_to_many(field):
+            errors.append(
+                Error(
+                    f"{view.__qualname__}.bulk_fields names {name!r}, a many-to-many field with a "
+                    "custom through model or a symmetrical self-relation, which bulk edit cannot write.",
+                    hint=f"Remove {name!r} from bulk_fields, or edit it row by row in the form.",
+                    obj=view,
+                    id="powercrud.E013",
+                )
+            )
     return errors
+
+
+def _custom_many_to_many(field: Any) -> bool:
+    remote = field.remote_field
+    custom_through = not remote.through._meta.auto_created
+    symmetrical_self = bool(getattr(remote, "symmetrical", False)) and remote.model == field.model
+    return custom_through or symmetrical_self
 
 
 def _async_errors(view: type[Any]) -> list[CheckMessage]:
@@ -170,9 +188,22 @@ def _async_errors(view: type[Any]) -> list[CheckMessage]:
                 id="powercrud.E012",
             )
         )
+    try:
+        reverse("powercrud:tasks-list")
+    except NoReverseMatch:
+        errors.append(
+            Error(
+                f"{view.__qualname__}.bulk_async is True but the task dashboard's URLs are not "
+                "installed, so users could not follow their tasks.",
+                hint='Add path("powercrud/", include("powercrud.urls")) to your URLconf.',
+                obj=view,
+                id="powercrud.E014",
+            )
+        )
     from powercrud.mixins.bulk import BulkMixin
 
-    overridden = view.persist_bulk_update is not BulkMixin.persist_bulk_update
+    hook = getattr(view, "persist_bulk_update", None)
+    overridden = hook is not None and hook is not BulkMixin.persist_bulk_update
     if overridden and not getattr(view, "bulk_update_persistence_backend_path", None):
         errors.append(
             Warning(

@@ -295,3 +295,73 @@ def test_sample_project_passes_manage_py_check(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "System check identified no issues (0 silenced)." in result.stdout
+
+
+# ----- async and many-to-many checks --------------------------------------------------------------
+def powercrud_view(**attrs: Any) -> type[CRUDView]:
+    from powercrud.mixins import PowerCRUDMixin
+
+    return type("BrokenView", (PowerCRUDMixin, CRUDView), {"__module__": __name__, "model": Book, **attrs})
+
+
+def test_e012_async_without_django_q(monkeypatch):
+    real = checks.apps.is_installed
+    monkeypatch.setattr(checks.apps, "is_installed", lambda name: name != "django_q" and real(name))
+    error = only(check_view(powercrud_view(bulk_fields=["status"], bulk_async=True)))
+    assert error.id == "powercrud.E012"
+    assert error.msg == "BrokenView.bulk_async is True but django-q2 is not installed."
+    assert "Q_CLUSTER" in error.hint
+
+
+def test_w002_sync_only_override_with_async():
+    def persist_bulk_update(self, **kwargs):
+        return {"success": True, "success_records": 0, "errors": []}
+
+    warning = only(
+        check_view(
+            powercrud_view(bulk_fields=["status"], bulk_async=True, persist_bulk_update=persist_bulk_update)
+        )
+    )
+    assert warning.id == "powercrud.W002"
+    assert warning.level == WARNING
+    assert warning.msg == (
+        "BrokenView overrides persist_bulk_update() but sets no bulk_update_persistence_backend_path, "
+        "so async runs would not use the override."
+    )
+
+
+def test_w002_is_quiet_when_a_backend_path_is_set():
+    def persist_bulk_update(self, **kwargs):
+        return {"success": True, "success_records": 0, "errors": []}
+
+    view = powercrud_view(
+        bulk_fields=["status"],
+        bulk_async=True,
+        persist_bulk_update=persist_bulk_update,
+        bulk_update_persistence_backend_path="sample.backends.BookBulkUpdateBackend",
+    )
+    assert check_view(view) == []
+
+
+@pytest.mark.urls("tests.checks_urls_no_dashboard")
+def test_e014_async_without_the_dashboard_urls():
+    error = only(check_view(powercrud_view(bulk_fields=["status"], bulk_async=True)))
+    assert error.id == "powercrud.E014"
+    assert error.hint == 'Add path("powercrud/", include("powercrud.urls")) to your URLconf.'
+
+
+def test_e013_many_to_many_with_a_custom_through_model():
+    from django.contrib.auth.models import User
+
+    # User.groups uses an auto-created through table; a custom one is simulated by flagging it.
+    through = User.groups.through
+    view = powercrud_view(model=User, bulk_fields=["groups"])
+    assert check_view(view) == []
+    original = through._meta.auto_created
+    through._meta.auto_created = False
+    try:
+        error = only(check_view(view))
+    finally:
+        through._meta.auto_created = original
+    assert error.id == "powercrud.E013"
+    assert error.msg.startswith("BrokenView.bulk_fields names 'groups', a many-to-many field with a custom")
