@@ -59,19 +59,18 @@ class Selection:
 
     @classmethod
     def from_dict(cls, data: Any) -> Selection:
-        """Rebuild from session data; anything malformed gives an empty selection."""
+        """Rebuild from session data; anything malformed gives an empty selection.
+
+        Only the shape is checked here; ``clean_selection()`` checks the ids themselves.
+        """
         if not isinstance(data, dict) or data.get("mode") not in ("ids", "all"):
             return cls()
-        try:
-            return cls(
-                mode=data["mode"],
-                ids=tuple(str(v) for v in data.get("ids", ())),
-                query=str(data.get("query", "")),
-                excluded=tuple(str(v) for v in data.get("excluded", ())),
-                included=tuple(str(v) for v in data.get("included", ())),
-            )
-        except TypeError:
+        lists = [data.get(name, ()) for name in ("ids", "excluded", "included")]
+        query = data.get("query", "")
+        if not all(isinstance(ids, list | tuple) for ids in lists) or not isinstance(query, str):
             return cls()
+        ids, excluded, included = (tuple(str(v) for v in values) for values in lists)
+        return cls(mode=data["mode"], ids=ids, query=query, excluded=excluded, included=included)
 
 
 def _merge(current: Sequence[str], pks: Sequence[str], add: bool) -> tuple[str, ...]:
@@ -110,3 +109,20 @@ def clean_pks(model: type[models.Model], raw: Sequence[str], *, cap: int) -> lis
             raise SelectionError(f"{text[:40]!r} is not a valid id for {model._meta.verbose_name}.") from None
         cleaned.append(str(python))
     return list(dict.fromkeys(cleaned))
+
+
+def clean_selection(model: type[models.Model], selection: Selection, *, cap: int) -> Selection:
+    """``selection`` with every stored id checked and canonical, before it reaches a query.
+
+    Raises SelectionError when it holds more than ``cap`` explicit ids (counted before any
+    parsing) or an id that is not a valid key of ``model`` (a stale or tampered session).
+    """
+    count = selection.explicit_id_count()
+    if count > cap:
+        raise SelectionError(f"The stored selection holds {count:,} ids, more than the {cap:,} allowed.")
+    return replace(
+        selection,
+        ids=tuple(clean_pks(model, selection.ids, cap=cap)),
+        excluded=tuple(clean_pks(model, selection.excluded, cap=cap)),
+        included=tuple(clean_pks(model, selection.included, cap=cap)),
+    )

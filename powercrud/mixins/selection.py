@@ -11,7 +11,7 @@ from django.template.response import TemplateResponse
 from django.utils.html import escape
 from django_htmx.http import reswap, retarget, trigger_client_event
 
-from powercrud.bulk.selection import Selection, SelectionError, clean_pks
+from powercrud.bulk.selection import Selection, SelectionError, clean_pks, clean_selection
 from powercrud.conf import settings as pc_settings
 from powercrud.views import Role
 
@@ -36,8 +36,22 @@ class SelectionMixin:
         return f"powercrud:selection:{self.model._meta.label_lower}:{self.get_url_base()}"  # type: ignore[attr-defined]
 
     def get_selection(self) -> Selection:
-        """The current user's selection for this view (empty when none)."""
-        return Selection.from_dict(self.request.session.get(self.get_selection_key()))
+        """The current user's selection for this view (empty when none).
+
+        What the session holds is checked before any query uses it: more ids than the cap, or
+        an id that is not a key of the model (a stale or tampered session), gives an empty
+        selection. The check runs once per stored value and request.
+        """
+        raw = self.request.session.get(self.get_selection_key())
+        cached = self.__dict__.get("_checked_selection")
+        if cached is not None and cached[0] is raw:
+            return cached[1]  # type: ignore[no-any-return]
+        try:
+            selection = clean_selection(self.model, Selection.from_dict(raw), cap=self.get_selection_id_cap())
+        except SelectionError:
+            selection = Selection()
+        self._checked_selection = (raw, selection)
+        return selection
 
     def save_selection(self, selection: Selection) -> None:
         key = self.get_selection_key()

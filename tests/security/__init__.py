@@ -1,0 +1,1 @@
+"""Tests that attack powercrud the way bad input and attackers do (issue 5: bad input, security)."""
