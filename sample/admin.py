@@ -1,8 +1,8 @@
 from django.contrib import admin
 
-from sample.models import Asset, Author, Book, Genre, Shelf, Tag
+from sample.models import Asset, Author, Book, BulkAudit, Genre, Shelf, Tag
 
-admin.site.register([Author, Genre, Tag, Shelf, Asset])
+admin.site.register([Author, Genre, Tag, Shelf, Asset, BulkAudit])
 
 
 @admin.register(Book)

@@ -126,3 +126,24 @@ class Asset(models.Model):
 
     def __str__(self) -> str:
         return self.code
+
+
+class BulkAudit(models.Model):
+    """One row per applied bulk edit, written by BookBulkUpdateService in sync and async runs alike."""
+
+    created = models.DateTimeField(auto_now_add=True)
+    mode = models.CharField(max_length=10)
+    task_name = models.CharField("task", max_length=100, blank=True)
+    user_id = models.CharField("user id", max_length=64, blank=True)
+    model_label = models.CharField("model", max_length=100)
+    fields = models.CharField("fields changed", max_length=200)
+    rows = models.PositiveIntegerField("rows written")
+    failed = models.PositiveIntegerField("rows failed")
+
+    class Meta:
+        ordering = ["-created"]
+        verbose_name = "bulk audit entry"
+        verbose_name_plural = "bulk audit"
+
+    def __str__(self) -> str:
+        return f"{self.mode} bulk edit of {self.rows} {self.model_label} rows"

@@ -11,7 +11,7 @@ from django.db.models import Model, QuerySet
 
 from powercrud.bulk import BulkContext, BulkResult, BulkUpdateService
 from powercrud.bulk.runner import ProgressCallback
-from sample.models import Book
+from sample.models import Book, BulkAudit
 
 audit_logger = logging.getLogger("sample.audit")
 
@@ -53,11 +53,20 @@ class BookBulkUpdateService(BulkUpdateService):
             progress_callback=progress_callback,
         )
         if not result.dry_run:
-            self.audit(context, result)
+            self.audit(context, result, fields_to_update)
         return result
 
-    def audit(self, context: BulkContext, result: BulkResult) -> None:
-        """Record one applied run: who, how (mode, task), and how many rows."""
+    def audit(self, context: BulkContext, result: BulkResult, fields: Sequence[str] = ()) -> None:
+        """Record one applied run (who, how: mode and task, how many rows) as a BulkAudit row."""
+        BulkAudit.objects.create(
+            mode=context.mode,
+            task_name=context.task_name or "",
+            user_id="" if context.user_id is None else str(context.user_id),
+            model_label=context.model_label,
+            fields=", ".join(fields),
+            rows=result.success_records,
+            failed=result.failed_records,
+        )
         audit_logger.info(
             "Bulk update of %s by user %s (%s%s): %s of %s rows written, %s failed.",
             context.model_label,
@@ -67,13 +76,4 @@ class BookBulkUpdateService(BulkUpdateService):
             result.success_records,
             result.total,
             result.failed_records,
-            extra={
-                "bulk_mode": context.mode,
-                "bulk_task_name": context.task_name,
-                "bulk_user_id": context.user_id,
-                "bulk_model": context.model_label,
-                "bulk_success": result.success,
-                "bulk_count": result.success_records,
-                "bulk_failed": result.failed_records,
-            },
         )

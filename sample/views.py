@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from powercrud.mixins import PowerCRUDMixin
-from powercrud.views import CRUDView
-from sample.models import Asset, Author, Book, Genre, Shelf, Tag
+from powercrud.views import CRUDView, Role
+from sample.models import Asset, Author, Book, BulkAudit, Genre, Shelf, Tag
 from sample.services import BookBulkUpdateService
 
 
@@ -89,4 +89,25 @@ class AssetCRUDView(SampleCRUDMixin, CRUDView):
     bulk_delete = True
 
 
-ALL_VIEWS = [BookCRUDView, AuthorCRUDView, GenreCRUDView, TagCRUDView, ShelfCRUDView, AssetCRUDView]
+class BulkAuditCRUDView(SampleCRUDMixin, CRUDView):
+    """Read-only: shows that the same service rule ran in sync and async mode (mode, task, user)."""
+
+    model = BulkAudit
+    fields = ["created", "mode", "task_name", "user_id", "model_label", "fields", "rows", "failed"]
+    filterset_fields = ["mode"]
+    url_base = "audit"
+
+    @classmethod
+    def get_roles(cls) -> list[Role]:
+        return [Role.LIST, Role.DETAIL]
+
+
+ALL_VIEWS = [
+    BookCRUDView,
+    AuthorCRUDView,
+    GenreCRUDView,
+    TagCRUDView,
+    ShelfCRUDView,
+    AssetCRUDView,
+    BulkAuditCRUDView,
+]

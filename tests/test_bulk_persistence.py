@@ -285,11 +285,16 @@ def test_sample_backend_refuses_to_reprice_archived_books(
     assert record.getMessage() == (
         "Bulk update of sample.book by user 5 (async, task bulk-7): 3 of 4 rows written, 1 failed."
     )
-    assert (record.bulk_mode, record.bulk_task_name, record.bulk_user_id, record.bulk_count) == (  # type: ignore[attr-defined]
+    from sample.models import BulkAudit
+
+    [entry] = BulkAudit.objects.all()
+    assert (entry.mode, entry.task_name, entry.user_id, entry.fields, entry.rows, entry.failed) == (
         "async",
         "bulk-7",
-        5,
+        "5",
+        "price",
         3,
+        1,
     )
 
 
