@@ -204,6 +204,22 @@ def _execute(task: BulkTask, writer: ProgressWriter) -> BulkResult:
     )
 
 
+ANALYZE_LOCKS_FROM = 10_000
+"""PostgreSQL: refresh the lock table's statistics before reading a selection this large."""
+
+
+def _prepare_selection(task: BulkTask) -> None:
+    """Give PostgreSQL's planner fresh statistics for the locks just inserted at submit.
+
+    Without them it guesses the lock table is tiny and reads a large selection row by row
+    (a million-row task spent 10 s there instead of 4 s).
+    """
+    connection = connections[_alias()]
+    if connection.vendor == "postgresql" and task.total >= ANALYZE_LOCKS_FROM:
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(RowLock._meta.db_table)}")
+
+
 def _claim(task_id: int) -> BulkTask | None:
     now = timezone.now()
     claimed = (
@@ -235,6 +251,7 @@ def run_bulk_task(task_id: int) -> str:
     writer.start()
     using = _alias()
     try:
+        _prepare_selection(task)
         with transaction.atomic(using=using):
             result = _execute(task, writer)
             release_locks(task)  # slow for big selections: the heartbeat goes on meanwhile
