@@ -3,6 +3,7 @@
     python -m bench.async_bulk                                  # 10,000 and 1,000,000 rows, SQLite
     python -m bench.async_bulk --rows 10000 --db all            # also PostgreSQL + Redis when reachable
     python -m bench.async_bulk --rows 100000 --db postgres --broker orm
+    python -m bench.async_bulk --reuse /tmp/async-bench        # seed SQLite once, reuse after
 
 For each database (a SQLite file in WAL mode in a temp dir with the ORM broker; the PostgreSQL
 database ``bench_powercrud_async`` on 127.0.0.1:5432 as user ``postgres`` with the Redis
@@ -10,6 +11,7 @@ broker on 127.0.0.1:6379/14, or the ORM broker with ``--broker orm``) and each N
 process migrates, seeds N books (``seed_books --books N --quiet``), starts ``manage.py
 qcluster`` with one worker, and then:
 
+0. sets every book to ``status="draft", is_available=True`` (not timed), so every row changes;
 1. times plain Django's ``Book.objects.update(status=..., is_available=...)`` on the same rows
    (inside a transaction that is rolled back, so the real run still changes every row);
 2. launches an all-or-nothing bulk edit of the same two fields over every book, as a view
@@ -83,16 +85,21 @@ def postgres(sql: str) -> None:
         conn.execute(sql)
 
 
-def run_config(engine: str, broker: str, rows: int) -> dict[str, Any]:
-    """Build a database, seed it and measure in a child process, with a real qcluster beside it."""
+def run_config(engine: str, broker: str, rows: int, reuse: Path | None = None) -> dict[str, Any]:
+    """Build a database, seed it and measure in a child process, with a real qcluster beside it.
+
+    ``reuse`` (SQLite only) keeps the database in that directory and seeds it only once per N.
+    """
     work = Path(tempfile.mkdtemp(prefix="powercrud-async-bench-"))
+    db_file = (reuse / f"bench-{rows}.sqlite3") if reuse else work / "bench.sqlite3"
+    seeded = db_file.exists()
     (work / "async_bench_settings.py").write_text(SETTINGS)
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(work), str(ROOT)]),
         "DJANGO_SETTINGS_MODULE": "async_bench_settings",
         "BENCH_ENGINE": engine,
-        "BENCH_DB": PG_DATABASE if engine == "postgres" else str(work / "bench.sqlite3"),
+        "BENCH_DB": PG_DATABASE if engine == "postgres" else str(db_file),
         "BENCH_BROKER": broker,
         "BENCH_REDIS": REDIS_URL,
         "BENCH_CLUSTER": f"powercrud-async-bench-{os.getpid()}",
@@ -109,13 +116,14 @@ def run_config(engine: str, broker: str, rows: int) -> dict[str, Any]:
             redis.Redis.from_url(REDIS_URL).flushdb()
         subprocess.run([*manage, "migrate", "-v", "0"], env=env, check=True, cwd=ROOT)
         started = time.perf_counter()
-        subprocess.run(
-            [*manage, "seed_books", "--books", str(rows), "--quiet"],
-            env=env,
-            check=True,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-        )
+        if not seeded or engine == "postgres":
+            subprocess.run(
+                [*manage, "seed_books", "--books", str(rows), "--quiet"],
+                env=env,
+                check=True,
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+            )
         seed_s = time.perf_counter() - started
         log = (work / "qcluster.log").open("wb")
         cluster = subprocess.Popen(
@@ -166,9 +174,12 @@ def child() -> None:
     from sample.models import Book
 
     rows = Book.objects.count()
+    # Every row starts from the same values (untimed), so every row changes in every run.
+    Book.objects.update(status="draft", is_available=True)
+    values = {"status": "archived", "is_available": False}
     started = time.perf_counter()
     with transaction.atomic():
-        Book.objects.update(status="archived", is_available=False)
+        Book.objects.update(**values)
         plain_s = time.perf_counter() - started
         transaction.set_rollback(True)
 
@@ -178,7 +189,7 @@ def child() -> None:
         queryset=Book.objects.all(),
         user=None,
         fields_to_update=["status", "is_available"],
-        field_data={"status": "archived", "is_available": False},
+        field_data=values,
         bulk_fields=["status", "is_available"],
         atomic=True,
         view_name="bench",
@@ -233,6 +244,7 @@ def main() -> int:
     parser.add_argument("--rows", type=int, action="append", help="N (repeatable); default 10000 and 1000000")
     parser.add_argument("--db", choices=["sqlite", "postgres", "all"], default="sqlite")
     parser.add_argument("--broker", choices=["redis", "orm"], default="redis", help="PostgreSQL's broker")
+    parser.add_argument("--reuse", type=Path, help="SQLite: keep the seeded databases in this directory")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -256,7 +268,7 @@ def main() -> int:
     print(header)
     for engine, broker in configs:
         for rows in args.rows or [10_000, 1_000_000]:
-            r = run_config(engine, broker, rows)
+            r = run_config(engine, broker, rows, args.reuse if engine == "sqlite" else None)
             ratio = r["total_s"] / r["plain_update_s"] if r["plain_update_s"] else float("nan")
             print(
                 f"{engine:<9}{broker:<7}{r['rows']:>10,}{r['seed_s']:>9.1f}{r['plain_update_s']:>9.2f}"
