@@ -77,6 +77,10 @@ def value_form_field(model_field: models.Field[Any, Any], choices_hook: ChoicesH
     if model_field.many_to_many:
         form_field.required = False
         form_field.help_text = ""
+    # The model field's validators (a price's MinValueValidator) judge the one value every row
+    # gets: run them here, so their message shows next to the field, not as a bare 400.
+    extra = [v for v in model_field.validators if v not in form_field.validators]
+    form_field.validators = [*form_field.validators, *extra]
     return form_field
 
 

@@ -83,7 +83,9 @@
       // Focus the first invalid field, else the first field; showModal() already focused the
       // close button for panels without fields. (One selector list would pick document order.)
       var body = event.detail.target;
-      var first = body.querySelector(".pc-has-error input, .pc-has-error select, .pc-has-error textarea") ||
+      // Django marks the invalid control itself (aria-invalid), not the bulk row's toggle.
+      var first = body.querySelector("[aria-invalid=true]:not([type=hidden])") ||
+        body.querySelector(".pc-has-error input, .pc-has-error select, .pc-has-error textarea") ||
         body.querySelector("[autofocus]") ||
         body.querySelector("form input:not([type=hidden]):not([disabled]), form select:not([disabled]), form textarea");
       if (first) first.focus();
@@ -97,6 +99,17 @@
       closeModal();
     }
   });
+
+  // Setting a bulk field's value ticks its "change this field" toggle: a value chosen and then
+  // silently left out of the edit is never what the operator meant.
+  function toggleBulkRow(event) {
+    var control = event.target.closest && event.target.closest(".pc-bulk-control");
+    var row = control && control.closest(".pc-bulk-row");
+    var toggle = row && row.querySelector(".pc-switch input[type=checkbox]");
+    if (toggle && !toggle.checked) toggle.checked = true;
+  }
+  document.addEventListener("input", toggleBulkRow);
+  document.addEventListener("change", toggleBulkRow);
 
   document.addEventListener("pcSaved", function (event) {
     closeModal();
@@ -121,11 +134,29 @@
   function rowBoxes() { return Array.prototype.slice.call(document.querySelectorAll("input.pc-select-row")); }
   function listQuery() { return window.location.search.replace(/^\?/, ""); }
 
-  function post(values, source) {
-    var target = bar();
-    if (!target || !window.htmx) return;
+  // Selection changes go to the server one at a time, in order. Sent side by side, two quick
+  // ticks would each read the stored selection and the later write would drop the earlier tick;
+  // htmx's own queue for one element keeps only the last waiting request, dropping ticks too.
+  // The bar is the request's source: it says hx-push-url="false", so no selection POST ever
+  // becomes the page's URL (the table around it pushes its sort, filter and page URLs).
+  var pending = [];
+  var sending = false;
+
+  function post(values) {
     values.query = listQuery();
-    window.htmx.ajax("POST", target.dataset.url, { source: source || target, target: "#pc-selection", swap: "outerHTML", values: values });
+    pending.push(values);
+    send();
+  }
+
+  function send() {
+    if (sending || !pending.length) return;
+    var target = bar();
+    if (!target || !window.htmx) { pending = []; return; }
+    sending = true;
+    var next = function () { sending = false; send(); };
+    window.htmx.ajax("POST", target.dataset.url, {
+      source: target, target: "#pc-selection", swap: "outerHTML", values: pending.shift()
+    }).then(next, next);
   }
 
   function syncPageBox() {
@@ -150,7 +181,7 @@
       }
       lastRow = box;
       syncPageBox();
-      post({ action: "set", checked: box.checked ? "1" : "0", pk: targets.map(function (t) { return t.value; }) }, box);
+      post({ action: "set", checked: box.checked ? "1" : "0", pk: targets.map(function (t) { return t.value; }) });
       return;
     }
     var page = event.target.closest("input.pc-select-page");
@@ -158,7 +189,7 @@
       var all = rowBoxes();
       all.forEach(function (t) { t.checked = page.checked; });
       syncPageBox();
-      post({ action: "set", checked: page.checked ? "1" : "0", pk: all.map(function (t) { return t.value; }) }, page);
+      post({ action: "set", checked: page.checked ? "1" : "0", pk: all.map(function (t) { return t.value; }) });
       return;
     }
     if (event.target.closest("[data-pc-select-all]")) { post({ action: "all" }); return; }
