@@ -53,22 +53,6 @@ logger = logging.getLogger("powercrud.tasks")
 
 Status = BulkTask.Status
 
-DEFAULT_HEARTBEAT_TIMEOUT = 120
-"""Seconds without a heartbeat after which a running task counts as dead."""
-
-DEFAULT_QUEUED_TIMEOUT = 3600
-"""Seconds a task may wait in the queue before cleanup looks for its job."""
-
-
-def _setting(name: str, default: Any) -> Any:
-    """A powercrud setting that may not be in ``powercrud.conf.DEFAULTS`` yet."""
-    try:
-        return getattr(pc_settings, name)
-    except AttributeError:
-        from django.conf import settings
-
-        return (getattr(settings, "POWERCRUD_SETTINGS", None) or {}).get(name, default)
-
 
 def _alias() -> str:
     return router.db_for_write(BulkTask)
@@ -345,9 +329,9 @@ def fail_stale_tasks(
     their job is no longer in django-q2's queue (ORM broker; other brokers: by age alone).
     """
     if older_than_seconds is None:
-        older_than_seconds = _setting("BULK_TASK_HEARTBEAT_TIMEOUT", DEFAULT_HEARTBEAT_TIMEOUT)
+        older_than_seconds = pc_settings.BULK_TASK_HEARTBEAT_TIMEOUT
     if queued_older_than_seconds is None:
-        queued_older_than_seconds = _setting("BULK_TASK_QUEUED_TIMEOUT", DEFAULT_QUEUED_TIMEOUT)
+        queued_older_than_seconds = pc_settings.BULK_TASK_QUEUED_TIMEOUT
     now = timezone.now()
     failed: list[int] = []
     cutoff = now - datetime.timedelta(seconds=older_than_seconds)
