@@ -25,7 +25,7 @@
       window.htmx.config.responseHandling = [
         { code: "204", swap: false },
         { code: "[23]..", swap: true },
-        { code: "(400|403|404|409|422)", swap: true, error: false },
+        { code: "(400|403|404|409|422|503)", swap: true, error: false },
         { code: "...", swap: false, error: true }
       ];
       window.htmx.config.historyCacheSize = 0;
