@@ -229,3 +229,10 @@ class TestBulkResult:
         with pytest.raises(TypeError) as info:
             BulkResult.coerce(value)
         assert str(info.value) == f"{CONTRACT}; {detail}"
+
+
+def test_summaries_group_thousands():
+    from powercrud.bulk.types import summarise
+
+    text = summarise(success=True, success_records=30000, failed=0, total=30000, changed=27629, dry_run=False)
+    assert text == "Updated 30,000 of 30,000 rows (27,629 changed)."

@@ -365,7 +365,7 @@ def _pk_or_none(pk: Any) -> JsonPk | None:
 
 
 def _rows(count: int) -> str:
-    return f"{count} row" if count == 1 else f"{count} rows"
+    return f"{count:,} row" if count == 1 else f"{count:,} rows"
 
 
 def summarise(
@@ -380,21 +380,25 @@ def summarise(
     verb: str = "Updated",
 ) -> str:
     """A one-line, human readable summary of a bulk run (``changed=None``: not reported)."""
-    counts = f" ({changed} changed)" if changed is not None else ""
+    counts = f" ({changed:,} changed)" if changed is not None else ""
     done = verb.lower()
     if dry_run:
         prefix = "Check only, nothing was saved: "
         if success and changed is not None:
-            return f"{prefix}{_rows(total)} checked; {changed} would change."
+            return f"{prefix}{_rows(total)} checked; {changed:,} would change."
         if success:
-            return f"{prefix}{success_records} of {_rows(total)} would be {done}."
+            return f"{prefix}{success_records:,} of {_rows(total)} would be {done}."
         if atomic:
             return (
-                f"{prefix}{failed} of {_rows(total)} would fail, so nothing would be saved (all-or-nothing)."
+                f"{prefix}{failed:,} of {_rows(total)} would fail, "
+                "so nothing would be saved (all-or-nothing)."
             )
-        return f"{prefix}{failed} of {_rows(total)} would fail; {success_records} would be {done}{counts}."
+        return (
+            f"{prefix}{failed:,} of {_rows(total)} would fail; "
+            f"{success_records:,} would be {done}{counts}."
+        )
     if success:
-        return f"{verb} {success_records} of {_rows(total)}{counts}."
+        return f"{verb} {success_records:,} of {_rows(total)}{counts}."
     if atomic:
-        return f"{failed} of {_rows(total)} failed, so nothing was saved (all-or-nothing)."
-    return f"{failed} of {_rows(total)} failed; {done} {success_records}{counts}."
+        return f"{failed:,} of {_rows(total)} failed, so nothing was saved (all-or-nothing)."
+    return f"{failed:,} of {_rows(total)} failed; {done} {success_records:,}{counts}."
