@@ -17,6 +17,7 @@ from django.utils.html import escape
 from django_htmx.http import trigger_client_event
 
 from powercrud.bulk.delete import BulkDeleteService
+from powercrud.bulk.display import describe_examples
 from powercrud.bulk.forms import TOGGLE_PREFIX, BulkEditForm
 from powercrud.bulk.launch import LaunchError, launch_bulk_task
 from powercrud.bulk.types import BulkContext, BulkInputError, BulkResult
@@ -322,6 +323,9 @@ class BulkMixin:
         )
 
     def render_bulk_page(self, context: dict[str, Any], status: int = 200) -> HttpResponse:
+        result = context.get("result")
+        if result is not None and result.dry_run:
+            context["example_rows"] = describe_examples(self.model, result.examples)
         selection_context = self.get_selection_context()  # type: ignore[attr-defined]
         context = {
             **selection_context,
