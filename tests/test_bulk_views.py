@@ -538,7 +538,7 @@ def test_check_first_reports_changes_and_examples(htmx_client: HtmxClient, catal
     html = response.content.decode()
     assert "2 of 3 rows would change." in html
     assert "Examples of the change" in html
-    assert '<span class="pc-old">draft</span> → <span class="pc-new">published</span>' in html
+    assert '<span class="pc-old">Draft</span> → <span class="pc-new">Published</span>' in html  # labels
 
 
 # ----- the selection as written ---------------------------------------------------------------------
