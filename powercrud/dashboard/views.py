@@ -1,305 +1,43 @@
-"""The task dashboard: async bulk tasks with live progress, their row errors, outcomes and cancel.
-
-``BulkTaskView`` is powercrud's own list machinery over ``BulkTask`` (a ``CRUDView`` with the
-LIST and DETAIL roles, filtered, sorted and paginated by ``PowerCRUDMixin``). Three task
-*actions* share its scoping and permission check, so every URL of one task answers the same
-way to the same user:
-
-==========================  =========================  ============================================
-URL (under the include)     name                       what
-==========================  =========================  ============================================
-``tasks/``                  ``powercrud:tasks-list``     the list, polling while a shown task is active
-``tasks/<pk>/``             ``powercrud:tasks-detail``   one task: progress, changes, timings, errors
-``tasks/<pk>/progress/``    ``powercrud:tasks-progress`` the ``task_progress.html`` fragment (modal, list)
-``tasks/<pk>/outcomes.csv`` ``powercrud:tasks-outcomes`` ``pk,outcome,field,message`` rows, streamed
-``tasks/<pk>/cancel/``      ``powercrud:tasks-cancel``   POST: cancel a queued task, stop a running one
-==========================  =========================  ============================================
-
-Who sees what: every signed-in user sees the tasks they started; staff see every task
-(``get_queryset()``). A task outside that set is a 404 on every URL. Viewing needs no model
-permission (``role_permissions`` relaxes LIST and DETAIL to "signed in"); cancelling needs to
-own the task or hold ``powercrud.change_bulktask`` (``may_cancel()``).
-"""
+"""The task dashboard views: list, detail, live progress, outcomes CSV and cancel."""
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
 import django_filters
 from django import forms
 from django.contrib import messages
-from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import models
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.template.loader import render_to_string
 from django.urls import URLPattern, path, reverse
-from django.utils.text import capfirst
 from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 
 from powercrud import progress
-from powercrud.columns import format_value
 from powercrud.conf import settings as pc_settings
+from powercrud.dashboard.describe import (
+    ACTIVE,
+    describe_changes,
+    format_duration,
+    model_display_name,
+    row_errors,
+    task_payload,
+)
+from powercrud.dashboard.outcomes import csv_lines, outcome_rows
 from powercrud.mixins import PowerCRUDMixin
-from powercrud.models import MAX_STORED_ERRORS, BulkTask
+from powercrud.models import BulkTask
 from powercrud.tasks import request_cancel
 from powercrud.views import CRUDView, Role
 
-__all__ = [
-    "BulkTaskFilterSet",
-    "BulkTaskView",
-    "FieldChange",
-    "RowErrorLine",
-    "describe_changes",
-    "format_duration",
-    "model_display_name",
-    "outcome_rows",
-    "row_errors",
-]
-
 Status = BulkTask.Status
-ACTIVE = (Status.QUEUED, Status.RUNNING)
 
 PROGRESS_TEMPLATE = "powercrud/partials/task_progress.html"
 """The progress fragment: served by ``tasks/<pk>/progress/`` and included by the modal."""
 
 LIST_POLL_SECONDS = 2
 """How often the list refreshes while a task it shows is queued or running."""
-
-MAX_VALUES_SHOWN = 20
-"""Many-to-many ids named one by one in a task's change summary; the rest are counted."""
-
-
-# ----- display helpers -------------------------------------------------------------------------
-
-
-def model_display_name(label: str) -> str:
-    """``"Books"`` for ``"sample.book"``: the model's plural verbose name, or the label itself."""
-    from django.apps import apps
-
-    try:
-        model = apps.get_model(label)
-    except (LookupError, ValueError):
-        return label
-    return capfirst(str(model._meta.verbose_name_plural))
-
-
-def format_duration(seconds: float | None) -> str:
-    """``"0.4 s"``, ``"12 s"``, ``"3 min 05 s"``, ``"2 h 03 min"``; ``""`` for None."""
-    if seconds is None:
-        return ""
-    if seconds < 10:
-        return f"{seconds:.1f} s"
-    whole = int(seconds)
-    if whole < 60:
-        return f"{whole} s"
-    minutes, secs = divmod(whole, 60)
-    if minutes < 60:
-        return f"{minutes} min {secs:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
-
-
-def _payload(task: BulkTask) -> Mapping[str, Any]:
-    return task.payload if isinstance(task.payload, Mapping) else {}
-
-
-def _field(model: type[models.Model] | None, name: str | None) -> Any:
-    if model is None or not name:
-        return None
-    try:
-        return model._meta.get_field(name)
-    except FieldDoesNotExist:
-        return None
-
-
-def _field_label(model: type[models.Model] | None, name: str | None) -> str:
-    field = _field(model, name)
-    if field is None:
-        return name or ""
-    return capfirst(str(getattr(field, "verbose_name", name)))
-
-
-@dataclass(frozen=True)
-class RowErrorLine:
-    """One stored row error, ready to show: ``pk`` may be None (a whole-task error)."""
-
-    pk: Any
-    field: str
-    field_label: str
-    messages: tuple[str, ...]
-
-
-def row_errors(task: BulkTask) -> list[RowErrorLine]:
-    """The task's stored row errors with readable field labels (bad entries are skipped)."""
-    model = task.model_class
-    lines = []
-    for item in task.row_errors():
-        if not isinstance(item, Mapping):
-            continue
-        raw = item.get("messages")
-        texts = raw if isinstance(raw, list | tuple) else [] if raw is None else [raw]
-        field = str(item.get("field") or "")
-        lines.append(
-            RowErrorLine(
-                pk=item.get("pk"),
-                field=field,
-                field_label=_field_label(model, field),
-                messages=tuple(str(text) for text in texts),
-            )
-        )
-    return lines
-
-
-@dataclass(frozen=True)
-class FieldChange:
-    """One field a bulk edit sets, as the operator chose it: ``"Status"``, ``"Published"``."""
-
-    field: str
-    label: str
-    value: str
-
-
-_M2M_OPS = {"add": "Add", "remove": "Remove", "replace": "Replace with"}
-
-
-def _related_names(field: Any, ids: Sequence[Any]) -> list[str]:
-    """``str()`` of the related rows ``ids`` name, in the given order; gone rows say so."""
-    if not ids:
-        return []
-    model = field.related_model
-    try:
-        found = {str(obj.pk): str(obj) for obj in model._base_manager.filter(pk__in=list(ids))}
-    except (ValueError, TypeError, ValidationError):
-        found = {}
-    return [found.get(str(pk), f"#{pk} (no longer exists)") for pk in ids]
-
-
-def _plain_value(field: Any, raw: Any) -> str:
-    if raw is None or raw == "":
-        return "(empty)"
-    if isinstance(raw, bool):
-        return "Yes" if raw else "No"
-    if field is None:
-        return str(raw)
-    choices = dict(getattr(field, "flatchoices", None) or ())
-    if raw in choices:
-        return str(choices[raw])
-    try:
-        value = field.to_python(raw)
-    except (ValidationError, TypeError, ValueError):
-        return str(raw)
-    return str(format_value(value))
-
-
-def describe_changes(task: BulkTask) -> list[FieldChange]:
-    """What a bulk edit sets, field by field, in words: labels for choices, names for relations."""
-    payload = _payload(task)
-    data = payload.get("field_data")
-    data = data if isinstance(data, Mapping) else {}
-    model = task.model_class
-    changes = []
-    for name in payload.get("fields_to_update") or ():
-        name = str(name)
-        field = _field(model, name)
-        raw = data.get(name)
-        if field is not None and field.many_to_many and isinstance(raw, Mapping):
-            ids = list(raw.get("ids") or ())
-            names = _related_names(field, ids[:MAX_VALUES_SHOWN])
-            more = len(ids) - len(names)
-            listed = ", ".join(names) + (f" and {more} more" if more > 0 else "")
-            op = _M2M_OPS.get(str(raw.get("op")), str(raw.get("op")))
-            value = f"{op}: {listed}" if listed else f"{op}: (nothing)"
-        elif field is not None and field.is_relation and raw is not None:
-            value = _related_names(field, [raw])[0]
-        else:
-            value = _plain_value(field, raw)
-        changes.append(FieldChange(field=name, label=_field_label(model, name), value=value))
-    return changes
-
-
-# ----- the outcomes CSV ------------------------------------------------------------------------
-
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(value: Any) -> Any:
-    """A CSV cell a spreadsheet will not run as a formula (text starting with = + - @)."""
-    if value is None:
-        return ""
-    if isinstance(value, int | float):
-        return value
-    text = str(value)
-    return f"'{text}" if text.startswith(_FORMULA_START) else text
-
-
-def _rows_word(count: int) -> str:
-    return f"{count} row" if count == 1 else f"{count} rows"
-
-
-def outcome_rows(task: BulkTask) -> Iterator[tuple[Any, str, str, str]]:
-    """``(pk, outcome, field, message)`` for each stored row error, then what the record knows.
-
-    A task keeps the primary keys only of the rows that failed. The rows that succeeded, and
-    those left unchanged, are summary lines with an empty ``pk``: once a task ends, its
-    selection (the row locks) is released and their ids are no longer stored anywhere.
-    """
-    done_word = "deleted" if task.kind == BulkTask.Kind.DELETE else "updated"
-    payload = _payload(task)
-    for error in row_errors(task):
-        yield error.pk, "failed", error.field, " ".join(error.messages)
-    if task.errors_omitted:
-        yield (
-            None,
-            "failed",
-            "",
-            f"{_rows_word(task.errors_omitted)} more failed; only the first {MAX_STORED_ERRORS} "
-            "row errors are stored with a task.",
-        )
-    if task.status in ACTIVE:
-        state = task.get_status_display().lower()
-        yield None, "pending", "", f"The task is {state}: {task.done} of {_rows_word(task.total)} processed."
-        return
-    if payload.get("dry_run"):
-        yield None, "checked", "", f"A check only; nothing was written. {task.message}".strip()
-        return
-    # The worker commits a task's writes with its outcome: all of them when it succeeded, the
-    # valid rows of a per-row task that failed, and nothing when it was cancelled.
-    committed = task.status == Status.SUCCEEDED or (
-        task.status == Status.FAILED and not payload.get("atomic", True)
-    )
-    saved = task.success_count if committed else 0
-    if saved:
-        yield (
-            None,
-            done_word,
-            "",
-            f"{_rows_word(saved)} {done_word}; a task does not store the ids of rows that succeeded.",
-        )
-    unchanged = task.total - saved - task.failure_count
-    if unchanged > 0:
-        outcome = "cancelled" if task.status == Status.CANCELLED else "not changed"
-        reason = f" {task.message}" if task.message and task.status != Status.SUCCEEDED else ""
-        yield None, outcome, "", f"{_rows_word(unchanged)} not {done_word}.{reason}"
-
-
-class _Echo:
-    """A file-like object whose ``write`` hands back the line, for streaming ``csv.writer``."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-def _csv_lines(rows: Iterable[Sequence[Any]]) -> Iterator[str]:
-    writer = csv.writer(_Echo())
-    yield writer.writerow(("pk", "outcome", "field", "message"))
-    for row in rows:
-        yield writer.writerow([_cell(value) for value in row])
-
-
-# ----- filters ---------------------------------------------------------------------------------
 
 
 class _ChoiceFilter(django_filters.ChoiceFilter):
@@ -523,7 +261,7 @@ class BulkTaskView(PowerCRUDMixin, CRUDView):
         return context
 
     def detail_context(self, task: BulkTask, **extra: Any) -> dict[str, Any]:
-        payload = _payload(task)
+        payload = task_payload(task)
         return self.get_task_context(
             task,
             changes=describe_changes(task) if task.kind == BulkTask.Kind.UPDATE else [],
@@ -551,7 +289,7 @@ class BulkTaskView(PowerCRUDMixin, CRUDView):
         """``pk,outcome,field,message`` for the task, streamed as a CSV download."""
         task = self.get_object()
         response = StreamingHttpResponse(
-            _csv_lines(outcome_rows(task)), content_type="text/csv; charset=utf-8"
+            csv_lines(outcome_rows(task)), content_type="text/csv; charset=utf-8"
         )
         response["Content-Disposition"] = f'attachment; filename="task-{task.pk}-outcomes.csv"'
         response["Cache-Control"] = "no-store"
