@@ -72,6 +72,13 @@ def test_data_renders_escaped_on_every_page(admin_user: Any, poisoned: Catalogue
         response = client.post(f"/author/{author.pk}/delete/")
         assert response.status_code == 409
         assert_escaped(response.content.decode(), "protected delete")
+    # The message after a save names the row: escaped in the toast of the next page.
+    client = login(admin_user)
+    data = {"title": SCRIPT, "author": author.pk, "status": "draft", "price": "1"}
+    response = client.post(f"/book/{poisoned['books'][1].pk}/edit/", data, follow=True)
+    assert response.redirect_chain == [("/book/", 302)]
+    assert_escaped(response.content.decode(), "saved message")
+    assert f"Book “{ESCAPED}” saved." in response.content.decode()
 
 
 def test_validation_messages_that_echo_input_are_escaped(htmx_client: Client, poisoned: Catalogue) -> None:
@@ -128,6 +135,7 @@ def test_a_queued_run_and_its_task_pages_escape_data_and_backend_messages(
         "detail": f"/powercrud/tasks/{task.pk}/",
         "progress": f"/powercrud/tasks/{task.pk}/progress/",
         "list": "/powercrud/tasks/",
+        "list, filtered": f"/powercrud/tasks/?status={SCRIPT}&model_label={SCRIPT}&sort={SCRIPT}",
     }
     for name, url in pages.items():
         for viewer in (client, staff):
