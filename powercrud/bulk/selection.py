@@ -99,8 +99,8 @@ def clean_pks(model: type[models.Model], raw: Sequence[str], *, cap: int) -> lis
     for value in raw:
         text = str(value).strip()
         try:
-            if not text:
-                raise ValidationError("empty")
+            if not text or "\x00" in text:  # PostgreSQL refuses NUL in any text parameter
+                raise ValidationError("empty or NUL")
             python = pk_field.to_python(text)
             # Range and length validators: an integer past the column's range is not an id,
             # and SQLite cannot even bind it (OverflowError) when the selection is used.

@@ -123,7 +123,12 @@ class ListMixin:
         return self.request.GET.get(pc_settings.SEARCH_PARAM, "").strip()[:200]
 
     def apply_search(self, queryset: models.QuerySet[Any], query: str) -> models.QuerySet[Any]:
-        """Rows where every word of ``query`` is in at least one of ``search_fields``."""
+        """Rows where every word of ``query`` is in at least one of ``search_fields``.
+
+        A NUL character separates words like a space: no stored text holds one, and
+        PostgreSQL refuses any query parameter that contains one.
+        """
+        query = query.replace("\x00", " ").strip()
         if not query or not self.search_fields:
             return queryset
         # A many-valued path (``tags__name``) would repeat a row once per match; test it in a

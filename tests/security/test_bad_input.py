@@ -262,6 +262,18 @@ def test_posted_ids_outside_the_scope_are_never_locked_or_written_by_a_worker(
     assert not Book.objects.filter(pk__in=own).exists()
 
 
+def test_single_row_urls_outside_the_scope_are_a_404(user_factory: Any, catalogue: Catalogue) -> None:
+    client = login(ursula(user_factory))
+    other = next(b for b in catalogue["books"] if b.author != catalogue["authors"][0])
+    data = {"title": "Taken", "author": catalogue["authors"][0].pk, "status": "draft", "price": "1"}
+    before = book_snapshot()
+    for url in (f"/my-books/{other.pk}/", f"/my-books/{other.pk}/edit/", f"/my-books/{other.pk}/delete/"):
+        assert client.get(url).status_code == 404, url
+        if not url.endswith(f"{other.pk}/"):
+            assert client.post(url, data).status_code == 404, url
+    assert book_snapshot() == before
+
+
 def planted_shapes(everything: list[int], outside: list[int]) -> list[dict[str, Any]]:
     return [
         {"mode": "ids", "ids": [str(pk) for pk in everything]},
@@ -404,6 +416,34 @@ def test_a_stored_selection_over_the_cap_is_refused_before_any_query_lock_or_enq
         assert app_queries(captured) == []
     assert book_snapshot() == before
     assert_nothing_queued()
+
+
+# ----- NUL characters (PostgreSQL refuses them in any text parameter) --------------------------------
+@pytest.mark.parametrize("htmx", [False, True])
+def test_a_nul_character_in_a_search_is_a_word_break_never_a_500(
+    admin_user: Any, catalogue: Catalogue, htmx: bool
+) -> None:
+    client = login(admin_user, htmx=htmx, raise_request_exception=False)
+    for url in ("/book/?q=Book%0001", "/author/?q=%00", "/asset/?q=%00&in_service=%00"):
+        assert client.get(url).status_code == 200, url
+    response = client.post("/book/selection/", {"action": "all", "query": "q=Book%0001"})
+    assert response.status_code == 200
+    assert "<strong>1</strong> selected" in response.content.decode()  # "Book 01", as the list shows
+    plant(client, "book", {"mode": "all", "query": "q=%00"})  # stored earlier, or tampered
+    assert client.get("/book/").status_code == 200
+    response = client.post("/book/bulk/edit/", {"change_status": "1", "status": "out_of_print"})
+    assert response.status_code in (204, 302)
+    assert Book.objects.filter(status="out_of_print").count() == 30
+
+
+def test_a_nul_character_is_not_a_valid_text_key() -> None:
+    from django.contrib.sessions.models import Session
+
+    from powercrud.bulk.selection import SelectionError, clean_pks
+
+    assert clean_pks(Session, ["abc", " abc "], cap=5) == ["abc"]
+    with pytest.raises(SelectionError, match="is not a valid id for session"):
+        clean_pks(Session, ["abc\x00"], cap=5)
 
 
 # ----- malformed ids, UUID keys end to end --------------------------------------------------------
