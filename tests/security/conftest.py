@@ -3,11 +3,8 @@ nothing was written, queued or locked."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django_q.models import OrmQ
@@ -54,9 +51,3 @@ def locked_pks(task: BulkTask) -> list[str]:
 def app_queries(captured: CaptureQueriesContext) -> list[str]:
     """SQL that touched the sample's tables or powercrud's task and lock tables."""
     return [q["sql"] for q in captured.captured_queries if "sample_" in q["sql"] or "powercrud_" in q["sql"]]
-
-
-@pytest.fixture
-def capture_queries() -> Iterator[CaptureQueriesContext]:
-    with CaptureQueriesContext(connection) as captured:
-        yield captured
