@@ -30,6 +30,7 @@ from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
 from powercrud import columns as cols
 from powercrud.conf import settings as pc_settings
+from powercrud.edit_merge import EditConflict, loaded_values, merge_concurrent_changes, track_loaded_values
 from powercrud.formfields import formfield_for
 from powercrud.locks import LockConflict, guard_rows
 
@@ -308,7 +309,10 @@ class CRUDView(View):
         kwargs: dict[str, Any] = {"data": data, "files": files, "label_suffix": ""}
         if issubclass(form_class, forms.BaseModelForm):
             kwargs["instance"] = self.object
-        return form_class(**kwargs)
+        form = form_class(**kwargs)
+        if self.role is Role.UPDATE and isinstance(form, forms.BaseModelForm) and self.object is not None:
+            track_loaded_values(form)  # so a save keeps what others changed since (edit_merge.py)
+        return form
 
     def persist_single_object(
         self, *, form: forms.BaseForm, mode: str, instance: models.Model | None = None
@@ -347,8 +351,10 @@ class CRUDView(View):
         mode = "update" if self.role is Role.UPDATE else "create"
         try:
             with self.row_guard(self.object):
+                if mode == "update" and isinstance(form, forms.BaseModelForm):
+                    merge_concurrent_changes(form)
                 self.object = self.persist_single_object(form=form, mode=mode, instance=self.object)
-        except LockConflict as exc:
+        except (LockConflict, EditConflict) as exc:
             form.add_error(None, str(exc))
             return self.render_page({"form": form, "object": self.object}, status=409)
         verb = "saved" if mode == "update" else "created"
@@ -489,6 +495,9 @@ class CRUDView(View):
             "can": can,
             "is_modal": self.get_partial_name() is not None,
         }
+        form = extra.get("form")
+        if self.role is Role.UPDATE and self.object is not None and isinstance(form, forms.BaseModelForm):
+            context["loaded_values"] = loaded_values(form)  # see edit_merge.py
         context.update(extra)
         return context
 
