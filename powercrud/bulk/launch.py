@@ -8,8 +8,8 @@ worker can never see a task whose rows are not locked yet. The job's only argume
 task id.
 
 Failures leave nothing behind: a lock conflict raises ``LockConflict`` before anything is
-enqueued and rolls the task back; a broker that is down marks the task failed, releases
-its locks and raises ``LaunchError``.
+enqueued and rolls the task back; a broker that is down (or raises anything else) marks the
+task failed, releases its locks and raises ``LaunchError``.
 """
 
 from __future__ import annotations
@@ -148,12 +148,13 @@ def _enqueue(task: BulkTask) -> None:
     pre_enqueue.connect(remember, dispatch_uid=f"powercrud-enqueue-{task_pk}", weak=False)
     try:
         async_task(JOB_FUNCTION, task_pk, task_name=name)
-    except _broker_errors() as exc:
+    except Exception as exc:  # the broker boundary: whatever a broker raises, the job is not queued
         logger.error("Bulk task #%s could not be queued.", task_pk, exc_info=True)
         from powercrud.tasks import finish_task
 
         nothing = "nothing was deleted" if task.kind == BulkTask.Kind.DELETE else "nothing was changed"
-        message = f"The task could not be queued because the task queue is not reachable; {nothing}."
+        why = "is not reachable" if isinstance(exc, _broker_errors()) else "reported an error"
+        message = f"The task could not be queued because the task queue {why}; {nothing}."
         finish_task(task, BulkTask.Status.FAILED, message=message, expect=(BulkTask.Status.QUEUED,))
         raise LaunchError(
             f"{message} Try again later, or ask an administrator to check the workers."
