@@ -17,7 +17,7 @@ from django import forms
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured, ValidationError
 from django.core.paginator import Page, Paginator
-from django.db import models
+from django.db import connections, models, transaction
 from django.db.models.deletion import ProtectedError, RestrictedError
 from django.forms import modelform_factory
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -172,7 +172,13 @@ class CRUDView(View):
             )
         if cls.model is None:
             raise ImproperlyConfigured(f"{cls.__name__} needs a `model` attribute.")
-        return super().as_view(role=role, **initkwargs)
+        view = super().as_view(role=role, **initkwargs)
+        if role.is_bulk:
+            # Never inside ATOMIC_REQUESTS: a bulk launch must commit, and so enqueue its job,
+            # before the response, or a broker that is down could not be answered with a 503.
+            for alias in connections:
+                view = transaction.non_atomic_requests(using=alias)(view)
+        return view
 
     @classmethod
     def get_roles(cls) -> list[Role]:

@@ -334,3 +334,32 @@ def test_broker_down_through_the_view_is_a_503_and_leaves_nothing_queued_or_lock
     assert not RowLock.objects.exists()
     assert not OrmQ.objects.exists()
     assert statuses() == {"draft"}
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(POWERCRUD_SETTINGS={"BULK_MIN_ASYNC_RECORDS": 1})
+@pytest.mark.parametrize("broker", ["down", "up"])
+def test_with_atomic_requests_the_job_is_still_queued_at_the_launch_not_after_the_response(
+    broker: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ATOMIC_REQUESTS``: the launch must commit (and enqueue) inside the view, so a broker
+    failure is still a readable 503 rather than an error after the response was built."""
+    from django_q.models import OrmQ
+
+    monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", True)
+    books = make_books(5)
+    client: Client = HtmxClient(raise_request_exception=False)
+    client.force_login(make_user("ops", superuser=True))
+    assert select(client, "book", [b.pk for b in books]).status_code == 200
+    if broker == "down":
+        unreachable_redis(monkeypatch)
+    response = client.post("/book/bulk/edit/", {"change_status": "1", "status": "published"})
+    task = BulkTask.objects.get()
+    if broker == "down":
+        assert response.status_code == 503
+        assert "the task queue is not reachable" in response.content.decode()
+        assert task.status == BulkTask.Status.FAILED and not RowLock.objects.exists()
+    else:
+        assert response.status_code == 202
+        assert task.status == BulkTask.Status.QUEUED and RowLock.objects.count() == 5
+        assert [job.name() for job in OrmQ.objects.all()] == [task.task_name]
