@@ -243,6 +243,7 @@ def test_a_backend_that_ignores_a_cancel_is_still_cancelled_and_rolled_back(atom
     assert not RowLock.objects.exists()
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_whose_database_connection_is_killed_mid_run_fails_and_frees_the_rows() -> None:
     if connection.vendor != "postgresql":

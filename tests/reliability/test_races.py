@@ -25,10 +25,17 @@ from tests.async_helpers import launch_books, make_books
 from tests.bulk_urls import select
 from tests.conftest import HtmxClient, make_user
 
-needs_postgres = pytest.mark.skipif(
+_skip_on_sqlite = pytest.mark.skipif(
     connection.vendor != "postgresql",
     reason="needs PostgreSQL: concurrent write transactions (SQLite runs one writer at a time)",
 )
+
+
+def needs_postgres(test: Any) -> Any:
+    """Mark ``test`` as a PostgreSQL race test (skipped elsewhere, with the reason)."""
+    return pytest.mark.postgres(_skip_on_sqlite(test))
+
+
 ASYNC_FROM_ONE_ROW = override_settings(POWERCRUD_SETTINGS={"BULK_MIN_ASYNC_RECORDS": 1})
 
 
