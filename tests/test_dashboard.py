@@ -589,3 +589,11 @@ def test_format_duration():
     assert format_duration(12.9) == "12 s"
     assert format_duration(185) == "3 min 05 s"
     assert format_duration(7380) == "2 h 03 min"
+
+
+def test_filtering_over_htmx_updates_the_clear_link_out_of_band(alice):
+    client = client_for(alice, HtmxClient)
+    filtered = client.get("/powercrud/tasks/", {"status": "failed"}).content.decode()
+    assert '<span id="pc-clear-filters" hx-swap-oob="true"><a class="pc-btn pc-btn-ghost"' in filtered
+    unfiltered = client.get("/powercrud/tasks/").content.decode()
+    assert '<span id="pc-clear-filters" hx-swap-oob="true"></span>' in unfiltered
