@@ -394,8 +394,7 @@ def summarise(
                 "so nothing would be saved (all-or-nothing)."
             )
         return (
-            f"{prefix}{failed:,} of {_rows(total)} would fail; "
-            f"{success_records:,} would be {done}{counts}."
+            f"{prefix}{failed:,} of {_rows(total)} would fail; {success_records:,} would be {done}{counts}."
         )
     if success:
         return f"{verb} {success_records:,} of {_rows(total)}{counts}."
