@@ -7,13 +7,20 @@ the task's frozen selection: the worker writes exactly the rows its locks name.
 
 Form edits and deletes of single rows call ``assert_unlocked`` (or wrap the write in
 ``guard_rows``) so a row held by a task gets a clear conflict message naming the task.
-Nothing here blocks for long: PostgreSQL waits at most ``LOCK_WAIT`` for another
-transaction's locks, SQLite at most its connection ``timeout``.
+
+Bulk runs in the request take no ``RowLock`` (they end with the request, so their locks are
+the database's own): ``hold_selection`` opens their transaction and, on PostgreSQL, takes
+every selected row's lock without waiting, so a second run over any of the same rows gets
+``LockConflict`` at once. A per-model advisory lock (shared by request runs, tried
+exclusively by launches in ``fence_request_runs``) closes the gap between the two kinds:
+whichever comes second conflicts. Nothing here blocks for long: PostgreSQL waits at most
+``LOCK_WAIT`` for another transaction's locks, SQLite at most its connection ``timeout``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -31,7 +38,9 @@ __all__ = [
     "acquire_locks",
     "assert_queryset_unlocked",
     "assert_unlocked",
+    "fence_request_runs",
     "guard_rows",
+    "hold_selection",
     "lock_key",
     "locked_by",
     "release_locks",
@@ -41,7 +50,8 @@ LOCK_WAIT = "5s"
 """How long PostgreSQL waits for another transaction's row or lock-table locks."""
 
 _KEY = "pc_lock_key"
-_LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL SQLSTATE for lock_timeout
+_LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL SQLSTATE for lock_timeout and NOWAIT
+_ADVISORY_SPACE = 0x70637264  # powercrud's first advisory-lock key ("pcrd"); the second is the model's
 
 
 class LockConflict(Exception):
@@ -270,3 +280,99 @@ def guard_rows(model: type[models.Model] | str, pks: Sequence[Any]) -> Iterator[
             ) from None
         assert_unlocked(model, pks)
         yield
+
+
+# ----- bulk runs in the request ----------------------------------------------------------------
+def _advisory_key(model: type[models.Model]) -> int:
+    """The model's advisory-lock key: a stable signed 32-bit hash of its label."""
+    key = zlib.crc32(model._meta.label_lower.encode())
+    return key - (1 << 32) if key >= 1 << 31 else key
+
+
+def _in_use_message(model: type[models.Model]) -> str:
+    return (
+        f"Some of the selected {model._meta.verbose_name_plural} are being changed by someone else "
+        "right now (another bulk edit or delete, or a form being saved). Try again when it finishes."
+    )
+
+
+def _lock_selected_rows(queryset: models.QuerySet[Any], using: str, *, share: bool) -> None:
+    """Take the database lock of every row of ``queryset`` in primary-key order, without waiting.
+
+    Raises ``LockConflict`` when another transaction holds any of them. ``share``: a share
+    lock (a launch's check), else an exclusive one (a run in the request). One statement; no
+    row is sent back.
+    """
+    model = queryset.model
+    selected = queryset if queryset.query.is_sliced else queryset.order_by()
+    rows = model._base_manager.using(using).filter(pk__in=selected.values("pk")).order_by("pk")
+    rows = rows.select_for_update(nowait=True, of=("self",)).values("pk")
+    try:
+        sql, params = rows.query.get_compiler(using=using).as_sql()
+    except EmptyResultSet:
+        return
+    if share:
+        sql = sql.replace(" FOR UPDATE OF ", " FOR SHARE OF ", 1)
+    try:
+        with transaction.atomic(using=using), connections[using].cursor() as cursor:
+            cursor.execute(f"SELECT COUNT(*) FROM ({sql}) pc_rows", params)
+    except OperationalError as exc:
+        if not _is_lock_timeout(exc):
+            raise
+        raise LockConflict(_in_use_message(model)) from None
+
+
+@contextlib.contextmanager
+def hold_selection(queryset: models.QuerySet[Any]) -> Iterator[None]:
+    """The transaction of a bulk run in the request over ``queryset`` (already scoped).
+
+    On PostgreSQL it first takes the model's advisory lock in shared mode (waiting at most
+    ``LOCK_WAIT`` for a launch that is locking rows), then every selected row's lock without
+    waiting: a run or a launch that holds any of them makes this one raise ``LockConflict``.
+    On every database it then refuses rows that a task holds (``LockConflict`` naming it).
+    Everything is held until the transaction ends, with the run's writes.
+    """
+    model = queryset.model
+    using = router.db_for_write(model)
+    with transaction.atomic(using=using):
+        if connections[using].vendor == "postgresql":
+            try:
+                with (
+                    _short_lock_wait(using),
+                    transaction.atomic(using=using),
+                    connections[using].cursor() as cursor,
+                ):
+                    cursor.execute(
+                        "SELECT pg_advisory_xact_lock_shared(%s, %s)", [_ADVISORY_SPACE, _advisory_key(model)]
+                    )
+            except OperationalError as exc:
+                if not _is_lock_timeout(exc):
+                    raise
+                raise LockConflict(
+                    f"Some of the selected {model._meta.verbose_name_plural} are being locked by a "
+                    "bulk task that is starting right now. Try again in a moment."
+                ) from None
+            _lock_selected_rows(queryset, using, share=False)
+        assert_queryset_unlocked(queryset)
+        yield
+
+
+def fence_request_runs(queryset: models.QuerySet[Any]) -> None:
+    """In a launch's transaction, after its row locks: refuse rows a run in the request holds.
+
+    On PostgreSQL: when the model's advisory lock can be had exclusively, no run in the
+    request is under way on the model and any that starts waits for this transaction, then
+    sees the new row locks. Otherwise the selected rows are share-locked without waiting,
+    which raises ``LockConflict`` when a run in the request holds any of them. Elsewhere a
+    no-op: SQLite runs one writer at a time.
+    """
+    using = router.db_for_write(queryset.model)
+    if connections[using].vendor != "postgresql":
+        return
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_try_advisory_xact_lock(%s, %s)", [_ADVISORY_SPACE, _advisory_key(queryset.model)]
+        )
+        (free,) = cursor.fetchone()
+    if not free:
+        _lock_selected_rows(queryset, using, share=True)

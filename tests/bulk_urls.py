@@ -7,6 +7,7 @@ here too, so ``resolve_backend_class("tests.bulk_urls.<Name>")`` finds them.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -148,6 +149,40 @@ class LimitedChoicesBookView(PlainBookView):
         return queryset
 
 
+HOLDS: dict[str, tuple[threading.Event, threading.Event, float]] = {}
+
+
+def hold(name: str, seconds: float = 30) -> tuple[threading.Event, threading.Event]:
+    """(arrived, release) for ``HeldBookView`` runs of user ``name``: after writing, a run signals
+    ``arrived`` and keeps its transaction open until ``release`` is set or ``seconds`` pass."""
+    arrived, release = threading.Event(), threading.Event()
+    HOLDS[name] = (arrived, release, seconds)
+    return arrived, release
+
+
+class HeldBookView(PlainBookView):
+    """Bulk runs in the request that pause after writing, inside their transaction (``hold``)."""
+
+    url_base = "held-books"
+
+    def _pause(self) -> None:
+        found = HOLDS.get(self.request.user.get_username())
+        if found is not None:
+            arrived, release, seconds = found
+            arrived.set()
+            release.wait(seconds)
+
+    def persist_bulk_update(self, **kwargs: Any) -> Any:
+        result = super().persist_bulk_update(**kwargs)
+        self._pause()
+        return result
+
+    def persist_bulk_delete(self, **kwargs: Any) -> Any:
+        result = super().persist_bulk_delete(**kwargs)
+        self._pause()
+        return result
+
+
 class AuthorBulkView(PowerCRUDMixin, CRUDView):
     """Authors with bulk delete; an author with books is protected (``on_delete=PROTECT``)."""
 
@@ -172,6 +207,7 @@ TEST_VIEWS = [
     IgnoresDryRunBookView,
     PerRowBookView,
     LimitedChoicesBookView,
+    HeldBookView,
     AuthorBulkView,
     PerRowAuthorBulkView,
 ]

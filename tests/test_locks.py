@@ -6,7 +6,7 @@ import threading
 from typing import Any
 
 import pytest
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from powercrud.locks import (
@@ -14,7 +14,9 @@ from powercrud.locks import (
     acquire_locks,
     assert_queryset_unlocked,
     assert_unlocked,
+    fence_request_runs,
     guard_rows,
+    hold_selection,
     lock_key,
     locked_by,
     release_locks,
@@ -178,3 +180,104 @@ def test_two_launch_transactions_at_once_exactly_one_gets_the_rows() -> None:
     assert "being changed by bulk task" in sorted(outcomes)[0]
     assert RowLock.objects.values("task").distinct().count() == 1
     assert RowLock.objects.count() == 200
+
+
+# --- bulk runs in the request -------------------------------------------------------------------
+
+
+def test_hold_selection_refuses_rows_a_task_holds_naming_it() -> None:
+    books = make_books(6)
+    task = new_task()
+    acquire_locks(task, Book.objects.filter(pk__in=[b.pk for b in books[:2]]))
+    with pytest.raises(LockConflict) as caught, hold_selection(Book.objects.all()):
+        pytest.fail("the body must not run")
+    assert caught.value.message == (
+        f"2 of the selected books are being changed by bulk task #{task.pk} (queued). "
+        "Try again when it finishes."
+    )
+    with hold_selection(Book.objects.filter(pk__in=[b.pk for b in books[2:]])):
+        assert transaction.get_connection().in_atomic_block
+
+
+def _locked_elsewhere(model: Any, pks: list[Any]) -> set[Any]:
+    """Which of rows ``pks`` another connection cannot lock right now."""
+    found: set[Any] = set()
+
+    def probe() -> None:
+        try:
+            for pk in pks:
+                try:
+                    with transaction.atomic():
+                        list(model.objects.select_for_update(nowait=True).filter(pk=pk))
+                except OperationalError:
+                    found.add(pk)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=probe)
+    thread.start()
+    thread.join(30)
+    return found
+
+
+@pytest.mark.django_db(transaction=True)
+def test_hold_selection_locks_exactly_the_selected_rows_whatever_the_queryset() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (SQLite has no row locks)")
+    books = make_books(8)
+    pks = [b.pk for b in books]
+    tag = Tag.objects.create(name="a")
+    other = Tag.objects.create(name="b")
+    for book in books[:3]:
+        book.tags.set([tag, other])
+    selections = {
+        "a join that repeats rows": (Book.objects.filter(tags__name__in=["a", "b"]), pks[:3]),
+        "distinct": (Book.objects.filter(tags__name__in=["a", "b"]).distinct(), pks[:3]),
+        "a slice": (Book.objects.order_by("-pk")[:2], pks[-2:]),
+        "a related filter": (Book.objects.filter(author__name="Async Author", pk__in=pks[4:6]), pks[4:6]),
+    }
+    for name, (queryset, expected) in selections.items():
+        with hold_selection(queryset):
+            assert _locked_elsewhere(Book, pks) == set(expected), name
+            assert _locked_elsewhere(Tag, [tag.pk]) == set(), name  # joined tables are not locked
+    assets = [Asset.objects.create(code=f"A-{i}") for i in range(3)]
+    with hold_selection(Asset.objects.filter(pk=assets[1].pk)):
+        assert _locked_elsewhere(Asset, [a.pk for a in assets]) == {assets[1].pk}
+    assert _locked_elsewhere(Book, pks) == set()  # released with the transaction
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_launch_over_rows_a_sync_run_holds_conflicts_and_leaves_nothing() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (SQLite runs one writer at a time)")
+    books = make_books(10)
+    holding, done = threading.Event(), threading.Event()
+
+    def sync_run() -> None:
+        try:
+            with hold_selection(Book.objects.filter(pk__in=[b.pk for b in books[:5]])):
+                holding.set()
+                done.wait(30)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=sync_run)
+    thread.start()
+    try:
+        assert holding.wait(30)
+        overlapping = Book.objects.filter(pk__in=[b.pk for b in books[4:]])
+        with (
+            pytest.raises(LockConflict, match="being changed by someone else right now"),
+            transaction.atomic(),
+        ):
+            acquire_locks(new_task(), overlapping)
+            fence_request_runs(overlapping)
+        assert not BulkTask.objects.exists() and not RowLock.objects.exists()
+        with transaction.atomic():  # disjoint rows: no conflict
+            task = new_task()
+            acquire_locks(task, Book.objects.filter(pk__in=[b.pk for b in books[5:]]))
+            fence_request_runs(Book.objects.filter(pk__in=[b.pk for b in books[5:]]))
+        assert RowLock.objects.filter(task=task).count() == 5
+    finally:
+        done.set()
+        thread.join(30)

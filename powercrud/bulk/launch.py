@@ -24,7 +24,7 @@ from django.db import DatabaseError, models, router, transaction
 
 from powercrud.bulk_persistence import check_backend_path
 from powercrud.conf import settings as pc_settings
-from powercrud.locks import LockConflict, acquire_locks
+from powercrud.locks import LockConflict, acquire_locks, fence_request_runs
 from powercrud.models import BulkTask
 
 __all__ = ["JOB_FUNCTION", "LaunchError", "LockConflict", "launch_bulk_task"]
@@ -99,10 +99,10 @@ def launch_bulk_task(
             raise ValueError(
                 f"launch_bulk_task(): {', '.join(outside)} not in bulk_fields ({', '.join(bulk_fields)})."
             )
-        if backend_path:
-            problem = check_backend_path(backend_path)
-            if problem:
-                raise LaunchError(f"The bulk task could not be started: {problem}")
+    if backend_path:  # a delete uses the backend's scope_queryset()
+        problem = check_backend_path(backend_path)
+        if problem:
+            raise LaunchError(f"The bulk task could not be started: {problem}")
     payload = {
         "fields_to_update": list(fields_to_update),
         "field_data": _jsonable("field_data", dict(field_data or {})),
@@ -126,6 +126,7 @@ def launch_bulk_task(
                 f"No {model._meta.verbose_name_plural} are selected (or you may not change them), "
                 "so nothing was started."
             )
+        fence_request_runs(queryset)  # a bulk run in the request on any of the rows: LockConflict
         BulkTask.objects.using(using).filter(pk=task.pk).update(total=total)
         task.total = total
         transaction.on_commit(functools.partial(_enqueue, task), using=using, robust=False)

@@ -3,7 +3,9 @@
 Both roles hand the re-scoped selection queryset to one persistence path
 (``persist_bulk_update`` -> backend -> service; ``persist_bulk_delete`` -> delete service),
 the same one the async worker uses, inside a guard that rolls back dry runs and failed
-all-or-nothing runs, even when a user's override ignores the flags.
+all-or-nothing runs, even when a user's override ignores the flags. A run in the request
+holds its rows for its whole transaction (``hold_selection``), so an overlapping bulk run,
+in the request or queued, conflicts instead of interleaving.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from powercrud.bulk_persistence import (
     run_bulk_update,
 )
 from powercrud.conf import settings as pc_settings
-from powercrud.locks import LockConflict, assert_queryset_unlocked
+from powercrud.locks import LockConflict, hold_selection
 from powercrud.views import Role
 
 ProgressCallback = Callable[[int, int], None]
@@ -42,6 +44,9 @@ class _ViewHookBackend(BulkUpdatePersistenceBackend):
     def __init__(self, view: BulkMixin) -> None:
         super().__init__()
         self.view = view
+
+    def scope_queryset(self, queryset: Any, *, context: Any) -> Any:
+        return self.view.get_bulk_update_backend().scope_queryset(queryset, context=context)
 
     def persist_bulk_update(
         self,
@@ -192,18 +197,18 @@ class BulkMixin:
                     dry_run=dry_run,
                     form=form,
                 )
-            assert_queryset_unlocked(queryset)
             self._bulk_context = self.build_bulk_context(
                 operation="update", selection_size=size, dry_run=dry_run
             )
-            result = run_bulk_update(
-                _ViewHookBackend(self),
-                queryset=queryset,
-                bulk_fields=self.get_bulk_fields(),
-                fields_to_update=fields,
-                field_data=field_data,
-                context=self._bulk_context,
-            )
+            with hold_selection(queryset):
+                result = run_bulk_update(
+                    _ViewHookBackend(self),
+                    queryset=queryset,
+                    bulk_fields=self.get_bulk_fields(),
+                    fields_to_update=fields,
+                    field_data=field_data,
+                    context=self._bulk_context,
+                )
         except BulkInputError as exc:
             return self.bad_request(str(exc))
         except LockConflict as exc:
@@ -226,15 +231,16 @@ class BulkMixin:
         try:
             if self.should_run_async(size):
                 return self.launch_async("delete", queryset, dry_run=dry_run)
-            assert_queryset_unlocked(queryset)
             self._bulk_context = self.build_bulk_context(
                 operation="delete", selection_size=size, dry_run=dry_run
             )
-            result = run_bulk_delete(
-                queryset=queryset,
-                context=self._bulk_context,
-                service=_ViewDeleteService(self),  # type: ignore[arg-type]
-            )
+            with hold_selection(queryset):
+                result = run_bulk_delete(
+                    queryset=queryset,
+                    context=self._bulk_context,
+                    service=_ViewDeleteService(self),  # type: ignore[arg-type]
+                    scope=self.get_bulk_update_backend().scope_queryset,
+                )
         except LockConflict as exc:
             return self.render_bulk_page({"conflict": str(exc)}, status=409)
         finally:

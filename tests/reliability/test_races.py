@@ -14,15 +14,16 @@ from html.parser import HTMLParser
 from typing import Any
 
 import pytest
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from django.test import Client, override_settings
 
 from powercrud.bulk.launch import launch_bulk_task
+from powercrud.locks import LockConflict
 from powercrud.models import BulkTask, RowLock
 from powercrud.tasks import run_bulk_task
 from sample.models import Book, Tag
 from tests.async_helpers import launch_books, make_books
-from tests.bulk_urls import select
+from tests.bulk_urls import HOLDS, hold, select
 from tests.conftest import HtmxClient, make_user
 
 _skip_on_sqlite = pytest.mark.skipif(
@@ -198,32 +199,168 @@ def test_two_overlapping_async_bulk_edits_at_once_one_proceeds_the_other_conflic
 @needs_postgres
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.urls("tests.bulk_urls")
-def test_two_overlapping_sync_bulk_edits_at_once_apply_one_after_the_other_never_mixed() -> None:
-    """Sync edits take no row locks of their own: the database's row locks serialise them.
-
-    The second waits for the first to commit and then applies in full, so the overlap ends
-    with one edit's values on every row: no row mixes the two, nothing fails with a 500.
-    """
-    books = make_books(3000)  # three batches of 1,000 each: the runs interleave batch by batch
+def test_two_overlapping_sync_bulk_edits_at_once_one_proceeds_the_other_conflicts() -> None:
+    """Both POST at the same moment; each run keeps its transaction open for 0.5 s after
+    writing, so the two are surely under way together. Three rounds."""
+    books = make_books(3000)  # three batches of 1,000 each
     pks = [b.pk for b in books]
     alice, bob = client_for("alice"), client_for("bob")
     for start in range(0, 2000, 500):  # a request carries at most 1,000 fields
-        assert select(alice, "plain-books", pks[start : start + 500]).status_code == 200
-        assert select(bob, "plain-books", pks[1000 + start : 1500 + start]).status_code == 200
+        assert select(alice, "held-books", pks[start : start + 500]).status_code == 200
+        assert select(bob, "held-books", pks[1000 + start : 1500 + start]).status_code == 200
+    hold("alice", seconds=0.5)
+    hold("bob", seconds=0.5)
+    selections = {"alice": pks[:2000], "bob": pks[1000:]}
     for round_ in range(3):
-        a_values = ("published", Decimal(f"{round_ + 1}.00"))
-        b_values = ("out_of_print", Decimal(f"{round_ + 11}.00"))
+        values = {
+            "alice": ("published", Decimal(f"{round_ + 1}.00")),
+            "bob": ("out_of_print", Decimal(f"{round_ + 11}.00")),
+        }
+        before = rows(pks)
         responses = in_threads(
-            lambda a=a_values: edit(alice, "plain-books", status=a[0], price=str(a[1])),
-            lambda b=b_values: edit(bob, "plain-books", status=b[0], price=str(b[1])),
+            lambda v=values["alice"]: edit(alice, "held-books", status=v[0], price=str(v[1])),
+            lambda v=values["bob"]: edit(bob, "held-books", status=v[0], price=str(v[1])),
         )
-        assert [r.status_code for r in responses] == [204, 204], [r.content[:300] for r in responses]
+        codes = [r.status_code for r in responses]
+        assert sorted(codes) == [204, 409], [r.content[:300] for r in responses]
+        winner, loser = ("alice", "bob") if codes[0] == 204 else ("bob", "alice")
+        refusal = responses[codes.index(409)].content.decode()
+        assert "are being changed by someone else right now" in refusal
         after = rows(pks)
-        assert {after[pk] for pk in pks[:1000]} == {a_values}
-        assert {after[pk] for pk in pks[2000:]} == {b_values}
-        overlap = {after[pk] for pk in pks[1000:2000]}
-        assert overlap in ({a_values}, {b_values}), overlap  # one whole edit, the later one
+        assert {after[pk] for pk in selections[winner]} == {values[winner]}  # the winner, whole
+        untouched = [pk for pk in selections[loser] if pk not in selections[winner]]
+        assert {pk: after[pk] for pk in untouched} == {pk: before[pk] for pk in untouched}
     assert not RowLock.objects.exists()
+
+
+def _held_run(client: Client, base: str, name: str, **values: Any) -> tuple[threading.Thread, list[Any]]:
+    """Start a sync bulk edit by ``client`` that stops, after writing, until ``hold`` is released."""
+    arrived, _ = HOLDS[name][:2]
+    answer: list[Any] = []
+
+    def post() -> None:
+        try:
+            answer.append(edit(client, base, **values))
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=post)
+    thread.start()
+    assert arrived.wait(30), "the held run did not reach its write"
+    return thread, answer
+
+
+@needs_postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.urls("tests.bulk_urls")
+def test_while_a_sync_bulk_edit_runs_overlapping_runs_and_launches_conflict_disjoint_ones_proceed() -> None:
+    books = make_books(60)
+    pks = [b.pk for b in books]
+    alice, bob = client_for("alice"), client_for("bob")
+    assert select(alice, "held-books", pks[:30]).status_code == 200
+    _, release = hold("alice")
+    thread, answer = _held_run(alice, "held-books", "alice", status="published")
+    try:
+        # Another sync edit, a sync delete and a launch over row 29: refused at once.
+        assert select(bob, "held-books", pks[29:40]).status_code == 200
+        edited = edit(bob, "held-books", status="archived")
+        assert edited.status_code == 409
+        assert "Some of the selected books are being changed by someone else right now" in (
+            edited.content.decode()
+        )
+        deleted = bob.post("/held-books/bulk/delete/", {})
+        assert deleted.status_code == 409
+        with pytest.raises(LockConflict, match="being changed by someone else right now"):
+            launch_books(Book.objects.filter(pk__in=pks[29:40]), field_data={"status": "archived"})
+        assert not BulkTask.objects.exists() and not RowLock.objects.exists()
+        # Disjoint rows are not held: a sync edit and a launch on them go ahead meanwhile.
+        assert select(bob, "held-books", pks[29:30], checked=False).status_code == 200
+        assert edit(bob, "held-books", price="7.00").status_code == 204
+        task = launch_books(Book.objects.filter(pk__in=pks[40:]), field_data={"status": "archived"})
+        assert run_bulk_task(task.pk) == "succeeded"
+    finally:
+        release.set()
+        thread.join(30)
+    assert answer[0].status_code == 204
+    after = rows(pks)
+    assert {after[pk][0] for pk in pks[:30]} == {"published"}
+    assert {after[pk] for pk in pks[30:40]} == {(books[30].status, Decimal("7.00"))}
+    assert {after[pk][0] for pk in pks[40:]} == {"archived"}
+    assert Book.objects.count() == 60
+    assert not RowLock.objects.exists()
+
+
+@needs_postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.urls("tests.bulk_urls")
+def test_a_launch_committed_while_a_sync_edit_starts_makes_the_sync_edit_conflict(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The launch commits between the sync edit's selection check and its first write."""
+    from powercrud import locks
+
+    books = make_books(20)
+    pks = [b.pk for b in books]
+    alice = client_for("alice")
+    assert select(alice, "plain-books", pks[:10]).status_code == 200
+    real_lock = locks._lock_selected_rows
+    launched: list[BulkTask] = []
+
+    def launch_first(queryset: Any, using: str, *, share: bool) -> None:
+        if not share and not launched:  # a launch on another connection, committed now
+            launched.append(in_threads(lambda: launch_books(Book.objects.filter(pk__in=pks[5:15])))[0])
+        real_lock(queryset, using, share=share)
+
+    monkeypatch.setattr(locks, "_lock_selected_rows", launch_first)
+    response = edit(alice, "plain-books", status="published")
+    (task,) = launched
+    assert isinstance(task, BulkTask)
+    assert response.status_code == 409
+    assert f"5 of the selected books are being changed by bulk task #{task.pk} (queued)" in (
+        response.content.decode()
+    )
+    assert {row[0] for row in rows(pks[:5]).values()} == {books[0].status}
+
+
+@needs_postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.urls("tests.bulk_urls")
+def test_a_sync_edit_while_a_launch_is_locking_rows_waits_briefly_then_conflicts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A launch's transaction holds the model's advisory lock until it commits."""
+    from powercrud import locks
+
+    monkeypatch.setattr(locks, "LOCK_WAIT", "300ms")
+    books = make_books(10)
+    alice = client_for("alice")
+    assert select(alice, "plain-books", [b.pk for b in books]).status_code == 200
+    locking, done = threading.Event(), threading.Event()
+
+    def launch_in_progress() -> None:
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_try_advisory_xact_lock(%s, %s)",
+                    [locks._ADVISORY_SPACE, locks._advisory_key(Book)],
+                )
+                locking.set()
+                done.wait(30)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=launch_in_progress)
+    holder.start()
+    try:
+        assert locking.wait(30)
+        response = edit(alice, "plain-books", status="published")
+        assert response.status_code == 409
+        assert "being locked by a bulk task that is starting right now" in response.content.decode()
+    finally:
+        done.set()
+        holder.join(30)
+    assert {row[0] for row in rows([b.pk for b in books]).values()} == {books[0].status}
+    assert edit(alice, "plain-books", status="published").status_code == 204
 
 
 # --- a form edit and a bulk edit of the same row ------------------------------------------------
