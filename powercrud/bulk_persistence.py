@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -20,7 +20,7 @@ from django.db.models import QuerySet
 from powercrud.bulk.delete import BulkDeleteService
 from powercrud.bulk.runner import ProgressCallback, write_alias
 from powercrud.bulk.service import BulkUpdateService
-from powercrud.bulk.types import BulkContext, BulkResult
+from powercrud.bulk.types import BulkContext, BulkResult, RowError, summarise
 
 __all__ = [
     "BulkUpdatePersistenceBackend",
@@ -41,6 +41,16 @@ class BulkUpdatePersistenceBackend:
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         self.config: Mapping[str, Any] = dict(config or {})
+
+    def scope_queryset(self, queryset: QuerySet[Any], *, context: BulkContext) -> QuerySet[Any]:
+        """The rows of ``queryset`` this run may still write, decided from ``context`` alone.
+
+        Called in both modes inside the run's transaction, before any write (bulk delete too):
+        in the request after the view's ``get_queryset()``, on a worker over the rows locked at
+        submit, so a row that left the user's scope since then is left alone and reported.
+        Default: every row.
+        """
+        return queryset
 
     def persist_bulk_update(
         self,
@@ -143,6 +153,78 @@ def _guarded(result: BulkResult, context: BulkContext) -> BulkResult:
     return result
 
 
+Scope = Callable[..., QuerySet[Any]]
+
+
+def _out_of_scope(
+    queryset: QuerySet[Any], scoped: QuerySet[Any], context: BulkContext
+) -> tuple[RowError, ...]:
+    """A row error for every row of ``queryset`` that ``scoped`` leaves out."""
+    if scoped is queryset:
+        return ()
+    if scoped.model is not queryset.model:
+        raise TypeError(
+            f"scope_queryset() must return a queryset of {queryset.model._meta.label}, "
+            f"not of {scoped.model._meta.label}."
+        )
+    meta = queryset.model._meta
+    verb = "delete" if context.operation == "delete" else "change"
+    since = " (it changed after the task was submitted)" if context.mode == "async" else ""
+    message = f"This {meta.verbose_name} is no longer one you may {verb}{since}, so it was left as it is."
+    left_out = queryset.exclude(pk__in=scoped.values("pk")).order_by("pk").values_list("pk", flat=True)
+    return tuple(RowError(pk=pk, field=None, messages=(message,)) for pk in left_out.iterator())
+
+
+def _scoped_run(
+    queryset: QuerySet[Any],
+    scope: Scope | None,
+    context: BulkContext,
+    run: Callable[[QuerySet[Any]], Any],
+) -> BulkResult:
+    """``run`` over the rows ``scope`` keeps; rows it leaves out are row errors of the result."""
+    scoped = scope(queryset, context=context) if scope is not None else queryset
+    refused = _out_of_scope(queryset, scoped, context)
+    if not refused:
+        return BulkResult.coerce(run(scoped))
+    verb = "Deleted" if context.operation == "delete" else "Updated"
+    if context.atomic:  # one row that may not be written: nothing is
+        total = len(refused) + scoped.count()
+        message = summarise(
+            success=False,
+            success_records=0,
+            failed=len(refused),
+            total=total,
+            changed=None,
+            dry_run=context.dry_run,
+            verb=verb,
+        )
+        return BulkResult(
+            success=False,
+            success_records=0,
+            errors=refused,
+            total=total,
+            dry_run=context.dry_run,
+            message=message,
+        )
+    result = (
+        BulkResult.coerce(run(scoped)) if scoped.exists() else BulkResult(success=True, success_records=0)
+    )
+    errors = (*result.errors, *refused)
+    total = result.total + len(refused)
+    failed = len({e.pk for e in errors if e.pk is not None})
+    message = summarise(
+        success=False,
+        success_records=result.success_records,
+        failed=failed,
+        total=total,
+        changed=result.changed,
+        dry_run=context.dry_run,
+        atomic=False,
+        verb=verb,
+    )
+    return dataclasses.replace(result, success=False, errors=errors, total=total, message=message)
+
+
 def run_bulk_update(
     backend: BulkUpdatePersistenceBackend,
     *,
@@ -155,20 +237,25 @@ def run_bulk_update(
 ) -> BulkResult:
     """Call ``backend`` inside a transaction; the one entry point for sync and async runs.
 
-    The transaction is rolled back when ``context.dry_run`` (even if the backend ignored the
-    flag) and when ``context.atomic`` and the result is not a success, so no backend can
-    leave a partial write in all-or-nothing mode. Exceptions propagate after the rollback.
+    The backend writes the rows its ``scope_queryset()`` keeps; the others are row errors. The
+    transaction is rolled back when ``context.dry_run`` (even if the backend ignored the flag)
+    and when ``context.atomic`` and the result is not a success, so no backend can leave a
+    partial write in all-or-nothing mode. Exceptions propagate after the rollback.
     """
     with transaction.atomic(using=write_alias(queryset)):
-        raw = backend.persist_bulk_update(
-            queryset=queryset,
-            bulk_fields=bulk_fields,
-            fields_to_update=fields_to_update,
-            field_data=field_data,
-            context=context,
-            progress_callback=progress_callback,
+        result = _scoped_run(
+            queryset,
+            backend.scope_queryset,
+            context,
+            lambda rows: backend.persist_bulk_update(
+                queryset=rows,
+                bulk_fields=bulk_fields,
+                fields_to_update=fields_to_update,
+                field_data=field_data,
+                context=context,
+                progress_callback=progress_callback,
+            ),
         )
-        result = BulkResult.coerce(raw)
         if context.dry_run or (context.atomic and not result.success):
             transaction.set_rollback(True, using=write_alias(queryset))
     return _guarded(result, context)
@@ -180,13 +267,20 @@ def run_bulk_delete(
     context: BulkContext,
     progress_callback: ProgressCallback | None = None,
     service: BulkDeleteService | None = None,
+    scope: Scope | None = None,
 ) -> BulkResult:
-    """Delete the selection with ``service`` (default ``BulkDeleteService``), guarded the same way."""
+    """Delete the selection with ``service`` (default ``BulkDeleteService``), guarded the same way.
+
+    ``scope``: a backend's ``scope_queryset``; rows it leaves out are not deleted (row errors).
+    """
     with transaction.atomic(using=write_alias(queryset)):
-        result = BulkResult.coerce(
-            (service or BulkDeleteService()).apply(
-                queryset=queryset, context=context, progress_callback=progress_callback
-            )
+        result = _scoped_run(
+            queryset,
+            scope,
+            context,
+            lambda rows: (service or BulkDeleteService()).apply(
+                queryset=rows, context=context, progress_callback=progress_callback
+            ),
         )
         if context.dry_run or (context.atomic and not result.success):
             transaction.set_rollback(True, using=write_alias(queryset))

@@ -172,11 +172,13 @@ def _execute(task: BulkTask, writer: ProgressWriter) -> BulkResult:
     payload: Mapping[str, Any] = task.payload or {}
     context = _context(task)
     queryset = locked_queryset(task, model)
-    if task.kind == BulkTask.Kind.DELETE:
-        return run_bulk_delete(queryset=queryset, context=context, progress_callback=writer)
     path = payload.get("backend_path")
     backend_class = resolve_backend_class(path) if path else DefaultBulkUpdatePersistenceBackend
     backend = backend_class(payload.get("backend_config") or None)
+    if task.kind == BulkTask.Kind.DELETE:
+        return run_bulk_delete(
+            queryset=queryset, context=context, progress_callback=writer, scope=backend.scope_queryset
+        )
     return run_bulk_update(
         backend,
         queryset=queryset,

@@ -262,6 +262,95 @@ def test_posted_ids_outside_the_scope_are_never_locked_or_written_by_a_worker(
     assert not Book.objects.filter(pk__in=own).exists()
 
 
+@pytest.mark.parametrize("atomic", [True, False], ids=["all-or-nothing", "per-row"])
+def test_the_worker_reapplies_the_scope_through_the_backend(
+    user_factory: Any, catalogue: Catalogue, django_capture_on_commit_callbacks: Any, atomic: bool
+) -> None:
+    """Two of Ursula's books pass to another author between submit and run: the worker leaves
+    them alone and names them; all-or-nothing then writes nothing, per-row the other eight."""
+    base = "rescoped-my-books" if atomic else "rescoped-per-row-my-books"
+    client = login(ursula(user_factory), htmx=True)
+    own = sorted(b.pk for b in catalogue["books"] if b.author == catalogue["authors"][0])
+    select(client, base, [b.pk for b in catalogue["books"]])
+    response = submit(
+        client,
+        f"/{base}/bulk/edit/",
+        {"change_price": "1", "price": "1.00"},
+        django_capture_on_commit_callbacks,
+    )
+    assert response.status_code == 202
+    task = BulkTask.objects.get()
+    assert task.total == 10
+    moved = own[:2]
+    Book.objects.filter(pk__in=moved).update(author=catalogue["authors"][1])
+    before = book_snapshot()
+    assert run_bulk_task(task.pk) == "failed"
+    task.refresh_from_db()
+    assert sorted(e["pk"] for e in task.errors) == moved
+    assert task.errors[0]["messages"] == [
+        "This book is no longer one you may change (it changed after the task was submitted), "
+        "so it was left as it is."
+    ]
+    written = sorted(changes(before, book_snapshot()))
+    if atomic:
+        assert written == []
+        assert task.message == "2 of 10 rows failed, so nothing was saved (all-or-nothing)."
+    else:
+        assert written == own[2:]
+        assert (task.success_count, task.failure_count) == (8, 2)
+        assert task.message == "2 of 10 rows failed; updated 8 (8 changed)."
+    assert not RowLock.objects.exists()
+
+
+def test_a_worker_delete_reapplies_the_scope_too(
+    user_factory: Any, catalogue: Catalogue, django_capture_on_commit_callbacks: Any
+) -> None:
+    client = login(ursula(user_factory), htmx=True)
+    own = sorted(b.pk for b in catalogue["books"] if b.author == catalogue["authors"][0])
+    select(client, "rescoped-per-row-my-books", own)
+    response = submit(
+        client, "/rescoped-per-row-my-books/bulk/delete/", {}, django_capture_on_commit_callbacks
+    )
+    assert response.status_code == 202
+    task = BulkTask.objects.get()
+    Book.objects.filter(pk=own[0]).update(author=catalogue["authors"][2])
+    assert run_bulk_task(task.pk) == "failed"
+    task.refresh_from_db()
+    assert [e["pk"] for e in task.errors] == [own[0]]
+    assert "no longer one you may delete" in task.errors[0]["messages"][0]
+    assert sorted(Book.objects.filter(pk__in=own).values_list("pk", flat=True)) == [own[0]]
+    assert not RowLock.objects.exists()
+
+
+def test_the_same_scope_applies_in_the_request(
+    user_factory: Any, catalogue: Catalogue, monkeypatch: Any
+) -> None:
+    """Sync runs call the backend's ``scope_queryset()`` too, after the view's ``get_queryset()``:
+    a row the backend's rule refuses is named and, all-or-nothing, nothing is written."""
+    from tests.security.urls import MyBooksBackend
+
+    client = login(ursula(user_factory), htmx=True)
+    own = sorted(b.pk for b in catalogue["books"] if b.author == catalogue["authors"][0])
+    select(client, "rescoped-my-books", own[:2])  # below 3 rows: in the request
+    real_scope = MyBooksBackend.scope_queryset
+
+    def stricter(self: Any, queryset: Any, *, context: Any) -> Any:
+        assert context.mode == "sync"
+        return real_scope(self, queryset, context=context).exclude(pk=own[1])
+
+    monkeypatch.setattr(MyBooksBackend, "scope_queryset", stricter)
+    before = book_snapshot()
+    response = client.post("/rescoped-my-books/bulk/edit/", {"change_price": "1", "price": "1.00"})
+    assert response.status_code == 200
+    body = html.unescape(response.content.decode())
+    assert (
+        f"<tr><td>#{own[1]}</td><td>—</td><td>This book is no longer one you may change, so it was "
+        "left as it is.</td></tr>"
+    ) in body
+    assert changes(before, book_snapshot()) == {}  # all-or-nothing
+    assert not BulkTask.objects.exists()
+
+
 def test_single_row_urls_outside_the_scope_are_a_404(user_factory: Any, catalogue: Catalogue) -> None:
     client = login(ursula(user_factory))
     other = next(b for b in catalogue["books"] if b.author != catalogue["authors"][0])

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 
 from powercrud.bulk import BulkContext
@@ -62,6 +63,17 @@ class ExplodingBackend(DefaultBulkUpdatePersistenceBackend):
         raise RuntimeError(f"{SECRET} {SCRIPT}")
 
 
+class MyBooksBackend(DefaultBulkUpdatePersistenceBackend):
+    """Re-applies ``MyBooksView``'s scope (books by the author named like the user) from the
+    context alone, as a worker can."""
+
+    def scope_queryset(self, queryset: QuerySet[Any], *, context: BulkContext) -> QuerySet[Any]:
+        user = get_user_model()._default_manager.filter(pk=context.user_id).first()
+        if user is None:
+            return queryset.none()
+        return queryset.filter(author__name=user.first_name)
+
+
 # ----- views -------------------------------------------------------------------------------------
 class LimitedBooksView(PlainBookView):
     """``get_bulk_choices_queryset``: authors from Italy or Nigeria, and no "signed" tag."""
@@ -92,6 +104,20 @@ class AsyncMyBooksView(MyBooksView):
     url_base = "async-my-books"
     bulk_async = True
     bulk_min_async_records = 1
+
+
+class RescopedMyBooksView(MyBooksView):
+    """``my-books`` whose backend re-applies the scope: sync below 3 rows, on a worker from 3."""
+
+    url_base = "rescoped-my-books"
+    bulk_async = True
+    bulk_min_async_records = 3
+    bulk_update_persistence_backend_path = "tests.security.urls.MyBooksBackend"
+
+
+class RescopedPerRowMyBooksView(RescopedMyBooksView):
+    url_base = "rescoped-per-row-my-books"
+    bulk_atomic = False
 
 
 class AsyncUnarchivedBooksView(UnarchivedBooksView):
@@ -145,6 +171,8 @@ SECURITY_VIEWS = [
     AsyncBooksView,
     AsyncLimitedBooksView,
     AsyncMyBooksView,
+    RescopedMyBooksView,
+    RescopedPerRowMyBooksView,
     AsyncUnarchivedBooksView,
     ScriptErrorBooksView,
     ExplodingBooksView,
