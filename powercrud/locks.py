@@ -299,9 +299,10 @@ def _in_use_message(model: type[models.Model]) -> str:
 def _lock_selected_rows(queryset: models.QuerySet[Any], using: str, *, share: bool) -> None:
     """Take the database lock of every row of ``queryset`` in primary-key order, without waiting.
 
-    Raises ``LockConflict`` when another transaction holds any of them. ``share``: a share
-    lock (a launch's check), else an exclusive one (a run in the request). One statement; no
-    row is sent back.
+    Raises ``LockConflict`` when another transaction holds any of them, leaving the caller's
+    transaction to be rolled back (every caller is inside an atomic block that the exception
+    leaves). ``share``: a share lock (a launch's check), else an exclusive one (a run in the
+    request). One statement; no row is sent back.
     """
     model = queryset.model
     selected = queryset if queryset.query.is_sliced else queryset.order_by()
@@ -314,12 +315,31 @@ def _lock_selected_rows(queryset: models.QuerySet[Any], using: str, *, share: bo
     if share:
         sql = sql.replace(" FOR UPDATE OF ", " FOR SHARE OF ", 1)
     try:
-        with transaction.atomic(using=using), connections[using].cursor() as cursor:
+        with connections[using].cursor() as cursor:
             cursor.execute(f"SELECT COUNT(*) FROM ({sql}) pc_rows", params)
     except OperationalError as exc:
         if not _is_lock_timeout(exc):
             raise
         raise LockConflict(_in_use_message(model)) from None
+
+
+def _share_advisory_lock(model: type[models.Model], using: str) -> None:
+    """The model's advisory lock in shared mode: at once, or after at most ``LOCK_WAIT``."""
+    key = [_ADVISORY_SPACE, _advisory_key(model)]
+    with connections[using].cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock_shared(%s, %s)", key)
+        if cursor.fetchone()[0]:
+            return
+    try:  # a launch of the same model is taking its row locks: wait for its commit
+        with _short_lock_wait(using), transaction.atomic(using=using), connections[using].cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock_shared(%s, %s)", key)
+    except OperationalError as exc:
+        if not _is_lock_timeout(exc):
+            raise
+        raise LockConflict(
+            f"Some of the selected {model._meta.verbose_name_plural} are being locked by a "
+            "bulk task that is starting right now. Try again in a moment."
+        ) from None
 
 
 @contextlib.contextmanager
@@ -336,22 +356,7 @@ def hold_selection(queryset: models.QuerySet[Any]) -> Iterator[None]:
     using = router.db_for_write(model)
     with transaction.atomic(using=using):
         if connections[using].vendor == "postgresql":
-            try:
-                with (
-                    _short_lock_wait(using),
-                    transaction.atomic(using=using),
-                    connections[using].cursor() as cursor,
-                ):
-                    cursor.execute(
-                        "SELECT pg_advisory_xact_lock_shared(%s, %s)", [_ADVISORY_SPACE, _advisory_key(model)]
-                    )
-            except OperationalError as exc:
-                if not _is_lock_timeout(exc):
-                    raise
-                raise LockConflict(
-                    f"Some of the selected {model._meta.verbose_name_plural} are being locked by a "
-                    "bulk task that is starting right now. Try again in a moment."
-                ) from None
+            _share_advisory_lock(model, using)
             _lock_selected_rows(queryset, using, share=False)
         assert_queryset_unlocked(queryset)
         yield
