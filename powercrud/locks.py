@@ -296,24 +296,23 @@ def _in_use_message(model: type[models.Model]) -> str:
     )
 
 
-def _lock_selected_rows(queryset: models.QuerySet[Any], using: str, *, share: bool) -> None:
+def _lock_selected_rows(queryset: models.QuerySet[Any], using: str, *, for_launch: bool) -> None:
     """Take the database lock of every row of ``queryset`` in primary-key order, without waiting.
 
     Raises ``LockConflict`` when another transaction holds any of them, leaving the caller's
     transaction to be rolled back (every caller is inside an atomic block that the exception
-    leaves). ``share``: a share lock (a launch's check), else an exclusive one (a run in the
-    request). One statement; no row is sent back.
+    leaves). ``for_launch``: ``FOR NO KEY UPDATE`` (a launch's check: it conflicts with a run's
+    locks, not with rows merely referenced by foreign keys), else ``FOR UPDATE`` (a run in the
+    request, deletes included). One statement; no row is sent back.
     """
     model = queryset.model
     selected = queryset if queryset.query.is_sliced else queryset.order_by()
     rows = model._base_manager.using(using).filter(pk__in=selected.values("pk")).order_by("pk")
-    rows = rows.select_for_update(nowait=True, of=("self",)).values("pk")
+    rows = rows.select_for_update(nowait=True, of=("self",), no_key=for_launch).values("pk")
     try:
         sql, params = rows.query.get_compiler(using=using).as_sql()
     except EmptyResultSet:
         return
-    if share:
-        sql = sql.replace(" FOR UPDATE OF ", " FOR SHARE OF ", 1)
     try:
         with connections[using].cursor() as cursor:
             cursor.execute(f"SELECT COUNT(*) FROM ({sql}) pc_rows", params)
@@ -357,7 +356,7 @@ def hold_selection(queryset: models.QuerySet[Any]) -> Iterator[None]:
     with transaction.atomic(using=using):
         if connections[using].vendor == "postgresql":
             _share_advisory_lock(model, using)
-            _lock_selected_rows(queryset, using, share=False)
+            _lock_selected_rows(queryset, using, for_launch=False)
         assert_queryset_unlocked(queryset)
         yield
 
@@ -367,8 +366,8 @@ def fence_request_runs(queryset: models.QuerySet[Any]) -> None:
 
     On PostgreSQL: when the model's advisory lock can be had exclusively, no run in the
     request is under way on the model and any that starts waits for this transaction, then
-    sees the new row locks. Otherwise the selected rows are share-locked without waiting,
-    which raises ``LockConflict`` when a run in the request holds any of them. Elsewhere a
+    sees the new row locks. Otherwise the selected rows are locked without waiting (until this
+    transaction ends), which raises ``LockConflict`` when a run in the request holds any of them. Elsewhere a
     no-op: SQLite runs one writer at a time.
     """
     using = router.db_for_write(queryset.model)
@@ -380,4 +379,4 @@ def fence_request_runs(queryset: models.QuerySet[Any]) -> None:
         )
         (free,) = cursor.fetchone()
     if not free:
-        _lock_selected_rows(queryset, using, share=True)
+        _lock_selected_rows(queryset, using, for_launch=True)

@@ -306,10 +306,10 @@ def test_a_launch_committed_while_a_sync_edit_starts_makes_the_sync_edit_conflic
     real_lock = locks._lock_selected_rows
     launched: list[BulkTask] = []
 
-    def launch_first(queryset: Any, using: str, *, share: bool) -> None:
-        if not share and not launched:  # a launch on another connection, committed now
+    def launch_first(queryset: Any, using: str, *, for_launch: bool) -> None:
+        if not for_launch and not launched:  # a launch on another connection, committed now
             launched.append(in_threads(lambda: launch_books(Book.objects.filter(pk__in=pks[5:15])))[0])
-        real_lock(queryset, using, share=share)
+        real_lock(queryset, using, for_launch=for_launch)
 
     monkeypatch.setattr(locks, "_lock_selected_rows", launch_first)
     response = edit(alice, "plain-books", status="published")
