@@ -11,11 +11,12 @@ to drive a database shared with a real ``qcluster`` process (see test_worker_pro
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -26,6 +27,38 @@ from powercrud.bulk_persistence import DefaultBulkUpdatePersistenceBackend
 SEEN: list[BulkContext] = []
 GATES: dict[str, threading.Event] = {}
 ARRIVED: dict[str, threading.Event] = {}
+
+
+@contextlib.contextmanager
+def held_elsewhere(opener: Callable[[], contextlib.AbstractContextManager[Any]]) -> Iterator[None]:
+    """Enter ``opener()`` on another thread (and database connection) and keep it open until
+    this block ends: a transaction that another request holds meanwhile."""
+    ready, done = threading.Event(), threading.Event()
+    failures: list[BaseException] = []
+
+    def hold() -> None:
+        from django.db import connections
+
+        try:
+            with opener():
+                ready.set()
+                done.wait(30)
+        except BaseException as exc:  # noqa: BLE001 - handed back to the test
+            failures.append(exc)
+            ready.set()
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        assert ready.wait(30), "the other thread did not get going"
+        assert not failures, failures
+        yield
+    finally:
+        done.set()
+        thread.join(30)
+    assert not failures, failures
 
 
 def gate(name: str) -> tuple[threading.Event, threading.Event]:

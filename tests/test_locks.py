@@ -24,7 +24,7 @@ from powercrud.locks import (
 from powercrud.models import BulkTask, RowLock
 from powercrud.tasks import locked_queryset
 from sample.models import Asset, Book, Tag
-from tests.async_helpers import make_books
+from tests.async_helpers import held_elsewhere, make_books
 
 pytestmark = pytest.mark.django_db
 
@@ -251,20 +251,7 @@ def test_a_launch_over_rows_a_sync_run_holds_conflicts_and_leaves_nothing() -> N
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL (SQLite runs one writer at a time)")
     books = make_books(10)
-    holding, done = threading.Event(), threading.Event()
-
-    def sync_run() -> None:
-        try:
-            with hold_selection(Book.objects.filter(pk__in=[b.pk for b in books[:5]])):
-                holding.set()
-                done.wait(30)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=sync_run)
-    thread.start()
-    try:
-        assert holding.wait(30)
+    with held_elsewhere(lambda: hold_selection(Book.objects.filter(pk__in=[b.pk for b in books[:5]]))):
         overlapping = Book.objects.filter(pk__in=[b.pk for b in books[4:]])
         with (
             pytest.raises(LockConflict, match="being changed by someone else right now"),
@@ -278,6 +265,3 @@ def test_a_launch_over_rows_a_sync_run_holds_conflicts_and_leaves_nothing() -> N
             acquire_locks(task, Book.objects.filter(pk__in=[b.pk for b in books[5:]]))
             fence_request_runs(Book.objects.filter(pk__in=[b.pk for b in books[5:]]))
         assert RowLock.objects.filter(task=task).count() == 5
-    finally:
-        done.set()
-        thread.join(30)

@@ -7,8 +7,9 @@ need no second connection run on both databases.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from html.parser import HTMLParser
 from typing import Any
@@ -22,7 +23,7 @@ from powercrud.locks import LockConflict
 from powercrud.models import BulkTask, RowLock
 from powercrud.tasks import run_bulk_task
 from sample.models import Book, Tag
-from tests.async_helpers import launch_books, make_books
+from tests.async_helpers import held_elsewhere, launch_books, make_books
 from tests.bulk_urls import HOLDS, hold, select
 from tests.conftest import HtmxClient, make_user
 
@@ -335,30 +336,19 @@ def test_a_sync_edit_while_a_launch_is_locking_rows_waits_briefly_then_conflicts
     books = make_books(10)
     alice = client_for("alice")
     assert select(alice, "plain-books", [b.pk for b in books]).status_code == 200
-    locking, done = threading.Event(), threading.Event()
 
-    def launch_in_progress() -> None:
-        try:
-            with transaction.atomic(), connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT pg_try_advisory_xact_lock(%s, %s)",
-                    [locks._ADVISORY_SPACE, locks._advisory_key(Book)],
-                )
-                locking.set()
-                done.wait(30)
-        finally:
-            connections.close_all()
+    @contextlib.contextmanager
+    def launch_in_progress() -> Iterator[None]:
+        with transaction.atomic(), connection.cursor() as cursor:
+            key = [locks._ADVISORY_SPACE, locks._advisory_key(Book)]
+            cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", key)
+            assert cursor.fetchone()[0]
+            yield
 
-    holder = threading.Thread(target=launch_in_progress)
-    holder.start()
-    try:
-        assert locking.wait(30)
+    with held_elsewhere(launch_in_progress):
         response = edit(alice, "plain-books", status="published")
         assert response.status_code == 409
         assert "being locked by a bulk task that is starting right now" in response.content.decode()
-    finally:
-        done.set()
-        holder.join(30)
     assert {row[0] for row in rows([b.pk for b in books]).values()} == {books[0].status}
     assert edit(alice, "plain-books", status="published").status_code == 204
 
