@@ -186,41 +186,23 @@ def _scoped_run(
     refused = _out_of_scope(queryset, scoped, context)
     if not refused:
         return BulkResult.coerce(run(scoped))
-    verb = "Deleted" if context.operation == "delete" else "Updated"
     if context.atomic:  # one row that may not be written: nothing is
-        total = len(refused) + scoped.count()
-        message = summarise(
-            success=False,
-            success_records=0,
-            failed=len(refused),
-            total=total,
-            changed=None,
-            dry_run=context.dry_run,
-            verb=verb,
-        )
-        return BulkResult(
-            success=False,
-            success_records=0,
-            errors=refused,
-            total=total,
-            dry_run=context.dry_run,
-            message=message,
-        )
-    result = (
-        BulkResult.coerce(run(scoped)) if scoped.exists() else BulkResult(success=True, success_records=0)
-    )
+        result = BulkResult(success=False, success_records=0, total=scoped.count(), dry_run=context.dry_run)
+    elif scoped.exists():
+        result = BulkResult.coerce(run(scoped))
+    else:
+        result = BulkResult(success=True, success_records=0, dry_run=context.dry_run)
     errors = (*result.errors, *refused)
     total = result.total + len(refused)
-    failed = len({e.pk for e in errors if e.pk is not None})
     message = summarise(
         success=False,
         success_records=result.success_records,
-        failed=failed,
+        failed=len({e.pk for e in errors if e.pk is not None}),
         total=total,
-        changed=result.changed,
+        changed=None if context.atomic else result.changed,
         dry_run=context.dry_run,
-        atomic=False,
-        verb=verb,
+        atomic=context.atomic,
+        verb="Deleted" if context.operation == "delete" else "Updated",
     )
     return dataclasses.replace(result, success=False, errors=errors, total=total, message=message)
 

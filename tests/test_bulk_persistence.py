@@ -311,3 +311,70 @@ def test_sample_service_allows_other_edits_of_archived_books(
         "Bulk update of sample.book by user 5 (async): 4 of 4 rows written, 0 failed."
     ]
     assert BookBulkUpdateService.row_fields == ("title", "status")
+
+
+# --- scope_queryset -----------------------------------------------------------------------------
+
+
+class NoArchivedBackend(DefaultBulkUpdatePersistenceBackend):
+    """A scope rule stated from the context alone: archived books are out of bounds."""
+
+    def scope_queryset(self, queryset: QuerySet[Any], *, context: BulkContext) -> QuerySet[Any]:
+        return queryset.exclude(status="archived")
+
+
+def test_the_default_scope_is_every_row_at_no_cost(books: list[Book]) -> None:
+    queryset = Book.objects.all()
+    assert BulkUpdatePersistenceBackend().scope_queryset(queryset, context=context()) is queryset
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({}, "1 of 4 rows failed, so nothing was saved (all-or-nothing)."),
+        (
+            {"dry_run": True},
+            "Check only, nothing was saved: 1 of 4 rows would fail, so nothing would be saved",
+        ),
+        ({"atomic": False}, "1 of 4 rows failed; updated 3 (3 changed)."),
+    ],
+    ids=["all-or-nothing", "check", "per-row"],
+)
+def test_rows_the_scope_leaves_out_are_named_and_never_written(
+    books: list[Book], overrides: dict[str, Any], message: str
+) -> None:
+    result = persist(NoArchivedBackend(), {"price": "1.00"}, **overrides)
+    archived = books[3].pk
+    assert not result.success
+    assert result.total == 4
+    assert [(e.pk, e.field) for e in result.errors] == [(archived, None)]
+    assert result.errors[0].messages == (
+        "This book is no longer one you may change (it changed after the task was submitted), "
+        "so it was left as it is.",
+    )
+    assert result.message.startswith(message)
+    written = overrides.get("atomic") is False
+    assert prices() == [Decimal("1.00")] * 3 + [Decimal("10.00")] if written else [Decimal("10.00")] * 4
+
+
+def test_a_delete_keeps_the_rows_its_scope_leaves_out(books: list[Book]) -> None:
+    result = run_bulk_delete(
+        queryset=Book.objects.all(),
+        context=context(operation="delete", atomic=False, mode="sync"),
+        scope=NoArchivedBackend().scope_queryset,
+    )
+    assert [e.pk for e in result.errors] == [books[3].pk]
+    assert result.errors[0].messages == (
+        "This book is no longer one you may delete, so it was left as it is.",
+    )
+    assert list(Book.objects.values_list("pk", flat=True)) == [books[3].pk]
+
+
+def test_a_scope_of_another_model_is_a_clear_error(books: list[Book]) -> None:
+    class WrongModel(DefaultBulkUpdatePersistenceBackend):
+        def scope_queryset(self, queryset: QuerySet[Any], *, context: BulkContext) -> Any:
+            return Author.objects.all()
+
+    with pytest.raises(TypeError, match="must return a queryset of sample.Book, not of sample.Author"):
+        persist(WrongModel(), {"price": "1.00"})
+    assert prices() == [Decimal("10.00")] * 4
