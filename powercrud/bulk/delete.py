@@ -14,13 +14,13 @@ from typing import Any
 from django.db import DataError, IntegrityError, models, transaction
 from django.db.models import ProtectedError, QuerySet, RestrictedError
 
+from powercrud.bulk.db_errors import describe_db_error
 from powercrud.bulk.runner import (
     BatchOutcome,
     Isolation,
     ProgressCallback,
     RunOutcome,
     check_context,
-    describe_db_error,
     freeze_pks,
     run_batches,
     write_alias,
@@ -39,7 +39,7 @@ def describe_protection(model: type[models.Model], pk: Any, exc: BaseException) 
         blockers = exc.restricted_objects
         how = "restricted"
     else:
-        return describe_db_error(exc)
+        return describe_db_error(exc, model)
     groups: dict[type[models.Model], list[models.Model]] = {}
     for obj in sorted(blockers, key=lambda o: (type(o).__name__, str(o.pk).zfill(40))):
         groups.setdefault(type(obj), []).append(obj)
@@ -84,7 +84,7 @@ class BulkDeleteService:
             using=using,
             process=lambda batch, isolation: self._process(model, using, batch, isolation),
             retry_on=RETRY_ON,
-            describe_error=describe_db_error,
+            describe_error=lambda exc: describe_db_error(exc, model),
             progress_callback=progress_callback,
             max_errors=self.max_reported_errors,
         )

@@ -23,7 +23,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.db import models, router, transaction
 from django.db.models import QuerySet
 
@@ -200,14 +199,6 @@ def _loop(
         if report is not None:
             report(done, len(pks))
     return outcome
-
-
-def describe_db_error(exc: BaseException) -> str:
-    """A readable one-line reason for a database or save-time error."""
-    if isinstance(exc, ValidationError):
-        return " ".join(exc.messages)
-    first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    return f"The database rejected the change: {first_line}"
 
 
 def check_context(model: type[models.Model], context: BulkContext, operation: str) -> None:

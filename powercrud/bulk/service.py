@@ -23,6 +23,7 @@ from django.core.exceptions import ValidationError
 from django.db import DataError, IntegrityError, models, transaction
 from django.db.models import QuerySet
 
+from powercrud.bulk.db_errors import describe_db_error, explain_db_error
 from powercrud.bulk.m2m import m2m_changes, resolve_edit, write_links
 from powercrud.bulk.plan import (
     Load,
@@ -39,7 +40,6 @@ from powercrud.bulk.runner import (
     ProgressCallback,
     RunOutcome,
     check_context,
-    describe_db_error,
     freeze_pks,
     run_batches,
     write_alias,
@@ -67,6 +67,12 @@ from powercrud.bulk.values import from_field_data
 logger = logging.getLogger("powercrud.bulk")
 
 RETRY_ON: tuple[type[BaseException], ...] = (IntegrityError, DataError, ValidationError)
+
+
+def _db_row_error(pk: Any, exc: BaseException, model: type[models.Model]) -> RowError:
+    """Row ``pk``'s error for a refusal by the database (or by a save), naming the field when known."""
+    refusal = explain_db_error(exc, model)
+    return RowError(pk=pk, field=refusal.field, messages=(refusal.message,))
 
 
 class BulkUpdateService:
@@ -157,7 +163,7 @@ class BulkUpdateService:
             using=using,
             process=lambda batch, isolation: self._process(plan, batch, isolation),
             retry_on=RETRY_ON,
-            describe_error=describe_db_error,
+            describe_error=lambda exc: describe_db_error(exc, model),
             progress_callback=progress_callback,
             max_errors=self.max_reported_errors,
         )
@@ -282,7 +288,7 @@ class BulkUpdateService:
                     out.changed += write([pk])
                 out.succeeded += 1
             except RETRY_ON as exc:
-                out.fail(pk, [RowError(pk=pk, field=None, messages=(describe_db_error(exc),))])
+                out.fail(pk, [_db_row_error(pk, exc, plan.model)])
         return out
 
     def _check(self, plan: UpdatePlan, row: Row) -> list[RowError]:
@@ -349,7 +355,7 @@ class BulkUpdateService:
             except ValidationError as exc:
                 out.fail(row.pk, [RowError(row.pk, n, tuple(m)) for n, m in validation_messages(exc).items()])
             except RETRY_ON as exc:
-                out.fail(row.pk, [RowError(pk=row.pk, field=None, messages=(describe_db_error(exc),))])
+                out.fail(row.pk, [_db_row_error(row.pk, exc, plan.model)])
         return written
 
     def _write_rows(self, plan: UpdatePlan, rows: Sequence[Row]) -> None:

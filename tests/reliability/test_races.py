@@ -41,6 +41,13 @@ def needs_postgres(test: Any) -> Any:
 ASYNC_FROM_ONE_ROW = override_settings(POWERCRUD_SETTINGS={"BULK_MIN_ASYNC_RECORDS": 1})
 
 
+@pytest.fixture(autouse=True)
+def no_holds_left() -> Iterator[None]:
+    """``hold()`` registrations end with the test that made them."""
+    yield
+    HOLDS.clear()
+
+
 # --- helpers ------------------------------------------------------------------------------------
 
 
