@@ -17,7 +17,7 @@ from django import forms
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured, ValidationError
 from django.core.paginator import Page, Paginator
-from django.db import connections, models, transaction
+from django.db import OperationalError, connections, models, transaction
 from django.db.models.deletion import ProtectedError, RestrictedError
 from django.forms import modelform_factory
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -36,6 +36,14 @@ from powercrud.locks import LockConflict, guard_rows
 
 # Views that define a model register here so system checks can inspect them.
 registry: list[type[CRUDView]] = []
+
+
+_SQLITE_BUSY = ("database is locked", "database table is locked")
+
+
+def database_busy(exc: OperationalError) -> bool:
+    """Whether ``exc`` is SQLite giving up on a write lock another connection held too long."""
+    return str(exc).strip().lower() in _SQLITE_BUSY
 
 
 class Role(enum.Enum):
@@ -235,7 +243,24 @@ class CRUDView(View):
         assert self.role is not None
         if not self.has_role_permission(self.role):
             return self.handle_no_permission()
-        return super().dispatch(request, *args, **kwargs)
+        try:
+            return super().dispatch(request, *args, **kwargs)
+        except OperationalError as exc:
+            if not database_busy(exc):
+                raise
+            return self.handle_database_busy()
+
+    def handle_database_busy(self) -> HttpResponse:
+        """The response when SQLite stayed locked by another writer past its ``timeout``: 503."""
+        return self.render_page(
+            {
+                "title": "Try again in a moment",
+                "message": "The database is busy with another change (SQLite saves one change at a "
+                "time), so nothing was saved. Try again in a moment.",
+            },
+            templates=["powercrud/denied.html"],
+            status=503,
+        )
 
     def get_role_permissions(self, role: Role) -> list[str]:
         """Permission names (``app.codename``) a user needs for ``role``."""
