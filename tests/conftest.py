@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import Permission, User
+from django.db import connection, models
 from django.test import Client
 
 from sample.models import Author, Book, Genre, Tag
@@ -20,6 +22,18 @@ class HtmxClient(Client):
     def generic(self, method: str, path: str, *args: Any, **extra: Any) -> Any:  # type: ignore[override]
         extra.setdefault("HTTP_HX_REQUEST", "true")
         return super().generic(method, path, *args, **extra)
+
+
+@contextlib.contextmanager
+def model_table(model: type[models.Model]) -> Iterator[Any]:
+    """``model`` (a model made inside a test) with its table, dropped when the block ends."""
+    with connection.schema_editor() as editor:
+        editor.create_model(model)
+    try:
+        yield model
+    finally:
+        with connection.schema_editor() as editor:
+            editor.delete_model(model)
 
 
 def make_user(username: str, *codenames: str, superuser: bool = False) -> User:

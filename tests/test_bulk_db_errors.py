@@ -12,6 +12,7 @@ from django.test.utils import isolate_apps
 
 from powercrud.bulk.db_errors import DatabaseRefusal, describe_db_error, explain_db_error
 from sample.models import Asset, Book
+from tests.conftest import model_table
 
 
 @pytest.fixture
@@ -41,13 +42,8 @@ def widget_model(transactional_db: None) -> Iterator[Any]:
                     ),
                 ]
 
-    with connection.schema_editor() as editor:
-        editor.create_model(Widget)
-    try:
+    with model_table(Widget):
         yield Widget
-    finally:
-        with connection.schema_editor() as editor:
-            editor.delete_model(Widget)
 
 
 def refusal(write: Callable[[], Any]) -> IntegrityError:

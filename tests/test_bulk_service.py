@@ -25,6 +25,7 @@ from powercrud.bulk import (
     WriteStrategy,
 )
 from sample.models import Asset, Author, Book, Genre, Shelf, ShelfEvent, Tag
+from tests.conftest import model_table
 
 BOOK_FIELDS = [
     "title",
@@ -752,13 +753,8 @@ def gadget_model(transactional_db: None) -> Any:
                     )
                 ]
 
-    with connection.schema_editor() as editor:
-        editor.create_model(Gadget)
-    try:
+    with model_table(Gadget):
         yield Gadget
-    finally:
-        with connection.schema_editor() as editor:
-            editor.delete_model(Gadget)
 
 
 def test_constraints_on_changed_fields_are_checked_per_row(gadget_model: Any) -> None:
