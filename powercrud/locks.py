@@ -135,6 +135,14 @@ def _short_lock_wait(using: str) -> Iterator[None]:
                 cursor.execute("SELECT set_config('lock_timeout', %s, true)", [previous])
 
 
+def _starting_message(model: type[models.Model]) -> str:
+    """The conflict when another launch of ``model`` is still taking its row locks."""
+    return (
+        f"Some of the selected {model._meta.verbose_name_plural} are being locked by "
+        "another bulk task that is starting right now. Try again in a moment."
+    )
+
+
 def _is_lock_timeout(exc: OperationalError) -> bool:
     return getattr(exc.__cause__, "sqlstate", None) == _LOCK_NOT_AVAILABLE
 
@@ -185,10 +193,7 @@ def acquire_locks(task: BulkTask, queryset: models.QuerySet[Any]) -> int:
                     raise
                 busy = True
         if busy:
-            raise LockConflict(
-                f"Some of the selected {model._meta.verbose_name_plural} are being locked by "
-                "another bulk task that is starting right now. Try again in a moment."
-            )
+            raise LockConflict(_starting_message(model))
         if conflict:
             locks = (
                 RowLock.objects.using(using)
@@ -335,10 +340,7 @@ def _share_advisory_lock(model: type[models.Model], using: str) -> None:
     except OperationalError as exc:
         if not _is_lock_timeout(exc):
             raise
-        raise LockConflict(
-            f"Some of the selected {model._meta.verbose_name_plural} are being locked by a "
-            "bulk task that is starting right now. Try again in a moment."
-        ) from None
+        raise LockConflict(_starting_message(model)) from None
 
 
 @contextlib.contextmanager
@@ -367,8 +369,8 @@ def fence_request_runs(queryset: models.QuerySet[Any]) -> None:
     On PostgreSQL: when the model's advisory lock can be had exclusively, no run in the
     request is under way on the model and any that starts waits for this transaction, then
     sees the new row locks. Otherwise the selected rows are locked without waiting (until this
-    transaction ends), which raises ``LockConflict`` when a run in the request holds any of them. Elsewhere a
-    no-op: SQLite runs one writer at a time.
+    transaction ends), which raises ``LockConflict`` when a run in the request holds any of
+    them. Elsewhere a no-op: SQLite runs one writer at a time.
     """
     using = router.db_for_write(queryset.model)
     if connections[using].vendor != "postgresql":

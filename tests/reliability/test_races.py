@@ -355,7 +355,7 @@ def test_a_sync_edit_while_a_launch_is_locking_rows_waits_briefly_then_conflicts
     with held_elsewhere(launch_in_progress):
         response = edit(alice, "plain-books", status="published")
         assert response.status_code == 409
-        assert "being locked by a bulk task that is starting right now" in response.content.decode()
+        assert "being locked by another bulk task that is starting right now" in response.content.decode()
     assert {row[0] for row in rows([b.pk for b in books]).values()} == {books[0].status}
     assert edit(alice, "plain-books", status="published").status_code == 204
 
