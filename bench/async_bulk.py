@@ -167,10 +167,10 @@ def child() -> None:
     django.setup()
     from django.db import connection, transaction
 
-    from powercrud.bulk.launch import launch_bulk_task
+    from powercrud.jobs.launch import launch_bulk_task
     from powercrud.conf import settings as pc_settings
     from powercrud.models import BulkTask
-    from powercrud.progress import live_progress
+    from powercrud.jobs.progress import live_progress
     from sample.models import Book
 
     rows = Book.objects.count()

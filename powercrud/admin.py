@@ -17,7 +17,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
 from powercrud.models import BulkTask, RowLock
-from powercrud.tasks import request_cancel
+from powercrud.jobs.monitor import request_cancel
 
 ACTIVE = (BulkTask.Status.QUEUED, BulkTask.Status.RUNNING)
 

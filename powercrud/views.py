@@ -32,7 +32,7 @@ from powercrud import columns as cols
 from powercrud.conf import settings as pc_settings
 from powercrud.edit_merge import EditConflict, loaded_values, merge_concurrent_changes, track_loaded_values
 from powercrud.formfields import formfield_for
-from powercrud.locks import LockConflict, guard_rows
+from powercrud.jobs.locks import LockConflict, guard_rows
 
 # Views that define a model register here so system checks can inspect them.
 registry: list[type[CRUDView]] = []

@@ -166,7 +166,7 @@ def launch_books(
     kind: str = "update",
 ) -> Any:
     """Launch a bulk task over ``queryset`` of books, the way a view would."""
-    from powercrud.bulk.launch import launch_bulk_task
+    from powercrud.jobs.launch import launch_bulk_task
 
     return launch_bulk_task(
         kind=kind,
@@ -204,7 +204,7 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30, interval: float 
 
 def _task_json(task_id: int) -> dict[str, Any]:
     from powercrud.models import BulkTask, RowLock
-    from powercrud.progress import live_progress
+    from powercrud.jobs.progress import live_progress
 
     task = live_progress([BulkTask.objects.get(pk=task_id)])[0]
     return {
@@ -292,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             json.dumps({"statuses": counts, "books": sum(counts.values()), "locks": RowLock.objects.count()})
         )
     elif args.cmd == "cleanup":
-        from powercrud.tasks import fail_stale_tasks
+        from powercrud.jobs.monitor import fail_stale_tasks
 
         print(json.dumps({"failed": fail_stale_tasks(args.older_than)}))
     return 0

@@ -16,7 +16,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from powercrud import progress
+from powercrud.jobs import progress
 from powercrud.dashboard import format_duration, outcome_rows
 from powercrud.models import BulkTask, RowLock
 from tests.conftest import HtmxClient

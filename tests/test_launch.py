@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from django_q.models import OrmQ
 
-from powercrud.bulk.launch import LaunchError, launch_bulk_task
-from powercrud.locks import LockConflict
+from powercrud.jobs.launch import LaunchError, launch_bulk_task
+from powercrud.jobs.locks import LockConflict
 from powercrud.models import BulkTask, RowLock
 from sample.models import Book
 from tests.async_helpers import launch_books, make_books
@@ -49,7 +49,7 @@ def test_launch_records_locks_and_enqueues_after_commit(
     assert RowLock.objects.filter(task=task).count() == 2
     assert queued_job_names() == [task.task_name]
     job = OrmQ.objects.get()
-    assert job.task["func"] == "powercrud.tasks.run_bulk_task"
+    assert job.task["func"] == "powercrud.jobs.worker.run_bulk_task"
     assert job.task["args"] == (task.pk,)  # the only argument: the task id
     assert task.q_task_id == job.task_id()
 

@@ -9,7 +9,7 @@ import pytest
 from django.db import OperationalError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from powercrud.locks import (
+from powercrud.jobs.locks import (
     LockConflict,
     acquire_locks,
     assert_queryset_unlocked,
@@ -22,7 +22,7 @@ from powercrud.locks import (
     release_locks,
 )
 from powercrud.models import BulkTask, RowLock
-from powercrud.tasks import locked_queryset
+from powercrud.jobs.worker import locked_queryset
 from sample.models import Asset, Book, Tag
 from tests.async_helpers import held_elsewhere, make_books
 

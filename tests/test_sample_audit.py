@@ -6,7 +6,7 @@ import pytest
 from django.test import override_settings
 
 from powercrud.models import BulkTask
-from powercrud.tasks import run_bulk_task
+from powercrud.jobs.worker import run_bulk_task
 from sample.models import Book, BulkAudit
 
 pytestmark = pytest.mark.django_db

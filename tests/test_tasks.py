@@ -1,6 +1,6 @@
 """The worker entry point: honest outcomes, run-once delivery, cancel, cleanup, live progress.
 
-Tests call ``powercrud.tasks.run_bulk_task`` (the django-q2 job function) directly, one
+Tests call ``powercrud.jobs.worker.run_bulk_task`` (the django-q2 job function) directly, one
 goes through django-q2's own worker path (``sync=True``); test_worker_process.py runs a
 real ``qcluster``.
 """
@@ -18,12 +18,13 @@ from django.core.management import call_command
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
-from powercrud import progress
+from powercrud.jobs import progress
 from powercrud.bulk.types import BulkContext, BulkResult
 from powercrud.bulk_persistence import DefaultBulkUpdatePersistenceBackend, run_bulk_update
-from powercrud.locks import LockConflict, assert_unlocked
+from powercrud.jobs.locks import LockConflict, assert_unlocked
 from powercrud.models import BulkTask, RowLock
-from powercrud.tasks import fail_stale_tasks, request_cancel, run_bulk_task
+from powercrud.jobs.monitor import fail_stale_tasks, request_cancel
+from powercrud.jobs.worker import run_bulk_task
 from sample.models import Author, Book, Shelf, Tag
 from tests.async_helpers import SEEN, gate, launch_books, make_books, wait_for
 
@@ -90,7 +91,7 @@ def test_success_false_ends_failed_with_row_errors() -> None:
 
 def test_row_validation_failure_in_the_real_service_writes_nothing() -> None:
     shelves = [Shelf.objects.create(name=f"S{i}", capacity=10, is_full=i == 0) for i in range(4)]
-    from powercrud.bulk.launch import launch_bulk_task
+    from powercrud.jobs.launch import launch_bulk_task
 
     task = launch_bulk_task(
         kind="update",
@@ -218,7 +219,7 @@ def test_django_q2_worker_path(settings: Any) -> None:
 
     make_books(5)
     task = launched(Book.objects.all())
-    async_task("powercrud.tasks.run_bulk_task", task.pk, task_name=task.task_name, sync=True)
+    async_task("powercrud.jobs.worker.run_bulk_task", task.pk, task_name=task.task_name, sync=True)
     task.refresh_from_db()
     assert task.status == BulkTask.Status.SUCCEEDED
     q_task = Task.objects.get(name=task.task_name)
@@ -482,7 +483,7 @@ def test_same_input_same_end_state_and_result_in_sync_and_async(
 
 def test_async_delete_and_protected_rows() -> None:
     make_books(7)
-    from powercrud.bulk.launch import launch_bulk_task
+    from powercrud.jobs.launch import launch_bulk_task
 
     task = launch_bulk_task(kind="delete", queryset=Book.objects.filter(title__endswith="1"), user=None)
     assert run_bulk_task(task.pk) == "succeeded"
@@ -495,7 +496,7 @@ def test_async_delete_and_protected_rows() -> None:
 
 
 def test_uuid_primary_keys_end_to_end() -> None:
-    from powercrud.bulk.launch import launch_bulk_task
+    from powercrud.jobs.launch import launch_bulk_task
     from sample.models import Asset
 
     for i in range(5):

@@ -15,7 +15,7 @@ from django.template.loader import render_to_string
 from django.urls import URLPattern, path, reverse
 from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 
-from powercrud import progress
+from powercrud.jobs import progress
 from powercrud.conf import settings as pc_settings
 from powercrud.dashboard.describe import (
     ACTIVE,
@@ -28,7 +28,7 @@ from powercrud.dashboard.describe import (
 from powercrud.dashboard.outcomes import csv_lines, outcome_rows
 from powercrud.mixins import PowerCRUDMixin
 from powercrud.models import BulkTask
-from powercrud.tasks import request_cancel
+from powercrud.jobs.monitor import request_cancel
 from powercrud.views import CRUDView, Role
 
 Status = BulkTask.Status

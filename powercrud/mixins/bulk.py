@@ -21,7 +21,7 @@ from django_htmx.http import trigger_client_event
 from powercrud.bulk.delete import BulkDeleteService
 from powercrud.bulk.display import describe_examples
 from powercrud.bulk.forms import TOGGLE_PREFIX, BulkEditForm
-from powercrud.bulk.launch import LaunchError, launch_bulk_task
+from powercrud.jobs.launch import LaunchError, launch_bulk_task
 from powercrud.bulk.types import BulkContext, BulkInputError, BulkResult
 from powercrud.bulk.values import to_field_data
 from powercrud.bulk_persistence import (
@@ -32,7 +32,7 @@ from powercrud.bulk_persistence import (
     run_bulk_update,
 )
 from powercrud.conf import settings as pc_settings
-from powercrud.locks import LockConflict, hold_selection
+from powercrud.jobs.locks import LockConflict, hold_selection
 from powercrud.views import Role
 
 ProgressCallback = Callable[[int, int], None]

@@ -86,7 +86,7 @@ if os.environ.get("POWERCRUD_RELIABILITY_NEW_CODE"):
 
 def _task(task_id: int) -> dict[str, Any]:
     from powercrud.models import BulkTask, RowLock
-    from powercrud.progress import live_progress
+    from powercrud.jobs.progress import live_progress
 
     task = live_progress([BulkTask.objects.get(pk=task_id)])[0]
     return {
@@ -134,10 +134,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from django.core.management import call_command
     from django.db import connection
 
-    from powercrud.bulk.launch import JOB_FUNCTION, LaunchError, launch_bulk_task
-    from powercrud.locks import LockConflict
+    from powercrud.jobs.launch import JOB_FUNCTION, LaunchError, launch_bulk_task
+    from powercrud.jobs.locks import LockConflict
     from powercrud.models import BulkTask
-    from powercrud.tasks import fail_stale_tasks
+    from powercrud.jobs.monitor import fail_stale_tasks
     from sample.models import Book, Tag
     from tests.async_helpers import make_books
 

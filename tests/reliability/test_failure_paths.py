@@ -18,11 +18,12 @@ import pytest
 from django.db import DatabaseError, OperationalError, connection, connections, transaction
 from django.test import Client, override_settings
 
-from powercrud.bulk.launch import launch_bulk_task
+from powercrud.jobs.launch import launch_bulk_task
 from powercrud.bulk_persistence import DefaultBulkUpdatePersistenceBackend
 from powercrud.models import BulkTask, RowLock
-from powercrud.progress import TaskCancelled
-from powercrud.tasks import request_cancel, run_bulk_task
+from powercrud.jobs.progress import TaskCancelled
+from powercrud.jobs.monitor import request_cancel
+from powercrud.jobs.worker import run_bulk_task
 from sample.models import Book
 from tests.async_helpers import ARRIVED, GATES, gate, launch_books, make_books
 from tests.bulk_urls import BOOK_BULK_FIELDS, book_snapshot, select

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from powercrud import progress
-from powercrud.bulk.launch import launch_bulk_task
+from powercrud.jobs import progress
+from powercrud.jobs.launch import launch_bulk_task
 from powercrud.models import BulkTask, RowLock
-from powercrud.tasks import run_bulk_task
+from powercrud.jobs.worker import run_bulk_task
 from sample.models import Author, Book
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the side connection must see the task

@@ -18,10 +18,10 @@ import pytest
 from django.db import connection, connections, transaction
 from django.test import Client, override_settings
 
-from powercrud.bulk.launch import launch_bulk_task
-from powercrud.locks import LockConflict
+from powercrud.jobs.launch import launch_bulk_task
+from powercrud.jobs.locks import LockConflict
 from powercrud.models import BulkTask, RowLock
-from powercrud.tasks import run_bulk_task
+from powercrud.jobs.worker import run_bulk_task
 from sample.models import Book, Tag
 from tests.async_helpers import held_elsewhere, launch_books, make_books
 from tests.bulk_urls import HOLDS, hold, select

@@ -19,9 +19,9 @@ from django.test import Client, override_settings
 from django.test.utils import CaptureQueriesContext
 from django_q.models import OrmQ
 
-from powercrud.locks import lock_key
+from powercrud.jobs.locks import lock_key
 from powercrud.models import BulkTask, RowLock
-from powercrud.tasks import run_bulk_task
+from powercrud.jobs.worker import run_bulk_task
 from sample.models import Asset, Book, Shelf, Tag
 from tests.bulk_urls import book_snapshot, changes, select, select_all
 from tests.security.conftest import (

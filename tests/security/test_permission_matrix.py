@@ -14,7 +14,7 @@ from django.contrib.auth.models import Permission, User
 from django.test import Client
 
 from powercrud.models import BulkTask, RowLock
-from powercrud.tasks import run_bulk_task
+from powercrud.jobs.worker import run_bulk_task
 from sample.models import Book
 from tests.bulk_urls import book_snapshot
 from tests.security.conftest import locked_pks, login, plant_ids, selection_key

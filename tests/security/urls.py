@@ -3,7 +3,7 @@ work on a worker from the first row, views that restrict choices, and backends t
 
 Async views set ``bulk_min_async_records = 1``, so one selected row already goes through
 ``launch_bulk_task`` (task record, row locks, enqueue after commit); tests then run the
-worker in-process with ``powercrud.tasks.run_bulk_task(task_id)``. The backends are named
+worker in-process with ``powercrud.jobs.worker.run_bulk_task(task_id)``. The backends are named
 by dotted path (``tests.security.urls.<Name>``), as a worker resolves them.
 """
 

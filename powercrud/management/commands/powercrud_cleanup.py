@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from powercrud.tasks import fail_stale_tasks
+from powercrud.jobs.monitor import fail_stale_tasks
 
 
 class Command(BaseCommand):

@@ -24,14 +24,14 @@ from django.db import DatabaseError, models, router, transaction
 
 from powercrud.bulk_persistence import check_backend_path
 from powercrud.conf import settings as pc_settings
-from powercrud.locks import LockConflict, acquire_locks, fence_request_runs
+from powercrud.jobs.locks import LockConflict, acquire_locks, fence_request_runs
 from powercrud.models import BulkTask
 
 __all__ = ["JOB_FUNCTION", "LaunchError", "LockConflict", "launch_bulk_task"]
 
-logger = logging.getLogger("powercrud.tasks")
+logger = logging.getLogger("powercrud.jobs")
 
-JOB_FUNCTION = "powercrud.tasks.run_bulk_task"
+JOB_FUNCTION = "powercrud.jobs.worker.run_bulk_task"
 
 
 class LaunchError(Exception):
@@ -151,7 +151,7 @@ def _enqueue(task: BulkTask) -> None:
         async_task(JOB_FUNCTION, task_pk, task_name=name)
     except Exception as exc:  # the broker boundary: whatever a broker raises, the job is not queued
         logger.error("Bulk task #%s could not be queued.", task_pk, exc_info=True)
-        from powercrud.tasks import finish_task
+        from powercrud.jobs.monitor import finish_task
 
         nothing = "nothing was deleted" if task.kind == BulkTask.Kind.DELETE else "nothing was changed"
         why = "is not reachable" if isinstance(exc, _broker_errors()) else "reported an error"

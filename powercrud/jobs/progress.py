@@ -62,7 +62,7 @@ __all__ = [
     "sidecar_path",
 ]
 
-logger = logging.getLogger("powercrud.progress")
+logger = logging.getLogger("powercrud.jobs.progress")
 
 MIN_INTERVAL = 0.5
 """Seconds between two progress writes, at least (so at most two writes per second)."""

@@ -1,0 +1,187 @@
+"""The monitor side of background bulk runs: finishing a run, cancelling it, and ending runs
+whose worker died.
+
+``finish_task()`` records an outcome and releases the run's row locks in one transaction;
+the worker, the launch (a broker that refused the job) and the cleanup all end runs through
+it. ``request_cancel()`` stops a queued run at once or asks a running one to stop at its next
+batch. ``fail_stale_tasks()`` (``manage.py powercrud_cleanup``, or ``cleanup_stale_tasks``
+scheduled with django-q2) fails runs whose heartbeat stopped or whose job never reached a worker.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import router, transaction
+from django.utils import timezone
+
+from powercrud.bulk.types import BulkResult
+from powercrud.conf import settings as pc_settings
+from powercrud.jobs import progress
+from powercrud.jobs.locks import release_locks
+from powercrud.models import MAX_STORED_ERRORS, BulkTask
+
+__all__ = ["cleanup_stale_tasks", "fail_stale_tasks", "finish_task", "request_cancel"]
+
+logger = logging.getLogger("powercrud.jobs")
+
+Status = BulkTask.Status
+
+
+def _alias() -> str:
+    return router.db_for_write(BulkTask)
+
+
+# --- finishing ----------------------------------------------------------------------------------
+
+
+def finish_task(
+    task: BulkTask,
+    status: str,
+    *,
+    message: str,
+    result: BulkResult | None = None,
+    done: int | None = None,
+    expect: Iterable[str] = (Status.RUNNING,),
+    release: bool = True,
+) -> bool:
+    """Record ``task``'s outcome and release its locks, in one transaction.
+
+    Only a task whose status is in ``expect`` is changed; returns whether it was.
+    ``release=False`` when the caller has already released the locks in its transaction.
+    """
+    values: dict[str, Any] = {
+        "status": status,
+        "message": message,
+        "finished_at": timezone.now(),
+    }
+    if status == Status.CANCELLED:
+        values["cancel_requested"] = True
+    if done is not None:
+        values["done"] = done
+    if result is not None:
+        errors = [error.to_dict() for error in result.errors]
+        stored = errors[:MAX_STORED_ERRORS]
+        summary = result.to_dict()
+        summary["errors"] = stored
+        values.update(
+            success_count=result.success_records,
+            failure_count=result.failed_records,
+            errors=stored,
+            errors_omitted=len(errors) - len(stored),
+            result=summary,
+        )
+    using = _alias()
+    with transaction.atomic(using=using):
+        changed = BulkTask.objects.using(using).filter(pk=task.pk, status__in=list(expect)).update(**values)
+        if changed and release:
+            release_locks(task)
+    if changed:
+        for name, value in values.items():
+            setattr(task, name, value)
+    return bool(changed)
+
+
+def _nothing_saved(task: BulkTask) -> str:
+    return "nothing was deleted" if task.kind == BulkTask.Kind.DELETE else "nothing was saved"
+
+
+
+# --- cancelling ---------------------------------------------------------------------------------
+
+
+def request_cancel(task: BulkTask | int) -> BulkTask:
+    """Cancel a queued task now (it never runs), or ask a running one to stop at its next batch.
+
+    Returns the task as it now stands; ``cancel_requested`` tells whether the request took.
+    A finished task is returned unchanged.
+    """
+    task_id = task.pk if isinstance(task, BulkTask) else task
+    current = BulkTask.objects.using(_alias()).get(pk=task_id)
+    if current.status == Status.QUEUED:
+        nothing = _nothing_saved(current)
+        if finish_task(
+            current,
+            Status.CANCELLED,
+            message=f"Cancelled before it started; {nothing}.",
+            expect=(Status.QUEUED,),
+        ):
+            return current
+        current.refresh_from_db()
+    if current.status == Status.RUNNING:
+        progress.cancel_running(current)
+        current.cancel_requested = True
+    return current
+
+
+
+# --- worker death -------------------------------------------------------------------------------
+
+
+def _queued_jobs() -> set[str] | None:
+    """Names of the jobs waiting in django-q2's ORM queue; None for other brokers."""
+    from django_q.conf import Conf
+    from django_q.models import OrmQ
+
+    if not Conf.ORM:
+        return None
+    return {str(job.name()) for job in OrmQ.objects.using(Conf.ORM).all()}
+
+
+def fail_stale_tasks(
+    older_than_seconds: float | None = None, queued_older_than_seconds: float | None = None
+) -> list[int]:
+    """End tasks whose worker died as failed, releasing their locks; returns their ids.
+
+    Running tasks with no heartbeat for ``older_than_seconds`` (setting
+    ``BULK_TASK_HEARTBEAT_TIMEOUT``, default 120) fail. Queued tasks older than
+    ``queued_older_than_seconds`` (``BULK_TASK_QUEUED_TIMEOUT``, default 3600) fail when
+    their job is no longer in django-q2's queue (ORM broker; other brokers: by age alone).
+    """
+    if older_than_seconds is None:
+        older_than_seconds = pc_settings.BULK_TASK_HEARTBEAT_TIMEOUT
+    if queued_older_than_seconds is None:
+        queued_older_than_seconds = pc_settings.BULK_TASK_QUEUED_TIMEOUT
+    now = timezone.now()
+    failed: list[int] = []
+    cutoff = now - datetime.timedelta(seconds=older_than_seconds)
+    running = progress.live_progress(BulkTask.objects.using(_alias()).filter(status=Status.RUNNING))
+    for task in running:
+        last = task.heartbeat_at or task.started_at or task.created_at
+        if last >= cutoff:
+            continue
+        silent = int((now - last).total_seconds())
+        message = (
+            f"The worker stopped responding (no heartbeat for {silent} s), so the task was ended; "
+            f"{_nothing_saved(task)}."
+        )
+        if finish_task(task, Status.FAILED, message=message):
+            progress.forget(task)
+            failed.append(task.pk)
+            logger.warning("Bulk task #%s failed: no heartbeat for %s s.", task.pk, silent)
+    queued_cutoff = now - datetime.timedelta(seconds=queued_older_than_seconds)
+    old_queued = list(
+        BulkTask.objects.using(_alias()).filter(status=Status.QUEUED, created_at__lt=queued_cutoff)
+    )
+    if old_queued:
+        waiting = _queued_jobs()
+        for task in old_queued:
+            if waiting is not None and task.task_name in waiting:
+                continue
+            message = (
+                f"The task was never picked up by a worker (queued for more than "
+                f"{int(queued_older_than_seconds)} s); {_nothing_saved(task)}."
+            )
+            if finish_task(task, Status.FAILED, message=message, expect=(Status.QUEUED,)):
+                failed.append(task.pk)
+                logger.warning("Bulk task #%s failed: never picked up by a worker.", task.pk)
+    return failed
+
+
+def cleanup_stale_tasks() -> int:
+    """The function to schedule with django-q2 (``Schedule``); returns how many tasks failed."""
+    return len(fail_stale_tasks())
+
