@@ -2,14 +2,26 @@
 
     path("powercrud/", include("powercrud.urls")),
 
-URL names live in the ``powercrud`` namespace: ``powercrud:tasks-list``, ``tasks-detail``,
-``tasks-progress``, ``tasks-outcomes`` and ``tasks-cancel`` (see ``powercrud.dashboard``).
+URL names live in the ``powercrud`` namespace: ``powercrud:index`` (the prefix itself, which
+redirects to the task list), ``powercrud:tasks-list``, ``tasks-detail``, ``tasks-progress``,
+``tasks-outcomes`` and ``tasks-cancel`` (see ``powercrud.dashboard``).
 """
 
 from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponseRedirect
+from django.urls import path, reverse
 
 from powercrud.dashboard import BulkTaskView
 
 app_name = "powercrud"
 
-urlpatterns = BulkTaskView.get_urls()
+
+def index(request: HttpRequest) -> HttpResponseRedirect:
+    """The namespace root: a temporary redirect to the task list, under the same namespace."""
+    match = request.resolver_match
+    namespace = match.namespace if match and match.namespace else app_name
+    return HttpResponseRedirect(reverse(f"{namespace}:{BulkTaskView.get_url_base()}-list"))
+
+
+urlpatterns = [path("", index, name="index"), *BulkTaskView.get_urls()]
