@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -62,7 +63,15 @@ WSGI_APPLICATION = "sample.wsgi.application"
 
 
 def sqlite_database(path: Path | str) -> dict[str, object]:
-    """SQLite tuned so the web process and a worker can write at the same time."""
+    """SQLite tuned so the web process and a worker can write at the same time.
+
+    A file database gets its folder created here, so ``manage.py migrate`` works on a fresh
+    clone (SQLite creates the file, but not a missing folder).
+    """
+    if str(path) != ":memory:" and not str(path).startswith("file:"):
+        # Unwritable? Then SQLite's own error says so when the database is first used.
+        with contextlib.suppress(OSError):
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
     return {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": path,
@@ -74,15 +83,19 @@ def sqlite_database(path: Path | str) -> dict[str, object]:
     }
 
 
-DATABASES = {"default": sqlite_database(DATA_DIR / "demo.sqlite3")}
+DATABASES: dict[str, dict[str, object]]
 if os.environ.get("POWERCRUD_DB") == "postgres":
-    DATABASES["default"] = {
-        "ENGINE": "django.db.backends.postgresql",
-        "NAME": os.environ.get("PGDATABASE", "test"),
-        "USER": os.environ.get("PGUSER", "postgres"),
-        "HOST": os.environ.get("PGHOST", "127.0.0.1"),
-        "PORT": os.environ.get("PGPORT", "5432"),
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": os.environ.get("PGDATABASE", "test"),
+            "USER": os.environ.get("PGUSER", "postgres"),
+            "HOST": os.environ.get("PGHOST", "127.0.0.1"),
+            "PORT": os.environ.get("PGPORT", "5432"),
+        }
     }
+else:
+    DATABASES = {"default": sqlite_database(DATA_DIR / "demo.sqlite3")}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS: list[dict[str, str]] = []
