@@ -66,7 +66,7 @@ def _from_constraint(model: type[models.Model], name: str) -> DatabaseRefusal | 
     if unique and constraint.violation_error_message == default:  # Django's own wording
         return _unique_message(model, fields)
     message = constraint.get_violation_error_message()
-    return DatabaseRefusal(message, fields[0] if len(fields) == 1 else None)
+    return DatabaseRefusal(str(message), fields[0] if len(fields) == 1 else None)
 
 
 def _from_unique_columns(model: type[models.Model], exc: BaseException) -> DatabaseRefusal | None:
