@@ -86,7 +86,7 @@ def ensure_venv(
         return bin_python
     target = f".[{extras}]" if extras else "."
     what = f"with its {extras} extras" if extras else "and its runtime dependencies"
-    say(f"Installing powercrud {what} into {venv.name} (about a minute the first time)")
+    say(f"Installing powercrud {what} into {venv.name} (up to a minute the first time)")
     started = time.monotonic()
     pip = [str(bin_python), "-m", "pip", "install", "--disable-pip-version-check"]
     print("  [1/2] upgrading pip", flush=True)
