@@ -5,6 +5,11 @@ column, the error says what Django's own validation would have said ("Only credi
 below zero.", "Asset with this Code already exists.") and names the field where there is
 one. Anything else (a trigger, a foreign key, a type the column cannot hold) keeps the first
 line of the database's message, prefixed "The database rejected the change:".
+
+Which errors belong to a row at all is ``is_run_error``'s answer: any database error raised
+by a row's write is that row's refusal (PostgreSQL gives a trigger's plain ``RAISE
+EXCEPTION`` as a ``ProgrammingError``, an ``ASSERT`` too), except the errors that say
+nothing about the row: the connection or the database itself failing.
 """
 
 from __future__ import annotations
@@ -14,14 +19,34 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, models
+from django.db import IntegrityError, InterfaceError, NotSupportedError, OperationalError, models
 
-__all__ = ["DatabaseRefusal", "describe_db_error", "explain_db_error"]
+__all__ = ["DatabaseRefusal", "describe_db_error", "explain_db_error", "is_run_error"]
 
 _SQLITE_UNIQUE = re.compile(r"^UNIQUE constraint failed: (?P<columns>.+)$")
 _SQLITE_NAMED = re.compile(r"^(?:CHECK|UNIQUE) constraint failed: (?P<name>\w+)$")
 _POSTGRES_KEY = re.compile(r"^Key \((?P<columns>[^)]+)\)=")
 _POSTGRES_UNIQUE_VIOLATION = "23505"
+# SQLSTATE classes about the session, not the row: 08 connection exception, 25 invalid
+# transaction state (a read-only or aborted transaction), 53 insufficient resources,
+# 57 operator intervention (a terminated backend, a cancelled query), 58 system error.
+_RUN_SQLSTATE_CLASSES = ("08", "25", "53", "57", "58")
+_RUN_ERRORS: tuple[type[BaseException], ...] = (InterfaceError, OperationalError, NotSupportedError)
+
+
+def is_run_error(exc: BaseException) -> bool:
+    """True when ``exc``, raised while writing a row, is about the run rather than the row.
+
+    Those are: a lost or closed connection (``InterfaceError``), ``OperationalError`` (a
+    terminated backend, a timeout, a deadlock, SQLite's busy database, a missing table),
+    ``NotSupportedError``, and any error whose SQLSTATE class is about the session rather
+    than the row. Every other database error is the row's own refusal (a constraint, a
+    trigger, a value the column cannot hold) and is reported as that row's error.
+    """
+    if isinstance(exc, _RUN_ERRORS):
+        return True
+    sqlstate = getattr(exc.__cause__, "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate[:2] in _RUN_SQLSTATE_CLASSES
 
 
 @dataclass(frozen=True)

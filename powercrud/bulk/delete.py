@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from django.db import DataError, IntegrityError, models, transaction
+from django.db import DatabaseError, models, transaction
 from django.db.models import ProtectedError, QuerySet, RestrictedError
 
-from powercrud.bulk.db_errors import describe_db_error
+from powercrud.bulk.db_errors import describe_db_error, is_run_error
 from powercrud.bulk.runner import (
     BatchOutcome,
     Isolation,
@@ -27,7 +27,9 @@ from powercrud.bulk.runner import (
 )
 from powercrud.bulk.types import BulkContext, BulkResult, RowError, summarise
 
-RETRY_ON: tuple[type[BaseException], ...] = (IntegrityError, DataError)
+RETRY_ON: tuple[type[BaseException], ...] = (DatabaseError,)
+"""What a row's delete may raise as that row's refusal (``ProtectedError`` and ``RestrictedError``
+included); ``is_run_error()`` ones still propagate."""
 
 
 def describe_protection(model: type[models.Model], pk: Any, exc: BaseException) -> str:
@@ -113,13 +115,16 @@ class BulkDeleteService:
                     out.succeeded, out.extra = self._delete(model, using, batch)
                 out.changed = out.succeeded
                 return out
-            except RETRY_ON:
-                pass
+            except RETRY_ON as exc:
+                if is_run_error(exc):
+                    raise
         for pk in batch:
             try:
                 with transaction.atomic(using=using):
                     deleted, cascaded = self._delete(model, using, [pk])
             except RETRY_ON as exc:
+                if is_run_error(exc):
+                    raise
                 message = describe_protection(model, pk, exc)
                 out.fail(pk, [RowError(pk=pk, field=None, messages=(message,))])
                 continue

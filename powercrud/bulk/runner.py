@@ -26,6 +26,7 @@ from typing import Any
 from django.db import models, router, transaction
 from django.db.models import QuerySet
 
+from powercrud.bulk.db_errors import is_run_error
 from powercrud.bulk.types import MAX_EXAMPLES, BulkContext, RowChange, RowError
 
 ProgressCallback = Callable[[int, int], None]
@@ -125,7 +126,11 @@ def run_batches(
     progress_callback: ProgressCallback | None = None,
     max_errors: int = 10_000,
 ) -> RunOutcome:
-    """Run ``process`` over ``pks`` in batches under ``context``'s mode (see module docs)."""
+    """Run ``process`` over ``pks`` in batches under ``context``'s mode (see module docs).
+
+    A batch that raises one of ``retry_on`` is replayed row by row, except for errors of the
+    run itself (a lost connection and the like: ``db_errors.is_run_error``), which propagate.
+    """
     total = len(pks)
     report = progress_callback or (lambda done, total: None)
     report(0, total)
@@ -138,7 +143,9 @@ def run_batches(
             try:
                 with transaction.atomic(using=using):
                     result = process(batch, Isolation.NONE)
-            except retry_on:
+            except retry_on as exc:
+                if is_run_error(exc):
+                    raise
                 with transaction.atomic(using=using):
                     result = process(batch, Isolation.ROW)
             outcome.add(result, max_errors)
@@ -166,6 +173,8 @@ def _run_all_or_nothing(
             if outcome.failed or context.dry_run:
                 transaction.set_rollback(True, using=using)
     except retry_on as exc:
+        if is_run_error(exc):
+            raise
         # The database rejected a batch without saying which row: replay with savepoints.
         with transaction.atomic(using=using):
             outcome = _loop(pks, context, process, Isolation.BATCH, None, max_errors)

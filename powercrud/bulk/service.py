@@ -20,10 +20,10 @@ from types import MappingProxyType
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import DataError, IntegrityError, models, transaction
+from django.db import DatabaseError, models, transaction
 from django.db.models import QuerySet
 
-from powercrud.bulk.db_errors import describe_db_error, explain_db_error
+from powercrud.bulk.db_errors import describe_db_error, explain_db_error, is_run_error
 from powercrud.bulk.m2m import m2m_changes, resolve_edit, write_links
 from powercrud.bulk.plan import (
     Load,
@@ -66,7 +66,8 @@ from powercrud.bulk.values import from_field_data
 
 logger = logging.getLogger("powercrud.bulk")
 
-RETRY_ON: tuple[type[BaseException], ...] = (IntegrityError, DataError, ValidationError)
+RETRY_ON: tuple[type[BaseException], ...] = (DatabaseError, ValidationError)
+"""What a row's write may raise as that row's refusal; ``is_run_error()`` ones still propagate."""
 
 
 def _db_row_error(pk: Any, exc: BaseException, model: type[models.Model]) -> RowError:
@@ -280,14 +281,17 @@ class BulkUpdateService:
                     out.changed = write(batch)
                 out.succeeded = len(batch)
                 return out
-            except RETRY_ON:
-                pass
+            except RETRY_ON as exc:
+                if is_run_error(exc):
+                    raise
         for pk in batch:
             try:
                 with transaction.atomic(using=plan.using):
                     out.changed += write([pk])
                 out.succeeded += 1
             except RETRY_ON as exc:
+                if is_run_error(exc):
+                    raise
                 out.fail(pk, [_db_row_error(pk, exc, plan.model)])
         return out
 
@@ -344,8 +348,9 @@ class BulkUpdateService:
                 with transaction.atomic(using=plan.using):
                     self._write_rows(plan, rows)
                 return rows
-            except RETRY_ON:
-                pass
+            except RETRY_ON as exc:
+                if is_run_error(exc):
+                    raise
         written = []
         for row in rows:
             try:
@@ -355,6 +360,8 @@ class BulkUpdateService:
             except ValidationError as exc:
                 out.fail(row.pk, [RowError(row.pk, n, tuple(m)) for n, m in validation_messages(exc).items()])
             except RETRY_ON as exc:
+                if is_run_error(exc):
+                    raise
                 out.fail(row.pk, [_db_row_error(row.pk, exc, plan.model)])
         return written
 
