@@ -128,7 +128,7 @@ def row_checks(model: type[models.Model], names: Sequence[str]) -> RowChecks:
         referenced = constraint_fields(constraint)
         if referenced is None:
             referenced = frozenset(every)
-        pk_name = model._meta.pk.name  # type: ignore[union-attr]
+        pk_name = model._meta.pk.name
         referenced = frozenset(pk_name if n == "pk" else n for n in referenced)
         if changed.intersection(referenced):
             constraints.append((klass, constraint))
