@@ -6,12 +6,13 @@ URL name and template suffix. ``CRUDView.get_urls()`` asks every role for its pa
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import enum
 import heapq
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from django import forms
 from django.contrib.auth.views import redirect_to_login
@@ -20,13 +21,14 @@ from django.core.paginator import Page, Paginator
 from django.db import OperationalError, connections, models, transaction
 from django.db.models.deletion import ProtectedError, RestrictedError
 from django.forms import modelform_factory
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.decorators import classonlymethod
 from django.views import View
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
+from django_htmx.middleware import HtmxDetails
 
 from powercrud import columns as cols
 from powercrud.conf import settings as pc_settings
@@ -44,6 +46,18 @@ _SQLITE_BUSY = ("database is locked", "database table is locked")
 def database_busy(exc: OperationalError) -> bool:
     """Whether ``exc`` is SQLite giving up on a write lock another connection held too long."""
     return str(exc).strip().lower() in _SQLITE_BUSY
+
+
+class HtmxHttpRequest(HttpRequest):
+    """The request a powercrud view serves: django-htmx's middleware (check E008) adds ``htmx``."""
+
+    htmx: HtmxDetails
+
+
+def htmx_details(request: HttpRequest) -> HtmxDetails | None:
+    """``request.htmx``, or None for a request that skipped the middleware (e.g. ``RequestFactory``)."""
+    details: HtmxDetails | None = getattr(request, "htmx", None)
+    return details
 
 
 class Role(enum.Enum):
@@ -164,6 +178,8 @@ class CRUDView(View):
     # Set by ``as_view(role=...)``.
     role: Role | None = None
 
+    request: HtmxHttpRequest
+
     object: models.Model | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -172,7 +188,7 @@ class CRUDView(View):
 
     # ----- URLs -------------------------------------------------------------------------
     @classonlymethod
-    def as_view(cls, role: Role | None = None, **initkwargs: Any) -> Callable[..., HttpResponse]:  # type: ignore[override]
+    def as_view(cls, role: Role | None = None, **initkwargs: Any) -> Callable[..., HttpResponseBase]:
         if not isinstance(role, Role):
             raise ImproperlyConfigured(
                 f"{cls.__name__}.as_view() needs role=Role.<NAME>; "
@@ -206,7 +222,7 @@ class CRUDView(View):
     @classmethod
     def get_url_base(cls) -> str:
         assert cls.model is not None
-        return cls.url_base or cls.model._meta.model_name  # type: ignore[return-value]
+        return cls.url_base or str(cls.model._meta.model_name)
 
     @classmethod
     def get_path_converter(cls) -> str:
@@ -237,9 +253,9 @@ class CRUDView(View):
         for method, handler in self.role.handlers.items():
             setattr(self, method, getattr(self, handler))
         if "get" in self.role.handlers and "head" not in self.role.handlers:
-            self.head = self.get
+            self.head = getattr(self, self.role.handlers["get"])
 
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         assert self.role is not None
         if not self.has_role_permission(self.role):
             return self.handle_no_permission()
@@ -266,7 +282,8 @@ class CRUDView(View):
         """Permission names (``app.codename``) a user needs for ``role``."""
         if self.role_permissions is not None and role.value in self.role_permissions:
             return list(self.role_permissions[role.value])
-        opts = self.model._meta  # type: ignore[union-attr]
+        assert self.model is not None
+        opts = self.model._meta
         return [f"{opts.app_label}.{role.permission_action}_{opts.model_name}"]
 
     def has_role_permission(self, role: Role) -> bool:
@@ -277,7 +294,7 @@ class CRUDView(View):
         """Anonymous users go to the login page; signed-in users get a 403 page or modal."""
         request = self.request
         if not request.user.is_authenticated:
-            if getattr(request, "htmx", False):
+            if htmx_details(request):
                 return HttpResponseClientRedirect(redirect_to_login(request.get_full_path()).url)
             return redirect_to_login(request.get_full_path())
         return self.render_page(
@@ -329,8 +346,9 @@ class CRUDView(View):
     def get_form_class(self) -> type[forms.BaseForm]:
         if self.form_class is not None:
             return self.form_class
+        assert self.model is not None
         return modelform_factory(
-            self.model,  # type: ignore[arg-type]
+            self.model,
             fields=self.get_form_fields(),
             formfield_callback=formfield_for,
         )
@@ -349,7 +367,9 @@ class CRUDView(View):
         self, *, form: forms.BaseForm, mode: str, instance: models.Model | None = None
     ) -> models.Model:
         """Write one create or update (``mode`` is "create" or "update"); return the object."""
-        return form.save()  # type: ignore[attr-defined,no-any-return]
+        # The default saves a ModelForm; any other ``form_class`` overrides this hook (documented).
+        model_form = cast("forms.BaseModelForm[models.Model]", form)
+        return model_form.save()
 
     def row_guard(self, instance: models.Model | None) -> contextlib.AbstractContextManager[Any]:
         """A transaction in which ``instance`` cannot be taken by a bulk task; raises
@@ -415,7 +435,8 @@ class CRUDView(View):
 
     # ----- context and rendering ------------------------------------------------------
     def verbose_name(self) -> str:
-        return str(self.model._meta.verbose_name).capitalize()  # type: ignore[union-attr]
+        assert self.model is not None
+        return str(self.model._meta.verbose_name).capitalize()
 
     def get_list_queryset(self) -> models.QuerySet[Any]:
         """The list's rows: ``get_queryset()`` with joins for the shown relations."""
@@ -453,7 +474,7 @@ class CRUDView(View):
             "rows": self.build_rows(page.object_list, columns),
         }
 
-    def build_rows(self, objects: Any, columns: Sequence[cols.Column]) -> list[dict[str, Any]]:
+    def build_rows(self, objects: Any, columns: Sequence[cols.Column]) -> builtins.list[dict[str, Any]]:
         """Rows for the table template: the object, its cells and its action URLs."""
         rows = []
         can = self.get_permission_flags()
@@ -472,9 +493,10 @@ class CRUDView(View):
             )
         return rows
 
-    def get_detail_rows(self) -> list[tuple[str, Any]]:
+    def get_detail_rows(self) -> builtins.list[tuple[str, Any]]:
+        assert self.object is not None
         columns = self.get_columns()
-        return [(c.label, cols.format_value(cols.cell_value(self.object, c))) for c in columns]  # type: ignore[arg-type]
+        return [(c.label, cols.format_value(cols.cell_value(self.object, c))) for c in columns]
 
     def get_permission_flags(self) -> dict[str, bool]:
         """Which roles the user may use, so templates hide the buttons they may not."""
@@ -488,7 +510,7 @@ class CRUDView(View):
     def get_base_template_path(self) -> str:
         return self.base_template_path or pc_settings.BASE_TEMPLATE
 
-    def get_template_names(self) -> list[str]:
+    def get_template_names(self) -> builtins.list[str]:
         """Per-model override first (``<app>/<model>_<suffix>.html``), then powercrud's own."""
         assert self.model is not None and self.role is not None
         opts = self.model._meta
@@ -500,7 +522,7 @@ class CRUDView(View):
 
     def get_partial_name(self) -> str | None:
         """The named partial to render for an HTMX request, or None for the whole page."""
-        htmx = getattr(self.request, "htmx", None)
+        htmx = htmx_details(self.request)
         if not htmx or htmx.boosted or htmx.history_restore_request:
             return None
         return "content"
@@ -536,7 +558,7 @@ class CRUDView(View):
         self,
         context: dict[str, Any],
         *,
-        templates: list[str] | None = None,
+        templates: builtins.list[str] | None = None,
         status: int = 200,
     ) -> HttpResponse:
         """Render the role's page, or only its partial for an HTMX request."""
