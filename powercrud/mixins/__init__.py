@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from powercrud.mixins.bulk import BulkMixin
 from powercrud.mixins.listing import ListMixin
 from powercrud.mixins.selection import SelectionMixin
+
+if TYPE_CHECKING:
+    from powercrud.mixins.contracts import ListFeatures, SelectionFeatures
 
 
 class PowerCRUDMixin(BulkMixin, SelectionMixin, ListMixin):
@@ -12,8 +17,18 @@ class PowerCRUDMixin(BulkMixin, SelectionMixin, ListMixin):
 
     Use as ``class BookCRUDView(PowerCRUDMixin, CRUDView)``. Each feature lives in its own
     mixin module (``listing``, ``selection``, ``bulk``); none depends on mixin order beyond
-    all of them coming before ``CRUDView``.
+    all of them coming before ``CRUDView``. What each relies on of the view and of the others
+    is declared in ``powercrud.mixins.contracts``.
     """
+
+
+if TYPE_CHECKING:
+
+    def _honours_contracts(
+        listing: ListMixin, selection: SelectionMixin
+    ) -> tuple[ListFeatures, SelectionFeatures]:
+        """mypy proves ``ListMixin`` and ``SelectionMixin`` provide what the others call."""
+        return listing, selection
 
 
 __all__ = ["PowerCRUDMixin"]

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import operator
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import reduce
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import django_filters
 from django import forms
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from django.db.models import Exists, OuterRef, Q
+from django.db.models.expressions import Combinable
 
 from powercrud.columns import build_columns, resolve_field_path
 from powercrud.conf import settings as pc_settings
+from powercrud.mixins.contracts import ListHost
 
 TEXT_FIELDS = (models.CharField, models.TextField)
 
@@ -22,10 +24,12 @@ TEXT_FIELDS = (models.CharField, models.TextField)
 def _text_path_for(field: models.Field[Any, Any]) -> str | None:
     """For a relation, the related model's first text ``ordering`` field (e.g. ``name``)."""
     related = field.related_model
-    for key in getattr(related._meta, "ordering", None) or ():  # type: ignore[union-attr]
+    if related is None:
+        return None
+    for key in related._meta.ordering or ():
         if isinstance(key, str) and "__" not in key:
             try:
-                target = related._meta.get_field(key.lstrip("-"))  # type: ignore[union-attr]
+                target = related._meta.get_field(key.lstrip("-"))
             except FieldDoesNotExist:
                 continue
             if isinstance(target, TEXT_FIELDS):
@@ -52,7 +56,8 @@ def build_filterset_class(model: type[models.Model], names: Sequence[str]) -> ty
         if field.many_to_one or field.one_to_one:
             text = _text_path_for(field)
             limit = pc_settings.FILTER_SELECT_MAX_CHOICES
-            if text and field.related_model._default_manager.all()[: limit + 1].count() > limit:  # type: ignore[union-attr]
+            related = field.related_model
+            if text and related is not None and related._default_manager.all()[: limit + 1].count() > limit:
                 declared[name] = django_filters.CharFilter(
                     field_name=f"{name}__{text}", lookup_expr="icontains", label=label
                 )
@@ -76,7 +81,9 @@ def prepare_filter_form(form: forms.Form) -> None:
             # django-filter's choice fields add their own empty choice from ``empty_label``.
             field.empty_label = ANY_LABEL
             if isinstance(field, forms.ChoiceField) and not isinstance(field, forms.ModelChoiceField):
-                field.choices = [(v, label) for v, label in field.choices if v != ""]
+                # Django normalises any choices it is given to (value, label) pairs.
+                choices = cast("Iterable[tuple[Any, Any]]", field.choices)
+                field.choices = [(v, label) for v, label in choices if v != ""]
 
 
 def _has_active_filter(filterset: django_filters.FilterSet | None) -> bool:
@@ -85,8 +92,11 @@ def _has_active_filter(filterset: django_filters.FilterSet | None) -> bool:
     return any(v not in (None, "", []) for v in filterset.form.cleaned_data.values())
 
 
-class ListMixin:
-    """Filtering, searching, sorting and page-size choice for ``CRUDView``'s list role."""
+class ListMixin(ListHost):
+    """Filtering, searching, sorting and page-size choice for ``CRUDView``'s list role.
+
+    Contract: ``ListHost`` (``mixins/contracts.py``), i.e. ``CRUDView``, whose list hooks it extends.
+    """
 
     filterset_fields: ClassVar[Sequence[str]] = ()
     filterset_class: ClassVar[type[django_filters.FilterSet] | None] = None
@@ -94,10 +104,6 @@ class ListMixin:
     page_size_options: ClassVar[Sequence[int] | None] = None
     # Default ordering of the list (before the primary-key tie-break), e.g. ["-published_date"].
     ordering: ClassVar[Sequence[str] | None] = None
-
-    # Provided by CRUDView.
-    model: Any
-    request: Any
 
     def get_filterset_class(self) -> type[django_filters.FilterSet] | None:
         if self.filterset_class is not None:
@@ -149,23 +155,25 @@ class ListMixin:
         """The requested sortable column name and whether it is descending, if valid."""
         raw = self.request.GET.get(pc_settings.SORT_PARAM, "")
         name = raw.removeprefix("-")
-        sortable = {c.name for c in self.get_columns() if c.sort_key}  # type: ignore[attr-defined]
+        sortable = {c.name for c in self.get_columns() if c.sort_key}
         return (name, raw.startswith("-")) if name in sortable else None
 
     def apply_sort(self, queryset: models.QuerySet[Any]) -> models.QuerySet[Any]:
         """Order by the chosen column (or the default), always with a primary-key tie-break."""
         sort = self.get_sort()
+        order: list[str | Combinable]
         if sort:
-            keys = {c.name: c.sort_key for c in self.get_columns()}  # type: ignore[attr-defined]
+            keys = {c.name: c.sort_key for c in self.get_columns() if c.sort_key}
             name, descending = sort
             order = [f"-{keys[name]}" if descending else keys[name]]
         else:
+            # ``Meta.ordering`` may hold expressions (``F("name").asc()``) as well as names.
             order = list(self.ordering or self.model._meta.ordering or [])
-        order = [o for o in order if o.lstrip("-") != "pk"] + ["pk"]
+        order = [o for o in order if not (isinstance(o, str) and o.lstrip("-") == "pk")] + ["pk"]
         return queryset.order_by(*order)
 
     def get_list_queryset(self) -> models.QuerySet[Any]:
-        queryset = super().get_list_queryset()  # type: ignore[misc]
+        queryset = super().get_list_queryset()
         filterset = self.get_filterset(queryset)
         if filterset is not None:
             queryset = filterset.qs
@@ -174,17 +182,17 @@ class ListMixin:
 
     def get_page_size_options(self) -> list[int]:
         options = set(self.page_size_options or pc_settings.PAGE_SIZE_OPTIONS)
-        options.add(super().get_paginate_by())  # type: ignore[misc]
+        options.add(super().get_paginate_by())
         return sorted(options)
 
     def get_paginate_by(self) -> int:
         """``page_size`` from the query string when it is one of the options, else the default."""
         raw = self.request.GET.get(pc_settings.PAGE_SIZE_PARAM, "")
-        default: int = super().get_paginate_by()  # type: ignore[misc]
+        default: int = super().get_paginate_by()
         return int(raw) if raw.isdigit() and int(raw) in self.get_page_size_options() else default
 
     def get_list_context(self) -> dict[str, Any]:
-        context: dict[str, Any] = super().get_list_context()  # type: ignore[misc]
+        context: dict[str, Any] = super().get_list_context()
         sort = self.get_sort()
         # Sort links keep the rest of the state (filters, search, page size) and restart at page one.
         query = self.request.GET.copy()

@@ -13,27 +13,27 @@ from django_htmx.http import reswap, retarget, trigger_client_event
 
 from powercrud.bulk.selection import Selection, SelectionError, clean_pks, clean_selection
 from powercrud.conf import settings as pc_settings
-from powercrud.views import Role
+from powercrud.mixins.contracts import SelectionHost
+from powercrud.views import Role, htmx_details
 
 # Query-string keys that change how a list looks, not which rows match.
 PRESENTATION_PARAMS = ("page",)
 MAX_QUERY_LENGTH = 4096
 
 
-class SelectionMixin:
-    """Row, page and range selection that survives paging, sorting and filtering."""
+class SelectionMixin(SelectionHost):
+    """Row, page and range selection that survives paging, sorting and filtering.
+
+    Contract: ``SelectionHost`` (``mixins/contracts.py``): ``CRUDView`` plus ``ListFeatures``.
+    """
 
     selection_id_cap: ClassVar[int | None] = None
-
-    # Provided by CRUDView / ListMixin.
-    model: Any
-    request: HttpRequest
 
     def get_selection_id_cap(self) -> int:
         return self.selection_id_cap or pc_settings.SELECTION_ID_CAP
 
     def get_selection_key(self) -> str:
-        return f"powercrud:selection:{self.model._meta.label_lower}:{self.get_url_base()}"  # type: ignore[attr-defined]
+        return f"powercrud:selection:{self.model._meta.label_lower}:{self.get_url_base()}"
 
     def get_selection(self) -> Selection:
         """The current user's selection for this view (empty when none).
@@ -43,9 +43,9 @@ class SelectionMixin:
         selection. The check runs once per stored value and request.
         """
         raw = self.request.session.get(self.get_selection_key())
-        cached = self.__dict__.get("_checked_selection")
+        cached: tuple[object, Selection] | None = self.__dict__.get("_checked_selection")
         if cached is not None and cached[0] is raw:
-            return cached[1]  # type: ignore[no-any-return]
+            return cached[1]
         try:
             selection = clean_selection(self.model, Selection.from_dict(raw), cap=self.get_selection_id_cap())
         except SelectionError:
@@ -63,17 +63,17 @@ class SelectionMixin:
     def queryset_for_query(self, query: str) -> models.QuerySet[Any]:
         """Rows of ``get_queryset()`` matching a stored list query string (filters + search)."""
         params = QueryDict(query)
-        queryset = self.get_queryset()  # type: ignore[attr-defined]
-        filterset_class = self.get_filterset_class()  # type: ignore[attr-defined]
+        queryset = self.get_queryset()
+        filterset_class = self.get_filterset_class()
         if filterset_class is not None:
             queryset = filterset_class(params, queryset=queryset, request=self.request).qs
         search = params.get(pc_settings.SEARCH_PARAM, "").strip()[:200]
-        return self.apply_search(queryset, search)  # type: ignore[attr-defined,no-any-return]
+        return self.apply_search(queryset, search)
 
     def get_selection_queryset(self, selection: Selection | None = None) -> models.QuerySet[Any]:
         """The selected rows, always re-scoped through ``get_queryset()``."""
         selection = selection or self.get_selection()
-        base = self.get_queryset()  # type: ignore[attr-defined]
+        base = self.get_queryset()
         if selection.mode == "ids":
             return base.filter(pk__in=list(selection.ids)) if selection.ids else base.none()
         matching = Q(pk__in=self.queryset_for_query(selection.query).values("pk"))
@@ -139,20 +139,20 @@ class SelectionMixin:
         would drop the element every later selection request targets).
         """
         response = HttpResponseBadRequest(escape(message))
-        if getattr(self.request, "htmx", False):
+        if htmx_details(self.request):
             response = reswap(retarget(response, "#pc-selection-error"), "innerHTML")
         return response
 
     def render_selection_bar(self) -> HttpResponse:
-        context = self.get_context_data(**self.get_selection_context())  # type: ignore[attr-defined]
+        context = self.get_context_data(**self.get_selection_context())
         return TemplateResponse(self.request, "powercrud/partials/selection_bar.html", context)
 
     # ----- list integration ------------------------------------------------------------
     def bulk_enabled(self) -> bool:
-        return Role.SELECTION in self.get_roles()  # type: ignore[attr-defined]
+        return Role.SELECTION in self.get_roles()
 
     def build_rows(self, objects: Any, columns: Any) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = super().build_rows(objects, columns)  # type: ignore[misc]
+        rows: list[dict[str, Any]] = super().build_rows(objects, columns)
         if self.bulk_enabled():
             chosen = self.selected_pks_among([row["pk"] for row in rows])
             for row in rows:
@@ -160,7 +160,7 @@ class SelectionMixin:
         return rows
 
     def get_list_context(self) -> dict[str, Any]:
-        context: dict[str, Any] = super().get_list_context()  # type: ignore[misc]
+        context: dict[str, Any] = super().get_list_context()
         if self.bulk_enabled():
             context.update(self.get_selection_context())
             context["bulk_enabled"] = True
@@ -169,11 +169,11 @@ class SelectionMixin:
     def get_selection_context(self) -> dict[str, Any]:
         selection = self.get_selection()
         count = 0 if selection.is_empty else self.get_selection_queryset(selection).count()
-        can = self.get_permission_flags()  # type: ignore[attr-defined]
+        can = self.get_permission_flags()
         return {
             "selection": selection,
             "selection_count": count,
-            "selection_url": self.reverse(Role.SELECTION),  # type: ignore[attr-defined]
-            "bulk_edit_url": self.reverse(Role.BULK_EDIT) if can[Role.BULK_EDIT.value] else None,  # type: ignore[attr-defined]
-            "bulk_delete_url": self.reverse(Role.BULK_DELETE) if can[Role.BULK_DELETE.value] else None,  # type: ignore[attr-defined]
+            "selection_url": self.reverse(Role.SELECTION),
+            "bulk_edit_url": self.reverse(Role.BULK_EDIT) if can[Role.BULK_EDIT.value] else None,
+            "bulk_delete_url": self.reverse(Role.BULK_DELETE) if can[Role.BULK_DELETE.value] else None,
         }
