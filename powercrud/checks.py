@@ -48,9 +48,10 @@ def check_installation(app_configs: Any = None, **kwargs: Any) -> list[CheckMess
                     id="powercrud.E007",
                 )
             )
+    engines: list[dict[str, Any]] = settings.TEMPLATES
     context_processors = [
         name
-        for engine in settings.TEMPLATES
+        for engine in engines
         if engine.get("BACKEND") == "django.template.backends.django.DjangoTemplates"
         for name in engine.get("OPTIONS", {}).get("context_processors", [])
     ]

@@ -38,7 +38,7 @@ def resolve_field_path(model: type[models.Model], path: str) -> list[models.Fiel
         if not last:
             if not field.is_relation or field.related_model is None:
                 raise FieldDoesNotExist(f"{current.__name__}.{part} is not a relation")
-            current = field.related_model  # type: ignore[assignment]
+            current = field.related_model
     return chain
 
 

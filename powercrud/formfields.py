@@ -47,5 +47,7 @@ CHECKLIST_MAX_CHOICES = 40
 
 def few_choices(field: models.Field[Any, Any]) -> bool:
     """Whether a relation has few enough rows to show as a checklist instead of a select."""
-    manager = field.related_model._default_manager  # type: ignore[union-attr]
+    related = field.related_model
+    assert related is not None, f"{field} is not a relation"
+    manager = related._default_manager
     return manager.all()[: CHECKLIST_MAX_CHOICES + 1].count() <= CHECKLIST_MAX_CHOICES

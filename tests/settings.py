@@ -34,4 +34,4 @@ STORAGES = {
 LOGGING = {"version": 1, "disable_existing_loggers": False}
 
 # Tests run on powercrud's documented defaults, not the demo's choices.
-POWERCRUD_SETTINGS: dict[str, object] = {}
+POWERCRUD_SETTINGS = {}

@@ -101,11 +101,12 @@ class BulkEditForm(forms.Form):
         self.choices_hook = choices_hook
         for name in self.bulk_fields:
             model_field = model._meta.get_field(name)
+            assert isinstance(model_field, models.Field), f"{name!r} is not a field (check E006)"
             label = str(model_field.verbose_name).capitalize()
             self.fields[TOGGLE_PREFIX + name] = forms.BooleanField(
                 required=False, label=f"Change {model_field.verbose_name}"
             )
-            value_field = value_form_field(model_field, choices_hook)  # type: ignore[arg-type]
+            value_field = value_form_field(model_field, choices_hook)
             value_field.label = label
             self.fields[name] = value_field
             if model_field.many_to_many:

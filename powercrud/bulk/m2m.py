@@ -51,8 +51,9 @@ def resolve_edit(model: type[models.Model], name: str, change: M2MChange, using:
     field = model._meta.get_field(name)
     assert isinstance(field, models.ManyToManyField)
     remote = field.remote_field
-    through: type[models.Model] = remote.through  # type: ignore[assignment]
-    related: type[models.Model] = field.related_model  # type: ignore[assignment]
+    through = remote.through
+    assert through is not None  # set once the model class is prepared
+    related: type[models.Model] = field.related_model
     if not through._meta.auto_created:
         raise BulkInputError(
             name,

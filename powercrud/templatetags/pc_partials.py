@@ -12,4 +12,6 @@ from django import template
 if django.VERSION >= (6, 0):
     register = template.Library()
 else:
-    from template_partials.templatetags.partials import register  # noqa: F401
+    from template_partials.templatetags import partials
+
+    register = partials.register
