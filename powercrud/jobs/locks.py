@@ -259,13 +259,17 @@ def assert_queryset_unlocked(queryset: models.QuerySet[Any]) -> None:
 def guard_rows(model: type[models.Model] | str, pks: Sequence[Any]) -> Iterator[None]:
     """A transaction for a form edit or delete of rows ``pks`` that no bulk task can interleave.
 
-    Takes the rows' database locks (``SELECT ... FOR UPDATE``, waiting at most ``LOCK_WAIT``
-    on PostgreSQL), then checks the row locks; raises ``LockConflict`` naming the task when a
-    task holds any row. A task launched meanwhile waits for this transaction to end before
-    its worker writes the rows, so neither write is lost.
+    First checks the row locks outside any transaction, so a row a task holds is refused at
+    once (``LockConflict`` naming the task) instead of after waiting for the database: on
+    SQLite the transaction's ``BEGIN IMMEDIATE`` waits up to the connection ``timeout`` while a
+    worker's transaction writes. Then takes the rows' database locks (``SELECT ... FOR
+    UPDATE``, waiting at most ``LOCK_WAIT`` on PostgreSQL) and checks the row locks again, for
+    a task launched in between. A task launched after that waits for this transaction to end
+    before its worker writes the rows, so neither write is lost.
     """
     model = _model(model)
     using = router.db_for_write(model)
+    assert_unlocked(model, pks)  # before any wait for the database's locks
     with transaction.atomic(using=using), _short_lock_wait(using):
         rows = model._base_manager.using(using).select_for_update().filter(pk__in=list(pks))
         try:
