@@ -29,7 +29,7 @@ from powercrud.dashboard.outcomes import csv_lines, outcome_rows
 from powercrud.mixins import PowerCRUDMixin
 from powercrud.models import BulkTask
 from powercrud.jobs.monitor import request_cancel
-from powercrud.views import CRUDView, Role
+from powercrud.views import CRUDView, Role, htmx_details
 
 Status = BulkTask.Status
 
@@ -280,7 +280,7 @@ class BulkTaskView(PowerCRUDMixin, CRUDView):
         self.object = task = self.get_object()
         context = self.get_context_data(**self.get_task_context(task))
         html = render_to_string(PROGRESS_TEMPLATE, context, request=request)
-        if getattr(request, "htmx", False) and task.is_finished:
+        if htmx_details(request) and task.is_finished:
             # The poll that sees the end also refreshes any list on the page (pcRefresh).
             return trigger_client_event(HttpResponseStopPolling(html), "pcRefresh")
         return HttpResponse(html)
