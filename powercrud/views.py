@@ -579,4 +579,4 @@ class CRUDView(View):
         return HttpResponseRedirect(self.reverse(Role.LIST))
 
 
-__all__ = ["CRUDView", "Role", "registry"]
+__all__ = ["CRUDView", "HtmxHttpRequest", "Role", "htmx_details", "registry"]
