@@ -19,7 +19,7 @@ from django.db import models
 from django.urls import NoReverseMatch, reverse
 from django.utils.functional import cached_property as django_cached_property
 
-from powercrud.bulk_persistence import check_backend_path
+from powercrud.bulk_persistence import BulkUpdatePersistenceBackend, check_backend_path, resolve_backend_class
 from powercrud.columns import resolve_field_path
 from powercrud.conf import settings as pc_settings
 
@@ -219,6 +219,58 @@ def _async_errors(view: type[Any]) -> list[CheckMessage]:
     return errors
 
 
+def _unused_bulk_settings(view: type[Any]) -> list[CheckMessage]:
+    """W003: ``bulk_async`` or a backend path that nothing uses, because ``bulk_fields`` is empty.
+
+    Without bulk edit, ``bulk_async`` still serves bulk delete, and so does the backend, but
+    only through its ``scope_queryset()``. Views without ``BulkMixin`` have no bulk screens
+    whatever they set, so ``bulk_fields`` would not help them: they are not checked.
+    """
+    from powercrud.mixins.bulk import BulkMixin
+
+    if not issubclass(view, BulkMixin) or view.bulk_fields:
+        return []
+    path = getattr(view, "bulk_update_persistence_backend_path", None)
+    name = view.__qualname__
+    fix = "Set bulk_fields to the fields users may change in bulk, or remove"
+    if getattr(view, "bulk_delete", False):
+        if not path or check_backend_path(path) is not None:  # an unresolvable path is E009
+            return []
+        if resolve_backend_class(path).scope_queryset is not BulkUpdatePersistenceBackend.scope_queryset:
+            return []
+        return [
+            Warning(
+                f"{name} sets bulk_update_persistence_backend_path, but bulk edit is off because "
+                "bulk_fields is empty; bulk delete uses only the backend's scope_queryset(), which "
+                f"{path} does not override, so the backend is never used.",
+                hint=f"{fix} bulk_update_persistence_backend_path.",
+                obj=view,
+                id="powercrud.W003",
+            )
+        ]
+    unused = [
+        attr
+        for attr, value in (
+            ("bulk_async", getattr(view, "bulk_async", False)),
+            ("bulk_update_persistence_backend_path", path),
+        )
+        if value
+    ]
+    if not unused:
+        return []
+    named = " and ".join("bulk_async = True" if attr == "bulk_async" else attr for attr in unused)
+    effect = "it has" if len(unused) == 1 else "they have"
+    return [
+        Warning(
+            f"{name} sets {named}, but bulk edit is off because bulk_fields is empty (and "
+            f"bulk_delete is off too), so {effect} no effect.",
+            hint=f"{fix} {' and '.join(unused)}.",
+            obj=view,
+            id="powercrud.W003",
+        )
+    ]
+
+
 def check_view(view: type[Any]) -> list[CheckMessage]:
     """All class-level checks for one CRUD view."""
     model = getattr(view, "model", None)
@@ -244,6 +296,7 @@ def check_view(view: type[Any]) -> list[CheckMessage]:
     errors += _field_errors(view, "search_fields", getattr(view, "search_fields", ()) or (), "powercrud.E004")
     errors += _bulk_field_errors(view)
     errors += _async_errors(view)
+    errors += _unused_bulk_settings(view)
     path = getattr(view, "bulk_update_persistence_backend_path", None)
     if path:
         problem = check_backend_path(path)
