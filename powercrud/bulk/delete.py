@@ -20,7 +20,9 @@ from powercrud.bulk.runner import (
     Isolation,
     ProgressCallback,
     RunOutcome,
+    capped_errors_note,
     check_context,
+    exact_counts,
     freeze_pks,
     run_batches,
     write_alias,
@@ -150,6 +152,7 @@ class BulkDeleteService:
             message += f" {gone} had already been deleted."
         if outcome.extra:
             message += f" {outcome.extra} related objects were removed with them."
+        message += capped_errors_note(outcome)
         return BulkResult(
             success=success,
             success_records=outcome.succeeded,
@@ -158,4 +161,5 @@ class BulkDeleteService:
             changed=outcome.changed,
             dry_run=context.dry_run,
             message=message,
+            **exact_counts(outcome),
         )

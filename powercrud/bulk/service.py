@@ -39,7 +39,9 @@ from powercrud.bulk.runner import (
     Isolation,
     ProgressCallback,
     RunOutcome,
+    capped_errors_note,
     check_context,
+    exact_counts,
     freeze_pks,
     run_batches,
     write_alias,
@@ -394,9 +396,7 @@ class BulkUpdateService:
             dry_run=context.dry_run,
             atomic=context.atomic,
         )
-        listed = len({e.pk for e in outcome.errors})
-        if listed < outcome.failed:
-            message += f" Only the first {len(outcome.errors)} errors are listed."
+        message += capped_errors_note(outcome)
         return BulkResult(
             success=success,
             success_records=outcome.succeeded,
@@ -406,4 +406,5 @@ class BulkUpdateService:
             dry_run=context.dry_run,
             examples=tuple(outcome.examples),
             message=message,
+            **exact_counts(outcome),
         )
