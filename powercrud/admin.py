@@ -16,8 +16,8 @@ from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
-from powercrud.models import BulkTask, RowLock
 from powercrud.jobs.monitor import request_cancel
+from powercrud.models import BulkTask, RowLock
 
 ACTIVE = (BulkTask.Status.QUEUED, BulkTask.Status.RUNNING)
 

@@ -17,18 +17,23 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.db.models import QuerySet
 
+from powercrud.bulk import messages
 from powercrud.bulk.delete import BulkDeleteService
+from powercrud.bulk.request import BulkRequest
 from powercrud.bulk.runner import ProgressCallback, write_alias
 from powercrud.bulk.service import BulkUpdateService
-from powercrud.bulk.types import BulkContext, BulkResult, RowError, summarise
+from powercrud.bulk.types import BulkContext, BulkResult, RowError
 
 __all__ = [
     "BulkUpdatePersistenceBackend",
     "DefaultBulkUpdatePersistenceBackend",
+    "Write",
+    "backend_for",
     "check_backend_path",
     "resolve_backend_class",
     "run_bulk_delete",
     "run_bulk_update",
+    "run_request",
 ]
 
 
@@ -138,9 +143,7 @@ def check_backend_path(path: str) -> str | None:
 def _guarded(result: BulkResult, context: BulkContext) -> BulkResult:
     """``result`` made truthful about what the rollback left in the database."""
     if context.dry_run and not result.dry_run:
-        result = dataclasses.replace(
-            result, dry_run=True, message=f"Check only, nothing was saved. {result.message}".strip()
-        )
+        result = dataclasses.replace(result, dry_run=True, message=messages.check_only(result.message))
     partial = result.success_records or result.changed
     if context.atomic and not result.success and not context.dry_run and partial:
         result = dataclasses.replace(
@@ -148,7 +151,7 @@ def _guarded(result: BulkResult, context: BulkContext) -> BulkResult:
             success_records=0,
             changed=0,
             examples=(),
-            message=f"{result.message} Nothing was saved (all-or-nothing).".strip(),
+            message=messages.all_or_nothing_rolled_back(result.message),
         )
     return result
 
@@ -167,10 +170,9 @@ def _out_of_scope(
             f"scope_queryset() must return a queryset of {queryset.model._meta.label}, "
             f"not of {scoped.model._meta.label}."
         )
-    meta = queryset.model._meta
-    verb = "delete" if context.operation == "delete" else "change"
-    since = " (it changed after the task was submitted)" if context.mode == "async" else ""
-    message = f"This {meta.verbose_name} is no longer one you may {verb}{since}, so it was left as it is."
+    message = messages.out_of_scope(
+        str(queryset.model._meta.verbose_name), context.operation, queued=context.mode == "async"
+    )
     left_out = queryset.exclude(pk__in=scoped.values("pk")).order_by("pk").values_list("pk", flat=True)
     return tuple(RowError(pk=pk, field=None, messages=(message,)) for pk in left_out.iterator())
 
@@ -194,7 +196,7 @@ def _scoped_run(
         result = BulkResult(success=True, success_records=0, dry_run=context.dry_run)
     errors = (*result.errors, *refused)
     total = result.total + len(refused)
-    message = summarise(
+    message = messages.summarise(
         success=False,
         success_records=result.success_records,
         failed=len({e.pk for e in errors if e.pk is not None}),
@@ -207,6 +209,90 @@ def _scoped_run(
     return dataclasses.replace(result, success=False, errors=errors, total=total, message=message)
 
 
+Write = Callable[[QuerySet[Any]], Any]
+"""Writes the rows it is given; returns a ``BulkResult`` or the plain dict form."""
+
+
+def _guarded_run(
+    queryset: QuerySet[Any], context: BulkContext, scope: Scope | None, write: Write
+) -> BulkResult:
+    """``write`` over the rows ``scope`` keeps, inside a transaction that no run can misuse.
+
+    The transaction is rolled back when ``context.dry_run`` (even if the writer ignored the
+    flag) and when ``context.atomic`` and the result is not a success, so no backend can leave
+    a partial write in all-or-nothing mode. Exceptions propagate after the rollback.
+    """
+    with transaction.atomic(using=write_alias(queryset)):
+        result = _scoped_run(queryset, scope, context, write)
+        if context.dry_run or (context.atomic and not result.success):
+            transaction.set_rollback(True, using=write_alias(queryset))
+    return _guarded(result, context)
+
+
+def backend_for(request: BulkRequest) -> BulkUpdatePersistenceBackend:
+    """The backend ``request`` names (``backend_path`` and ``backend_config``), else the default."""
+    path = request.backend_path
+    backend_class = resolve_backend_class(path) if path else DefaultBulkUpdatePersistenceBackend
+    return backend_class(dict(request.backend_config) or None)
+
+
+def run_request(
+    request: BulkRequest,
+    *,
+    queryset: QuerySet[Any],
+    context: BulkContext,
+    backend: BulkUpdatePersistenceBackend | None = None,
+    progress_callback: ProgressCallback | None = None,
+    write: Write | None = None,
+) -> BulkResult:
+    """Run ``request`` over ``queryset``: the one call a sync view and a worker both make.
+
+    ``backend`` defaults to ``backend_for(request)``; its ``scope_queryset()`` narrows the rows
+    in both modes. Without ``write`` an edit goes to ``backend.persist_bulk_update()`` and a
+    delete to ``BulkDeleteService``; a view passes its own hook as ``write`` when it overrides
+    ``persist_bulk_update()`` or ``persist_bulk_delete()``.
+    """
+    backend = backend if backend is not None else backend_for(request)
+    if write is None and request.operation == "delete":
+        write = _delete_writer(BulkDeleteService(), context, progress_callback)
+    elif write is None:
+        write = _update_writer(
+            backend,
+            bulk_fields=request.bulk_fields,
+            fields_to_update=request.fields_to_update,
+            field_data=request.field_data,
+            context=context,
+            progress_callback=progress_callback,
+        )
+    return _guarded_run(queryset, context, backend.scope_queryset, write)
+
+
+def _update_writer(
+    backend: BulkUpdatePersistenceBackend,
+    *,
+    bulk_fields: Sequence[str],
+    fields_to_update: Sequence[str],
+    field_data: Mapping[str, Any],
+    context: BulkContext,
+    progress_callback: ProgressCallback | None,
+) -> Write:
+    """The backend's ``persist_bulk_update()`` with plain lists and a dict, as the contract says."""
+    return lambda rows: backend.persist_bulk_update(
+        queryset=rows,
+        bulk_fields=list(bulk_fields),
+        fields_to_update=list(fields_to_update),
+        field_data=dict(field_data),
+        context=context,
+        progress_callback=progress_callback,
+    )
+
+
+def _delete_writer(
+    service: BulkDeleteService, context: BulkContext, progress_callback: ProgressCallback | None
+) -> Write:
+    return lambda rows: service.apply(queryset=rows, context=context, progress_callback=progress_callback)
+
+
 def run_bulk_update(
     backend: BulkUpdatePersistenceBackend,
     *,
@@ -217,30 +303,20 @@ def run_bulk_update(
     context: BulkContext,
     progress_callback: ProgressCallback | None = None,
 ) -> BulkResult:
-    """Call ``backend`` inside a transaction; the one entry point for sync and async runs.
+    """Call ``backend`` over ``queryset``, guarded as ``run_request()`` guards a run.
 
-    The backend writes the rows its ``scope_queryset()`` keeps; the others are row errors. The
-    transaction is rolled back when ``context.dry_run`` (even if the backend ignored the flag)
-    and when ``context.atomic`` and the result is not a success, so no backend can leave a
-    partial write in all-or-nothing mode. Exceptions propagate after the rollback.
+    The backend writes the rows its ``scope_queryset()`` keeps; the others are row errors.
+    Dry runs and failed all-or-nothing runs are rolled back whatever the backend did.
     """
-    with transaction.atomic(using=write_alias(queryset)):
-        result = _scoped_run(
-            queryset,
-            backend.scope_queryset,
-            context,
-            lambda rows: backend.persist_bulk_update(
-                queryset=rows,
-                bulk_fields=bulk_fields,
-                fields_to_update=fields_to_update,
-                field_data=field_data,
-                context=context,
-                progress_callback=progress_callback,
-            ),
-        )
-        if context.dry_run or (context.atomic and not result.success):
-            transaction.set_rollback(True, using=write_alias(queryset))
-    return _guarded(result, context)
+    write = _update_writer(
+        backend,
+        bulk_fields=bulk_fields,
+        fields_to_update=fields_to_update,
+        field_data=field_data,
+        context=context,
+        progress_callback=progress_callback,
+    )
+    return _guarded_run(queryset, context, backend.scope_queryset, write)
 
 
 def run_bulk_delete(
@@ -255,15 +331,5 @@ def run_bulk_delete(
 
     ``scope``: a backend's ``scope_queryset``; rows it leaves out are not deleted (row errors).
     """
-    with transaction.atomic(using=write_alias(queryset)):
-        result = _scoped_run(
-            queryset,
-            scope,
-            context,
-            lambda rows: (service or BulkDeleteService()).apply(
-                queryset=rows, context=context, progress_callback=progress_callback
-            ),
-        )
-        if context.dry_run or (context.atomic and not result.success):
-            transaction.set_rollback(True, using=write_alias(queryset))
-    return _guarded(result, context)
+    write = _delete_writer(service or BulkDeleteService(), context, progress_callback)
+    return _guarded_run(queryset, context, scope, write)

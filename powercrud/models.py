@@ -14,6 +14,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from powercrud.bulk.request import BulkRequest
+
 MAX_STORED_ERRORS = 1000
 """At most this many row errors are kept on a task; the rest are only counted."""
 
@@ -64,8 +66,7 @@ class BulkTask(models.Model):
     payload = models.JSONField(
         default=dict,
         blank=True,
-        help_text="What the worker needs, as plain data: fields_to_update, field_data, "
-        "bulk_fields, backend_path, backend_config, atomic, batch_size, view_name.",
+        help_text="The BulkRequest the worker runs, as BulkRequest.to_dict() stores it.",
     )
     result = models.JSONField(null=True, blank=True, help_text="BulkResult.to_dict() of the run.")
     q_task_id = models.CharField(max_length=64, blank=True, help_text="django-q2's id for the job.")
@@ -114,6 +115,18 @@ class BulkTask(models.Model):
         try:
             return apps.get_model(self.model_label)
         except (LookupError, ValueError):
+            return None
+
+    def read_request(self) -> BulkRequest:
+        """The ``BulkRequest`` this task runs; ``ValueError`` when the stored form is not valid."""
+        return BulkRequest.from_dict(self.payload, operation=self.kind, model_label=self.model_label)
+
+    @property
+    def stored_request(self) -> BulkRequest | None:
+        """The ``BulkRequest`` for display, or None when the stored form cannot be read."""
+        try:
+            return self.read_request()
+        except ValueError:
             return None
 
     def row_errors(self) -> list[dict[str, Any]]:

@@ -153,6 +153,20 @@ def status_data(value: str = "archived") -> dict[str, Any]:
     return {"status": value}
 
 
+def launch_request(queryset: Any, *, user: Any = None, operation: str = "update", **fields: Any) -> Any:
+    """Launch a background run of ``BulkRequest(operation, **fields)`` over ``queryset``."""
+    from powercrud.bulk.request import BulkRequest
+    from powercrud.jobs.launch import launch_bulk_task
+
+    for name in ("fields_to_update", "bulk_fields"):
+        if name in fields:
+            fields[name] = tuple(fields[name])
+    if fields.get("backend_path") is None:
+        fields.pop("backend_path", None)
+    request = BulkRequest(operation=operation, model_label=queryset.model._meta.label_lower, **fields)
+    return launch_bulk_task(request, queryset, user=user)
+
+
 def launch_books(
     queryset: Any,
     *,
@@ -166,21 +180,16 @@ def launch_books(
     kind: str = "update",
 ) -> Any:
     """Launch a bulk task over ``queryset`` of books, the way a view would."""
-    from powercrud.jobs.launch import launch_bulk_task
-
-    return launch_bulk_task(
-        kind=kind,
-        queryset=queryset,
+    update = kind == "update"
+    return launch_request(
+        queryset,
         user=user,
-        fields_to_update=list(fields) if kind == "update" else (),
-        field_data=dict(field_data if field_data is not None else status_data())
-        if kind == "update"
-        else None,
-        bulk_fields=["status", "genre", "author", "price", "tags", "is_available"]
-        if kind == "update"
-        else (),
-        backend_path=backend,
-        backend_config=config,
+        operation=kind,
+        fields_to_update=list(fields) if update else (),
+        field_data=dict(field_data if field_data is not None else status_data()) if update else {},
+        bulk_fields=["status", "genre", "author", "price", "tags", "is_available"] if update else (),
+        backend_path=backend or "",
+        backend_config=config or {},
         atomic=atomic,
         batch_size=batch_size,
         view_name="books",
@@ -203,8 +212,8 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30, interval: float 
 
 
 def _task_json(task_id: int) -> dict[str, Any]:
-    from powercrud.models import BulkTask, RowLock
     from powercrud.jobs.progress import live_progress
+    from powercrud.models import BulkTask, RowLock
 
     task = live_progress([BulkTask.objects.get(pk=task_id)])[0]
     return {

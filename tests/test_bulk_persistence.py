@@ -195,7 +195,7 @@ def test_failed_result_in_all_or_nothing_mode_is_rolled_back(books: list[Book]) 
     assert not result.success
     assert result.errors == (RowError(pk=books[0].pk, field=None, messages=("Bad.",)),)
     assert (result.success_records, result.changed) == (0, 0)
-    assert result.message.endswith("Nothing was saved (all-or-nothing).")
+    assert result.message == "1 of 4 rows failed, so nothing was saved (all-or-nothing)."
 
 
 @pytest.mark.django_db

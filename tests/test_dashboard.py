@@ -16,8 +16,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from powercrud.jobs import progress
 from powercrud.dashboard import format_duration, outcome_rows
+from powercrud.jobs import progress
 from powercrud.models import BulkTask, RowLock
 from tests.conftest import HtmxClient
 
@@ -237,6 +237,7 @@ def test_detail_shows_errors_message_timings_and_changes(alice, catalogue):
                 "tags": {"op": "add", "ids": [tags[0].pk, tags[1].pk]},
                 "genre": None,
             },
+            "bulk_fields": ["status", "author", "price", "is_available", "published_date", "tags", "genre"],
             "atomic": False,
         },
     )
@@ -275,14 +276,19 @@ def test_detail_of_a_delete_task_and_a_gone_related_row(alice):
     delete = finished(alice, kind=BulkTask.Kind.DELETE, payload={})
     html = client_for(alice).get(url("detail", delete)).content.decode()
     assert "Deletes the 10 selected books." in html
-    edit = finished(alice, payload={"fields_to_update": ["author"], "field_data": {"author": 987654}})
+    edit = finished(
+        alice,
+        payload={"fields_to_update": ["author"], "bulk_fields": ["author"], "field_data": {"author": 987654}},
+    )
     html = client_for(alice).get(url("detail", edit)).content.decode()
     assert "#987654 (no longer exists)" in html
 
 
 def test_detail_of_a_task_whose_model_is_gone(alice):
     task = finished(
-        alice, model_label="gone.widget", payload={"fields_to_update": ["x"], "field_data": {"x": 1}}
+        alice,
+        model_label="gone.widget",
+        payload={"fields_to_update": ["x"], "bulk_fields": ["x"], "field_data": {"x": 1}},
     )
     html = client_for(alice).get(url("detail", task)).content.decode()
     assert "gone.widget" in html
@@ -309,7 +315,7 @@ def test_task_text_is_escaped_everywhere(alice):
         failure_count=1,
         message=f"Failed: {SCRIPT}",
         errors=[{"pk": SCRIPT, "field": SCRIPT, "messages": [SCRIPT]}],
-        payload={"fields_to_update": ["title"], "field_data": {"title": SCRIPT}},
+        payload={"fields_to_update": ["title"], "bulk_fields": ["title"], "field_data": {"title": SCRIPT}},
         model_label=SCRIPT,
     )
     client = client_for(alice)
@@ -401,7 +407,12 @@ def test_outcomes_csv_of_a_per_row_task(alice):
         ],
         errors_omitted=0,
         message="7 saved, 3 failed.",
-        payload={"fields_to_update": ["price"], "field_data": {"price": "1"}, "atomic": False},
+        payload={
+            "fields_to_update": ["price"],
+            "bulk_fields": ["price"],
+            "field_data": {"price": "1"},
+            "atomic": False,
+        },
     )
     response = client_for(alice).get(url("outcomes", task))
     assert response.status_code == 200

@@ -7,11 +7,13 @@ from typing import Any
 import pytest
 from django_q.models import OrmQ
 
-from powercrud.jobs.launch import LaunchError, launch_bulk_task
+from powercrud.bulk.request import BulkRequest
+from powercrud.bulk.types import BulkInputError
+from powercrud.jobs.launch import LaunchError
 from powercrud.jobs.locks import LockConflict
 from powercrud.models import BulkTask, RowLock
 from sample.models import Book
-from tests.async_helpers import launch_books, make_books
+from tests.async_helpers import launch_books, launch_request, make_books
 
 pytestmark = pytest.mark.django_db
 
@@ -36,6 +38,9 @@ def test_launch_records_locks_and_enqueues_after_commit(
     assert task.owner == admin_user
     assert task.total == 2  # "Book 00001" and "Book 00011"
     assert task.payload == {
+        "version": 1,
+        "operation": "update",
+        "model_label": "sample.book",
         "fields_to_update": ["status"],
         "field_data": {"status": "archived"},
         "bulk_fields": ["status", "genre", "author", "price", "tags", "is_available"],
@@ -45,7 +50,11 @@ def test_launch_records_locks_and_enqueues_after_commit(
         "batch_size": 10,
         "view_name": "books",
         "dry_run": False,
+        "reason": "",
+        "source_run": None,
+        "source_action": None,
     }
+    assert task.read_request() == BulkRequest.from_dict(task.payload)
     assert RowLock.objects.filter(task=task).count() == 2
     assert queued_job_names() == [task.task_name]
     job = OrmQ.objects.get()
@@ -86,7 +95,7 @@ def test_broker_down_fails_the_task_and_frees_its_rows(
     ):
         launch_books(Book.objects.all())
     assert caught.value.message == (
-        "The task could not be queued because the task queue is not reachable; nothing was changed. "
+        "The task could not be queued because the task queue is not reachable; nothing was saved. "
         "Try again later, or ask an administrator to check the workers."
     )
     task = BulkTask.objects.get()
@@ -116,24 +125,24 @@ def test_inputs_are_checked_before_anything_is_written() -> None:
     make_books(2)
     with pytest.raises(TypeError, match="JSON-able"):
         launch_books(Book.objects.all(), field_data={"status": object()})
-    with pytest.raises(ValueError, match="not in bulk_fields"):
-        launch_bulk_task(
-            kind="update",
-            queryset=Book.objects.all(),
+    with pytest.raises(BulkInputError, match="'title' cannot be changed in bulk here"):
+        launch_request(
+            Book.objects.all(),
+            operation="update",
             user=None,
             fields_to_update=["title"],
             field_data={"title": "x"},
             bulk_fields=["status"],
         )
-    with pytest.raises(ValueError, match="kind must be"):
-        launch_bulk_task(kind="explode", queryset=Book.objects.all(), user=None)
+    with pytest.raises(ValueError, match="operation must be 'update' or 'delete'"):
+        launch_request(Book.objects.all(), operation="explode", user=None)
     assert not BulkTask.objects.exists()
 
 
 def test_delete_launch(django_capture_on_commit_callbacks: Any) -> None:
     make_books(4)
     with django_capture_on_commit_callbacks(execute=True):
-        task = launch_bulk_task(kind="delete", queryset=Book.objects.all(), user=None)
+        task = launch_request(Book.objects.all(), operation="delete", user=None)
     assert task.kind == "delete"
     assert task.total == 4
     assert queued_job_names() == [task.task_name]

@@ -21,8 +21,8 @@ from powercrud.jobs.locks import (
     locked_by,
     release_locks,
 )
-from powercrud.models import BulkTask, RowLock
 from powercrud.jobs.worker import locked_queryset
+from powercrud.models import BulkTask, RowLock
 from sample.models import Asset, Book, Tag
 from tests.async_helpers import held_elsewhere, make_books
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.test import override_settings
 
-from powercrud.models import BulkTask
 from powercrud.jobs.worker import run_bulk_task
+from powercrud.models import BulkTask
 from sample.models import Book, BulkAudit
 
 pytestmark = pytest.mark.django_db

@@ -18,15 +18,15 @@ from django.core.management import call_command
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
-from powercrud.jobs import progress
 from powercrud.bulk.types import BulkContext, BulkResult
 from powercrud.bulk_persistence import DefaultBulkUpdatePersistenceBackend, run_bulk_update
+from powercrud.jobs import progress
 from powercrud.jobs.locks import LockConflict, assert_unlocked
-from powercrud.models import BulkTask, RowLock
 from powercrud.jobs.monitor import fail_stale_tasks, request_cancel
 from powercrud.jobs.worker import run_bulk_task
+from powercrud.models import BulkTask, RowLock
 from sample.models import Author, Book, Shelf, Tag
-from tests.async_helpers import SEEN, gate, launch_books, make_books, wait_for
+from tests.async_helpers import SEEN, gate, launch_books, launch_request, make_books, wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -91,11 +91,10 @@ def test_success_false_ends_failed_with_row_errors() -> None:
 
 def test_row_validation_failure_in_the_real_service_writes_nothing() -> None:
     shelves = [Shelf.objects.create(name=f"S{i}", capacity=10, is_full=i == 0) for i in range(4)]
-    from powercrud.jobs.launch import launch_bulk_task
 
-    task = launch_bulk_task(
-        kind="update",
-        queryset=Shelf.objects.all(),
+    task = launch_request(
+        Shelf.objects.all(),
+        operation="update",
         user=None,
         fields_to_update=["capacity"],
         field_data={"capacity": 0},
@@ -483,12 +482,10 @@ def test_same_input_same_end_state_and_result_in_sync_and_async(
 
 def test_async_delete_and_protected_rows() -> None:
     make_books(7)
-    from powercrud.jobs.launch import launch_bulk_task
-
-    task = launch_bulk_task(kind="delete", queryset=Book.objects.filter(title__endswith="1"), user=None)
+    task = launch_request(Book.objects.filter(title__endswith="1"), operation="delete", user=None)
     assert run_bulk_task(task.pk) == "succeeded"
     assert Book.objects.count() == 6
-    authors = launch_bulk_task(kind="delete", queryset=Author.objects.all(), user=None)
+    authors = launch_request(Author.objects.all(), operation="delete", user=None)
     assert run_bulk_task(authors.pk) == "failed"  # books PROTECT their author
     authors.refresh_from_db()
     assert "cannot be deleted" in authors.errors[0]["messages"][0]
@@ -496,14 +493,13 @@ def test_async_delete_and_protected_rows() -> None:
 
 
 def test_uuid_primary_keys_end_to_end() -> None:
-    from powercrud.jobs.launch import launch_bulk_task
     from sample.models import Asset
 
     for i in range(5):
         Asset.objects.create(code=f"A{i}")
-    task = launch_bulk_task(
-        kind="update",
-        queryset=Asset.objects.filter(code__in=["A1", "A3"]),
+    task = launch_request(
+        Asset.objects.filter(code__in=["A1", "A3"]),
+        operation="update",
         user=None,
         fields_to_update=["in_service"],
         field_data={"in_service": False},

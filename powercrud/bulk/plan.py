@@ -15,9 +15,10 @@ from typing import Any
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import models
 
+from powercrud.bulk.codec import sorted_values
 from powercrud.bulk.m2m import M2MEdit, read_links
 from powercrud.bulk.strategies import RowChecks, WriteStrategy
-from powercrud.bulk.types import BulkContext, BulkInputError, RowChange, sorted_values
+from powercrud.bulk.types import BulkContext, BulkInputError, RowChange
 
 
 class Load(enum.Enum):

@@ -6,18 +6,17 @@ round-trips through JSON); ``BulkResult`` comes out (with ``RowError`` and ``Row
 
 from __future__ import annotations
 
-import datetime
-import decimal
-import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal, get_args
 
+from powercrud.bulk.codec import JsonPk, frozen_json, json_pk, to_json
+from powercrud.bulk.messages import summarise
+
 Mode = Literal["sync", "async"]
 Operation = Literal["update", "delete"]
-JsonPk = int | str
 
 MAX_EXAMPLES = 5
 
@@ -38,53 +37,6 @@ class BulkInputError(ValueError):
         super().__init__(message)
         self.field = field
         self.message = message
-
-
-def json_pk(pk: Any) -> JsonPk:
-    """A primary key as JSON-able data: integers stay integers, anything else becomes text."""
-    if isinstance(pk, int) and not isinstance(pk, bool):
-        return pk
-    return str(pk)
-
-
-def jsonable(value: Any) -> Any:
-    """Plain JSON-able data for a Python value read from a model (for examples and audits)."""
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, decimal.Decimal):
-        return str(value)
-    if isinstance(value, datetime.date | datetime.time):
-        return value.isoformat()
-    if isinstance(value, datetime.timedelta):
-        return value.total_seconds()
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, set | frozenset):
-        return sorted_values(jsonable(v) for v in value)
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    return str(value)
-
-
-def sorted_values(values: Iterable[Any]) -> list[Any]:
-    """Values sorted naturally, or by their text when they cannot be compared."""
-    items = list(values)
-    try:
-        return sorted(items)
-    except TypeError:
-        return sorted(items, key=str)
-
-
-def _frozen_json(name: str, value: Mapping[str, Any]) -> MappingProxyType[str, Any]:
-    try:
-        copied = json.loads(json.dumps(dict(value)))
-    except (TypeError, ValueError) as exc:
-        raise TypeError(
-            f"BulkContext.{name} must hold JSON-able data (it is stored for workers): {exc}"
-        ) from None
-    return MappingProxyType(copied)
 
 
 @dataclass(frozen=True)
@@ -125,7 +77,7 @@ class BulkContext:
         if self.user_id is not None and not isinstance(self.user_id, int | str):
             raise ValueError(f"BulkContext.user_id must be an int, a str or None, not {self.user_id!r}.")
         object.__setattr__(self, "model_label", self.model_label.lower())
-        object.__setattr__(self, "extra", _frozen_json("extra", self.extra))
+        object.__setattr__(self, "extra", frozen_json("BulkContext.extra", self.extra))
 
     def to_dict(self) -> dict[str, Any]:
         """This context as JSON-able data; ``BulkContext.from_dict`` reverses it."""
@@ -209,7 +161,7 @@ class RowChange:
 
     def to_dict(self) -> dict[str, Any]:
         """This change as JSON-able data."""
-        return {"pk": json_pk(self.pk), "old": jsonable(self.old), "new": jsonable(self.new)}
+        return {"pk": json_pk(self.pk), "old": to_json(self.old), "new": to_json(self.new)}
 
 
 class BulkHookError(Exception):
@@ -295,6 +247,7 @@ class BulkResult:
         )
         message = value.get("message")
         if not isinstance(message, str) or not message:
+            general = next((" ".join(e.messages) for e in errors if e.pk is None), None)
             message = summarise(
                 success=success,
                 success_records=success_records,
@@ -302,6 +255,7 @@ class BulkResult:
                 total=total,
                 changed=changed,
                 dry_run=dry_run,
+                general=general,
             )
         return cls(
             success=success,
@@ -362,42 +316,3 @@ def _coerce_error(index: int, item: Any) -> RowError:
 
 def _pk_or_none(pk: Any) -> JsonPk | None:
     return None if pk is None else json_pk(pk)
-
-
-def _rows(count: int) -> str:
-    return f"{count:,} row" if count == 1 else f"{count:,} rows"
-
-
-def summarise(
-    *,
-    success: bool,
-    success_records: int,
-    failed: int,
-    total: int,
-    changed: int | None,
-    dry_run: bool,
-    atomic: bool = True,
-    verb: str = "Updated",
-) -> str:
-    """A one-line, human readable summary of a bulk run (``changed=None``: not reported)."""
-    counts = f" ({changed:,} changed)" if changed is not None else ""
-    done = verb.lower()
-    if dry_run:
-        prefix = "Check only, nothing was saved: "
-        if success and changed is not None:
-            return f"{prefix}{_rows(total)} checked; {changed:,} would change."
-        if success:
-            return f"{prefix}{success_records:,} of {_rows(total)} would be {done}."
-        if atomic:
-            return (
-                f"{prefix}{failed:,} of {_rows(total)} would fail, "
-                "so nothing would be saved (all-or-nothing)."
-            )
-        return (
-            f"{prefix}{failed:,} of {_rows(total)} would fail; {success_records:,} would be {done}{counts}."
-        )
-    if success:
-        return f"{verb} {success_records:,} of {_rows(total)}{counts}."
-    if atomic:
-        return f"{failed:,} of {_rows(total)} failed, so nothing was saved (all-or-nothing)."
-    return f"{failed:,} of {_rows(total)} failed; {done} {success_records:,}{counts}."

@@ -20,17 +20,14 @@ back into Python values. ``from_field_data(to_field_data(x))`` gives back the va
 
 from __future__ import annotations
 
-import datetime
-import decimal
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import models
-from django.utils.duration import duration_iso_string
 
+from powercrud.bulk.codec import NotJsonable, to_json
 from powercrud.bulk.types import BulkInputError
 
 __all__ = [
@@ -126,7 +123,7 @@ def to_field_data(
 
 def _target(field: models.Field[Any, Any]) -> models.Field[Any, Any]:
     """The field whose values are stored: the related primary key for relations."""
-    return field.target_field if field.is_relation else field  # type: ignore[attr-defined, no-any-return]
+    return field.target_field if field.is_relation else field  # type: ignore[attr-defined]
 
 
 def _scalar_to_data(field: models.Field[Any, Any], value: Any) -> Any:
@@ -148,21 +145,12 @@ def _scalar_to_data(field: models.Field[Any, Any], value: Any) -> Any:
 
 
 def _plain(name: str, value: Any) -> Any:
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return value
-    if isinstance(value, decimal.Decimal):
-        return str(value)
-    if isinstance(value, datetime.date | datetime.time):
-        return value.isoformat()
-    if isinstance(value, datetime.timedelta):
-        return duration_iso_string(value)
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    raise BulkInputError(
-        name, f"'{name}' has a {type(value).__name__} value, which bulk edit cannot pass on as data."
-    )
+    try:
+        return to_json(value, strict=True)
+    except NotJsonable:
+        raise BulkInputError(
+            name, f"'{name}' has a {type(value).__name__} value, which bulk edit cannot pass on as data."
+        ) from None
 
 
 def _m2m_to_data(field: models.Field[Any, Any], value: Any, op: Any) -> dict[str, Any]:
@@ -194,7 +182,7 @@ def _m2m_to_data(field: models.Field[Any, Any], value: Any, op: Any) -> dict[str
                     f"'{name}' expects {related._meta.label} objects, got {item!r}.",  # type: ignore[union-attr]
                 )
             item = item.pk
-        ids.append(_plain(name, _key(name, pk_field, item)))  # type: ignore[arg-type]
+        ids.append(_plain(name, _key(name, pk_field, item)))
     return {"op": op, "ids": ids}
 
 
@@ -307,5 +295,5 @@ def _m2m_from_data(field: models.Field[Any, Any], raw: Any) -> M2MChange:
     for item in ids:
         if item is None:
             raise BulkInputError(name, f"'{name}' ids cannot contain None.")
-        converted.append(_key(name, pk_field, item))  # type: ignore[arg-type]
+        converted.append(_key(name, pk_field, item))
     return M2MChange(op=op, ids=tuple(converted))

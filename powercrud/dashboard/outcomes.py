@@ -6,7 +6,7 @@ import csv
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from powercrud.dashboard.describe import ACTIVE, row_errors, task_payload
+from powercrud.dashboard.describe import ACTIVE, row_errors
 from powercrud.models import MAX_STORED_ERRORS, BulkTask
 
 Status = BulkTask.Status
@@ -36,7 +36,7 @@ def outcome_rows(task: BulkTask) -> Iterator[tuple[Any, str, str, str]]:
     selection (the row locks) is released and their ids are no longer stored anywhere.
     """
     done_word = "deleted" if task.kind == BulkTask.Kind.DELETE else "updated"
-    payload = task_payload(task)
+    stored = task.stored_request
     for error in row_errors(task):
         yield error.pk, "failed", error.field, " ".join(error.messages)
     if task.errors_omitted:
@@ -51,13 +51,13 @@ def outcome_rows(task: BulkTask) -> Iterator[tuple[Any, str, str, str]]:
         state = task.get_status_display().lower()
         yield None, "pending", "", f"The task is {state}: {task.done} of {_rows_word(task.total)} processed."
         return
-    if payload.get("dry_run"):
+    if stored is not None and stored.dry_run:
         yield None, "checked", "", f"A check only; nothing was written. {task.message}".strip()
         return
     # The worker commits a task's writes with its outcome: all of them when it succeeded, the
     # valid rows of a per-row task that failed, and nothing when it was cancelled.
     committed = task.status == Status.SUCCEEDED or (
-        task.status == Status.FAILED and not payload.get("atomic", True)
+        task.status == Status.FAILED and stored is not None and not stored.atomic
     )
     saved = task.success_count if committed else 0
     if saved:

@@ -15,7 +15,7 @@ from django.template.loader import render_to_string
 from django.urls import URLPattern, path, reverse
 from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 
-from powercrud.jobs import progress
+from powercrud.bulk import messages as bulk_messages
 from powercrud.conf import settings as pc_settings
 from powercrud.dashboard.describe import (
     ACTIVE,
@@ -23,12 +23,12 @@ from powercrud.dashboard.describe import (
     format_duration,
     model_display_name,
     row_errors,
-    task_payload,
 )
 from powercrud.dashboard.outcomes import csv_lines, outcome_rows
+from powercrud.jobs import progress
+from powercrud.jobs.monitor import request_cancel
 from powercrud.mixins import PowerCRUDMixin
 from powercrud.models import BulkTask
-from powercrud.jobs.monitor import request_cancel
 from powercrud.views import CRUDView, Role, htmx_details
 
 Status = BulkTask.Status
@@ -111,7 +111,7 @@ _LIST_COLUMNS = (
 class BulkTaskView(PowerCRUDMixin, CRUDView):
     """The task dashboard (list and detail) and the progress, outcomes and cancel actions."""
 
-    model = BulkTask  # type: ignore[misc]  # BulkMixin declares ``model: Any`` as an instance variable
+    model = BulkTask
     namespace = "powercrud"
     url_base = "tasks"
     fields = [
@@ -261,13 +261,13 @@ class BulkTaskView(PowerCRUDMixin, CRUDView):
         return context
 
     def detail_context(self, task: BulkTask, **extra: Any) -> dict[str, Any]:
-        payload = task_payload(task)
+        stored = task.stored_request
         return self.get_task_context(
             task,
             changes=describe_changes(task) if task.kind == BulkTask.Kind.UPDATE else [],
             errors=row_errors(task),
-            atomic=bool(payload.get("atomic", True)),
-            dry_run=bool(payload.get("dry_run", False)),
+            atomic=stored.atomic if stored else True,
+            dry_run=stored.dry_run if stored else False,
             **extra,
         )
 
@@ -313,10 +313,10 @@ class BulkTaskView(PowerCRUDMixin, CRUDView):
             progress.live_progress([task])
             self.object = task
         if was == Status.QUEUED and task.status == Status.CANCELLED:
-            message = f"Task #{task.pk} was cancelled before it started; nothing was changed."
+            message = bulk_messages.cancel_notice(task.pk, task.kind, started=False)
         elif task.status == Status.RUNNING and task.cancel_requested:
             # The worker writes a task in one transaction: a cancelled run saves nothing.
-            message = f"Task #{task.pk} will stop at its next batch; nothing it did will be saved."
+            message = bulk_messages.cancel_notice(task.pk, task.kind, started=True)
         else:
             ended = task.get_status_display().lower()
             error = f"Task #{task.pk} has already ended ({ended}), so there is nothing to cancel."

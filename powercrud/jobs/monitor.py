@@ -18,6 +18,7 @@ from typing import Any
 from django.db import router, transaction
 from django.utils import timezone
 
+from powercrud.bulk import messages
 from powercrud.bulk.types import BulkResult
 from powercrud.conf import settings as pc_settings
 from powercrud.jobs import progress
@@ -85,11 +86,6 @@ def finish_task(
     return bool(changed)
 
 
-def _nothing_saved(task: BulkTask) -> str:
-    return "nothing was deleted" if task.kind == BulkTask.Kind.DELETE else "nothing was saved"
-
-
-
 # --- cancelling ---------------------------------------------------------------------------------
 
 
@@ -102,11 +98,10 @@ def request_cancel(task: BulkTask | int) -> BulkTask:
     task_id = task.pk if isinstance(task, BulkTask) else task
     current = BulkTask.objects.using(_alias()).get(pk=task_id)
     if current.status == Status.QUEUED:
-        nothing = _nothing_saved(current)
         if finish_task(
             current,
             Status.CANCELLED,
-            message=f"Cancelled before it started; {nothing}.",
+            message=messages.cancelled(current.kind),
             expect=(Status.QUEUED,),
         ):
             return current
@@ -115,7 +110,6 @@ def request_cancel(task: BulkTask | int) -> BulkTask:
         progress.cancel_running(current)
         current.cancel_requested = True
     return current
-
 
 
 # --- worker death -------------------------------------------------------------------------------
@@ -154,10 +148,7 @@ def fail_stale_tasks(
         if last >= cutoff:
             continue
         silent = int((now - last).total_seconds())
-        message = (
-            f"The worker stopped responding (no heartbeat for {silent} s), so the task was ended; "
-            f"{_nothing_saved(task)}."
-        )
+        message = messages.no_heartbeat(task.kind, silent)
         if finish_task(task, Status.FAILED, message=message):
             progress.forget(task)
             failed.append(task.pk)
@@ -171,10 +162,7 @@ def fail_stale_tasks(
         for task in old_queued:
             if waiting is not None and task.task_name in waiting:
                 continue
-            message = (
-                f"The task was never picked up by a worker (queued for more than "
-                f"{int(queued_older_than_seconds)} s); {_nothing_saved(task)}."
-            )
+            message = messages.never_picked_up(task.kind, int(queued_older_than_seconds))
             if finish_task(task, Status.FAILED, message=message, expect=(Status.QUEUED,)):
                 failed.append(task.pk)
                 logger.warning("Bulk task #%s failed: never picked up by a worker.", task.pk)
@@ -184,4 +172,3 @@ def fail_stale_tasks(
 def cleanup_stale_tasks() -> int:
     """The function to schedule with django-q2 (``Schedule``); returns how many tasks failed."""
     return len(fail_stale_tasks())
-

@@ -15,7 +15,6 @@ this function never raises to django-q2 and never signals failure by its return 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from typing import Any
 
 from django.apps import apps
@@ -26,17 +25,12 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 from django_q.exceptions import TimeoutException
 
-from powercrud.bulk.types import BulkContext, BulkInputError, BulkResult
-from powercrud.bulk_persistence import (
-    DefaultBulkUpdatePersistenceBackend,
-    resolve_backend_class,
-    run_bulk_delete,
-    run_bulk_update,
-)
-from powercrud.conf import settings as pc_settings
+from powercrud.bulk import messages
+from powercrud.bulk.types import BulkInputError, BulkResult
+from powercrud.bulk_persistence import run_request
 from powercrud.jobs import progress
 from powercrud.jobs.locks import release_locks
-from powercrud.jobs.monitor import _nothing_saved, finish_task
+from powercrud.jobs.monitor import finish_task
 from powercrud.jobs.progress import ProgressWriter, TaskCancelled
 from powercrud.models import BulkTask, RowLock
 
@@ -57,23 +51,16 @@ class _Superseded(Exception):
 
 def describe_failure(task: BulkTask, exc: BaseException) -> str:
     """A message about ``exc`` that is safe to show to the task's owner."""
-    nothing = _nothing_saved(task)
+    operation = task.kind
     if isinstance(exc, BulkInputError):
-        return f"{exc.message} ({nothing.capitalize()}.)"
+        return messages.task_failed(operation, "bad_input", detail=exc.message)
     if isinstance(exc, ImproperlyConfigured):
-        return f"The task could not start, so {nothing}: {exc}"
+        return messages.task_failed(operation, "misconfigured", detail=str(exc))
     if isinstance(exc, LookupError) and task.model_class is None:
-        return f"The model {task.model_label!r} no longer exists, so {nothing}."
+        return messages.task_failed(operation, "model_gone", detail=task.model_label)
     if isinstance(exc, TimeoutException):
-        return (
-            f"The task ran longer than the worker's time limit (Q_CLUSTER 'timeout') and was "
-            f"stopped; {nothing}. Raise the timeout or select fewer rows."
-        )
-    return (
-        f"The task stopped because of an unexpected error; {nothing}. "
-        f"The details are in the worker log under {task.task_name}."
-    )
-
+        return messages.task_failed(operation, "timeout")
+    return messages.task_failed(operation, "unexpected", task_name=task.task_name)
 
 
 # --- running ------------------------------------------------------------------------------------
@@ -90,44 +77,18 @@ def locked_queryset(task: BulkTask, model: type[models.Model]) -> models.QuerySe
     return model._base_manager.using(_alias()).filter(pk__in=keys)
 
 
-def _context(task: BulkTask) -> BulkContext:
-    payload = task.payload or {}
-    return BulkContext(
+def _execute(task: BulkTask, writer: ProgressWriter) -> BulkResult:
+    """Run the task's stored ``BulkRequest`` through the guard the sync view uses, in ``"async"`` mode."""
+    request = task.read_request()
+    context = request.context(
         mode="async",
-        model_label=task.model_label,
         user_id=task.owner_id,
         selection_size=task.total,
-        atomic=bool(payload.get("atomic", True)),
-        dry_run=bool(payload.get("dry_run", False)),
         task_name=task.task_name,
-        operation=task.kind,  # type: ignore[arg-type]
-        batch_size=int(payload.get("batch_size") or pc_settings.BULK_BATCH_SIZE),
-        extra={"task_id": task.pk, "view_name": payload.get("view_name", "")},
+        extra={"task_id": task.pk},
     )
-
-
-def _execute(task: BulkTask, writer: ProgressWriter) -> BulkResult:
-    """Call the same guarded entry point the sync view uses, with ``mode="async"``."""
-    model = apps.get_model(task.model_label)
-    payload: Mapping[str, Any] = task.payload or {}
-    context = _context(task)
-    queryset = locked_queryset(task, model)
-    path = payload.get("backend_path")
-    backend_class = resolve_backend_class(path) if path else DefaultBulkUpdatePersistenceBackend
-    backend = backend_class(payload.get("backend_config") or None)
-    if task.kind == BulkTask.Kind.DELETE:
-        return run_bulk_delete(
-            queryset=queryset, context=context, progress_callback=writer, scope=backend.scope_queryset
-        )
-    return run_bulk_update(
-        backend,
-        queryset=queryset,
-        bulk_fields=list(payload.get("bulk_fields") or ()),
-        fields_to_update=list(payload.get("fields_to_update") or ()),
-        field_data=dict(payload.get("field_data") or {}),
-        context=context,
-        progress_callback=writer,
-    )
+    queryset = locked_queryset(task, apps.get_model(task.model_label))
+    return run_request(request, queryset=queryset, context=context, progress_callback=writer)
 
 
 ANALYZE_LOCKS_FROM = 10_000
@@ -170,7 +131,7 @@ def run_bulk_task(task_id: int) -> str:
         return "skipped"
     live = progress.read_live(task)
     if task.cancel_requested or (live is not None and live.cancel_requested):
-        finish_task(task, Status.CANCELLED, message=f"Cancelled before it started; {_nothing_saved(task)}.")
+        finish_task(task, Status.CANCELLED, message=messages.cancelled(task.kind))
         progress.forget(task)
         return Status.CANCELLED
     writer = ProgressWriter(task)
@@ -194,11 +155,10 @@ def run_bulk_task(task_id: int) -> str:
         return status
     except TaskCancelled:
         writer.stop()
-        nothing = _nothing_saved(task)
         finish_task(
             task,
             Status.CANCELLED,
-            message=f"Cancelled after {writer.done} of {writer.total} rows; {nothing}.",
+            message=messages.cancelled(task.kind, done=writer.done, total=writer.total),
             done=writer.done,
         )
         logger.info("Bulk task #%s cancelled after %s rows.", task.pk, writer.done)
@@ -218,5 +178,3 @@ def run_bulk_task(task_id: int) -> str:
     finally:
         writer.stop()
         progress.forget(task)
-
-

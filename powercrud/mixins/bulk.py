@@ -1,11 +1,12 @@
 """Bulk edit and bulk delete over the current selection: in the request, or queued on a worker.
 
-Both roles hand the re-scoped selection queryset to one persistence path
-(``persist_bulk_update`` -> backend -> service; ``persist_bulk_delete`` -> delete service),
-the same one the async worker uses, inside a guard that rolls back dry runs and failed
-all-or-nothing runs, even when a user's override ignores the flags. A run in the request
-holds its rows for its whole transaction (``hold_selection``), so an overlapping bulk run,
-in the request or queued, conflicts instead of interleaving.
+A handler turns the modal's validated values into one ``BulkRequest`` (``build_bulk_request()``)
+and runs it: in the request through ``run_request()``, the guard the worker uses too, straight
+into the configured backend (or into the view's own ``persist_bulk_update()`` /
+``persist_bulk_delete()`` when the view overrides them); or on a worker through
+``launch_async()``. A run in the request holds its rows for its whole transaction
+(``hold_selection``), so an overlapping bulk run, in the request or queued, conflicts instead
+of interleaving.
 """
 
 from __future__ import annotations
@@ -21,63 +22,38 @@ from django_htmx.http import trigger_client_event
 from powercrud.bulk.delete import BulkDeleteService
 from powercrud.bulk.display import describe_examples
 from powercrud.bulk.forms import TOGGLE_PREFIX, BulkEditForm
-from powercrud.jobs.launch import LaunchError, launch_bulk_task
-from powercrud.bulk.types import BulkContext, BulkInputError, BulkResult
+from powercrud.bulk.request import BulkRequest
+from powercrud.bulk.types import BulkContext, BulkInputError, BulkResult, Operation
 from powercrud.bulk.values import to_field_data
 from powercrud.bulk_persistence import (
     BulkUpdatePersistenceBackend,
     DefaultBulkUpdatePersistenceBackend,
+    Write,
     resolve_backend_class,
-    run_bulk_delete,
-    run_bulk_update,
+    run_request,
 )
 from powercrud.conf import settings as pc_settings
+from powercrud.jobs.launch import LaunchError, launch_bulk_task
 from powercrud.jobs.locks import LockConflict, hold_selection
+from powercrud.mixins.contracts import BulkHost
+from powercrud.params import RepeatedParameter, refuse_repeated, single
 from powercrud.views import Role
 
 ProgressCallback = Callable[[int, int], None]
 
 
-class _ViewHookBackend(BulkUpdatePersistenceBackend):
-    """Adapts the view's sync hook to the backend contract, so one guard serves both."""
-
-    def __init__(self, view: BulkMixin) -> None:
-        super().__init__()
-        self.view = view
-
-    def scope_queryset(self, queryset: Any, *, context: Any) -> Any:
-        return self.view.get_bulk_update_backend().scope_queryset(queryset, context=context)
-
-    def persist_bulk_update(
-        self,
-        *,
-        queryset: Any,
-        bulk_fields: Any,
-        fields_to_update: Any,
-        field_data: Any,
-        context: Any,
-        progress_callback: Any = None,
-    ) -> Any:
-        return self.view.persist_bulk_update(
-            queryset=queryset,
-            fields_to_update=fields_to_update,
-            field_data=field_data,
-            progress_callback=progress_callback,
-        )
+def _single_value_names(form: BulkEditForm) -> list[str]:
+    """The parameters of a bulk edit that take one value: all but many-to-many choices."""
+    fields = form.fields.items()
+    names = [name for name, field in fields if not getattr(field.widget, "allow_multiple_selected", False)]
+    return [*names, "dry_run"]
 
 
-class _ViewDeleteService:
-    """Adapts the view's delete hook to the service contract, so ``run_bulk_delete`` guards it."""
+class BulkMixin(BulkHost):
+    """The BULK_EDIT and BULK_DELETE roles.
 
-    def __init__(self, view: BulkMixin) -> None:
-        self.view = view
-
-    def apply(self, *, queryset: Any, context: Any, progress_callback: Any = None) -> Any:
-        return self.view.persist_bulk_delete(queryset=queryset, progress_callback=progress_callback)
-
-
-class BulkMixin:
-    """The BULK_EDIT and BULK_DELETE roles."""
+    Contract: ``BulkHost`` (``mixins/contracts.py``): ``CRUDView`` plus ``SelectionFeatures``.
+    """
 
     bulk_fields: ClassVar[Sequence[str]] = ()
     bulk_delete: ClassVar[bool] = False
@@ -89,9 +65,6 @@ class BulkMixin:
     bulk_async: ClassVar[bool] = False
     bulk_min_async_records: ClassVar[int | None] = None
 
-    # Provided by CRUDView and SelectionMixin.
-    model: Any
-    request: HttpRequest
     _bulk_context: BulkContext | None = None
 
     @classmethod
@@ -127,17 +100,31 @@ class BulkMixin:
             raise RuntimeError("get_bulk_context() is only available while a bulk run is in progress.")
         return self._bulk_context
 
-    def build_bulk_context(self, *, operation: str, selection_size: int, dry_run: bool) -> BulkContext:
-        user = self.request.user
-        return BulkContext(
-            mode="sync",
+    def build_bulk_request(
+        self,
+        operation: Operation,
+        *,
+        fields_to_update: Sequence[str] = (),
+        field_data: Mapping[str, Any] | None = None,
+        dry_run: bool = False,
+    ) -> BulkRequest:
+        """The ``BulkRequest`` this view runs, in the request or on a worker.
+
+        Override to change what every run of the view carries (its backend config, say):
+        both modes read the request, so both see the change.
+        """
+        return BulkRequest(
+            operation=operation,
             model_label=self.model._meta.label_lower,
-            user_id=user.pk if user.is_authenticated else None,
-            selection_size=selection_size,
+            fields_to_update=tuple(fields_to_update),
+            field_data=field_data or {},
+            bulk_fields=tuple(self.get_bulk_fields()) if operation == "update" else (),
             atomic=self.bulk_atomic,
             dry_run=dry_run,
-            operation=operation,  # type: ignore[arg-type]
             batch_size=pc_settings.BULK_BATCH_SIZE,
+            backend_path=self.bulk_update_persistence_backend_path or "",
+            backend_config=self.bulk_update_persistence_backend_config or {},
+            view_name=f"{type(self).__module__}.{type(self).__qualname__}",
         )
 
     def get_bulk_update_backend(self) -> BulkUpdatePersistenceBackend:
@@ -154,8 +141,11 @@ class BulkMixin:
         fields_to_update: Sequence[str],
         field_data: Mapping[str, Any],
         progress_callback: ProgressCallback | None = None,
-    ) -> BulkResult | dict[str, Any]:
-        """The sync bulk-update hook. Default: the configured backend (the async path's too)."""
+    ) -> BulkResult | Mapping[str, Any]:
+        """The sync bulk-update hook. Default: the configured backend (the async path's too).
+
+        Only an override is called: without one, a sync run goes to the backend directly.
+        """
         return self.get_bulk_update_backend().persist_bulk_update(
             queryset=queryset,
             bulk_fields=self.get_bulk_fields(),
@@ -164,6 +154,41 @@ class BulkMixin:
             context=self.get_bulk_context(),
             progress_callback=progress_callback,
         )
+
+    def _sync_hook(self, bulk_request: BulkRequest) -> Write | None:
+        """The view's own write hook for ``bulk_request``, when the view overrides it."""
+        view = type(self)
+        if bulk_request.operation == "delete":
+            if view.persist_bulk_delete is BulkMixin.persist_bulk_delete:
+                return None
+            return lambda rows: self.persist_bulk_delete(queryset=rows)
+        if view.persist_bulk_update is BulkMixin.persist_bulk_update:
+            return None
+        return lambda rows: self.persist_bulk_update(
+            queryset=rows,
+            fields_to_update=list(bulk_request.fields_to_update),
+            field_data=dict(bulk_request.field_data),
+        )
+
+    def run_in_request(
+        self, bulk_request: BulkRequest, queryset: models.QuerySet[Any], size: int
+    ) -> BulkResult:
+        """Run ``bulk_request`` over ``queryset`` now, its rows held; raises ``LockConflict``."""
+        user = self.request.user
+        self._bulk_context = bulk_request.context(
+            mode="sync", user_id=user.pk if user.is_authenticated else None, selection_size=size
+        )
+        try:
+            with hold_selection(queryset):
+                return run_request(
+                    bulk_request,
+                    queryset=queryset,
+                    context=self._bulk_context,
+                    backend=self.get_bulk_update_backend(),
+                    write=self._sync_hook(bulk_request),
+                )
+        finally:
+            self._bulk_context = None
 
     # ----- handlers ---------------------------------------------------------------------
     def show_bulk_form(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
@@ -177,77 +202,58 @@ class BulkMixin:
                     f"“{key[len(TOGGLE_PREFIX) :]}” cannot be changed in bulk here. "
                     f"Allowed fields: {', '.join(sorted(allowed))}."
                 )
-        queryset = self.get_selection_queryset()  # type: ignore[attr-defined]
+        queryset = self.get_selection_queryset()
         size = queryset.count()
         if size == 0:
             return self.bad_request("No rows are selected. Select rows in the list first.")
         form = self.get_bulk_form(request.POST)
+        try:
+            refuse_repeated(request.POST, _single_value_names(form))
+        except RepeatedParameter as exc:
+            return self.bad_request(exc.message)
         if not form.is_valid():
             return self.render_bulk_page({"form": form})
         fields = form.selected_fields()
-        dry_run = request.POST.get("dry_run") == "1"
         try:
-            field_data = to_field_data(self.model, fields, form.cleaned_data)
-            if self.should_run_async(size):
-                return self.launch_async(
-                    "update",
-                    queryset,
-                    fields_to_update=fields,
-                    field_data=field_data,
-                    dry_run=dry_run,
-                    form=form,
-                )
-            self._bulk_context = self.build_bulk_context(
-                operation="update", selection_size=size, dry_run=dry_run
+            bulk_request = self.build_bulk_request(
+                "update",
+                fields_to_update=fields,
+                field_data=to_field_data(self.model, fields, form.cleaned_data),
+                dry_run=single(request.POST, "dry_run") == "1",
             )
-            with hold_selection(queryset):
-                result = run_bulk_update(
-                    _ViewHookBackend(self),
-                    queryset=queryset,
-                    bulk_fields=self.get_bulk_fields(),
-                    fields_to_update=fields,
-                    field_data=field_data,
-                    context=self._bulk_context,
-                )
+            if self.should_run_async(size):
+                return self.launch_async(bulk_request, queryset, form=form)
+            result = self.run_in_request(bulk_request, queryset, size)
         except BulkInputError as exc:
             return self.bad_request(str(exc))
         except LockConflict as exc:
             return self.render_bulk_page({"form": form, "conflict": str(exc)}, status=409)
-        finally:
-            self._bulk_context = None
-        if result.success and not dry_run:
-            return self.success_response(self.bulk_success_message("Updated", result))  # type: ignore[attr-defined]
+        if result.success and not bulk_request.dry_run:
+            return self.success_response(self.bulk_success_message("Updated", result))
         return self.bulk_result_response(self.render_bulk_page({"form": form, "result": result}), result)
 
     def confirm_bulk_delete(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         return self.render_bulk_page({})
 
     def process_bulk_delete(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        queryset = self.get_selection_queryset()  # type: ignore[attr-defined]
+        try:
+            dry_run = single(request.POST, "dry_run") == "1"
+        except RepeatedParameter as exc:
+            return self.bad_request(exc.message)
+        queryset = self.get_selection_queryset()
         size = queryset.count()
         if size == 0:
             return self.bad_request("No rows are selected. Select rows in the list first.")
-        dry_run = request.POST.get("dry_run") == "1"
+        bulk_request = self.build_bulk_request("delete", dry_run=dry_run)
         try:
             if self.should_run_async(size):
-                return self.launch_async("delete", queryset, dry_run=dry_run)
-            self._bulk_context = self.build_bulk_context(
-                operation="delete", selection_size=size, dry_run=dry_run
-            )
-            with hold_selection(queryset):
-                result = run_bulk_delete(
-                    queryset=queryset,
-                    context=self._bulk_context,
-                    service=_ViewDeleteService(self),  # type: ignore[arg-type]
-                    scope=self.get_bulk_update_backend().scope_queryset,
-                )
+                return self.launch_async(bulk_request, queryset)
+            result = self.run_in_request(bulk_request, queryset, size)
         except LockConflict as exc:
             return self.render_bulk_page({"conflict": str(exc)}, status=409)
-        finally:
-            self._bulk_context = None
-        if result.success and not dry_run:
-            self.save_selection(type(self.get_selection())())  # type: ignore[attr-defined]
-            return self.success_response(self.bulk_success_message("Deleted", result))  # type: ignore[attr-defined]
+        if result.success and not bulk_request.dry_run:
+            self.save_selection(type(self.get_selection())())
+            return self.success_response(self.bulk_success_message("Deleted", result))
         return self.bulk_result_response(self.render_bulk_page({"result": result}), result)
 
     # ----- async ----------------------------------------------------------------------------
@@ -262,36 +268,20 @@ class BulkMixin:
 
     def launch_async(
         self,
-        kind: str,
+        bulk_request: BulkRequest,
         queryset: models.QuerySet[Any],
         *,
-        fields_to_update: Sequence[str] = (),
-        field_data: Mapping[str, Any] | None = None,
-        dry_run: bool = False,
         form: BulkEditForm | None = None,
     ) -> HttpResponse:
         """Queue the run on a worker and answer with its live progress; conflicts answer 409."""
         try:
-            task = launch_bulk_task(
-                kind=kind,
-                queryset=queryset,
-                user=self.request.user,
-                model=self.model,
-                fields_to_update=fields_to_update,
-                field_data=field_data,
-                bulk_fields=self.get_bulk_fields(),
-                backend_path=self.bulk_update_persistence_backend_path,
-                backend_config=self.bulk_update_persistence_backend_config,
-                atomic=self.bulk_atomic,
-                view_name=f"{type(self).__module__}.{type(self).__qualname__}",
-                dry_run=dry_run,
-            )
+            task = launch_bulk_task(bulk_request, queryset, user=self.request.user)
         except LockConflict as exc:
             return self.render_bulk_page({"conflict": str(exc), "form": form}, status=409)
         except LaunchError as exc:
             return self.render_bulk_page({"conflict": str(exc), "form": form}, status=503)
-        return self.render_page(  # type: ignore[attr-defined,no-any-return]
-            {"task": task, "kind": kind},
+        return self.render_page(
+            {"task": task, "kind": bulk_request.operation},
             templates=["powercrud/bulk_task_started.html"],
             status=202,
         )
@@ -332,11 +322,11 @@ class BulkMixin:
         result = context.get("result")
         if result is not None and result.dry_run:
             context["example_rows"] = describe_examples(self.model, result.examples)
-        selection_context = self.get_selection_context()  # type: ignore[attr-defined]
+        selection_context = self.get_selection_context()
         context = {
             **selection_context,
             "bulk_atomic": self.bulk_atomic,
             "bulk_runs_async": self.should_run_async(selection_context["selection_count"]),
             **context,
         }
-        return self.render_page(context, status=status)  # type: ignore[attr-defined,no-any-return]
+        return self.render_page(context, status=status)

@@ -85,8 +85,8 @@ if os.environ.get("POWERCRUD_RELIABILITY_NEW_CODE"):
 
 
 def _task(task_id: int) -> dict[str, Any]:
-    from powercrud.models import BulkTask, RowLock
     from powercrud.jobs.progress import live_progress
+    from powercrud.models import BulkTask, RowLock
 
     task = live_progress([BulkTask.objects.get(pk=task_id)])[0]
     return {
@@ -134,12 +134,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from django.core.management import call_command
     from django.db import connection
 
-    from powercrud.jobs.launch import JOB_FUNCTION, LaunchError, launch_bulk_task
+    from powercrud.jobs.launch import JOB_FUNCTION, LaunchError
     from powercrud.jobs.locks import LockConflict
-    from powercrud.models import BulkTask
     from powercrud.jobs.monitor import fail_stale_tasks
+    from powercrud.models import BulkTask
     from sample.models import Book, Tag
-    from tests.async_helpers import make_books
+    from tests.async_helpers import launch_request, make_books
 
     parser = argparse.ArgumentParser(prog="python -m tests.reliability.helpers")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -178,9 +178,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if data.get("tags") == "add":
             data["tags"] = {"op": "add", "ids": [Tag.objects.get(name="reliability").pk]}
         try:
-            task = launch_bulk_task(
-                kind="update",
-                queryset=Book.objects.filter(title__startswith=args.prefix),
+            task = launch_request(
+                Book.objects.filter(title__startswith=args.prefix),
+                operation="update",
                 user=None,
                 fields_to_update=list(data),
                 field_data=data,

@@ -18,14 +18,13 @@ import pytest
 from django.db import DatabaseError, OperationalError, connection, connections, transaction
 from django.test import Client, override_settings
 
-from powercrud.jobs.launch import launch_bulk_task
 from powercrud.bulk_persistence import DefaultBulkUpdatePersistenceBackend
-from powercrud.models import BulkTask, RowLock
-from powercrud.jobs.progress import TaskCancelled
 from powercrud.jobs.monitor import request_cancel
+from powercrud.jobs.progress import TaskCancelled
 from powercrud.jobs.worker import run_bulk_task
+from powercrud.models import BulkTask, RowLock
 from sample.models import Book
-from tests.async_helpers import ARRIVED, GATES, gate, launch_books, make_books
+from tests.async_helpers import ARRIVED, GATES, gate, launch_books, launch_request, make_books
 from tests.bulk_urls import BOOK_BULK_FIELDS, book_snapshot, select
 from tests.conftest import HtmxClient, make_user
 
@@ -171,9 +170,9 @@ def test_a_database_error_on_one_row_same_outcome_in_sync_and_async(
     assert book_snapshot() == before
     assert f"The database rejected the change: {FROZEN}" in response.content.decode()
 
-    task = launch_bulk_task(
-        kind="update",
-        queryset=Book.objects.filter(pk__in=pks),
+    task = launch_request(
+        Book.objects.filter(pk__in=pks),
+        operation="update",
         user=None,
         fields_to_update=["status"],
         field_data={"status": "published"},
@@ -327,7 +326,7 @@ def test_broker_down_through_the_view_is_a_503_and_leaves_nothing_queued_or_lock
     assert response.status_code == 503
     why = "reported an error" if down == "another broker's own error" else "is not reachable"
     assert (
-        f"The task could not be queued because the task queue {why}; nothing was changed. "
+        f"The task could not be queued because the task queue {why}; nothing was saved. "
         "Try again later, or ask an administrator to check the workers."
     ) in response.content.decode()
     task = BulkTask.objects.get()

@@ -17,10 +17,10 @@ import pytest
 from django.db import connection
 
 from powercrud.jobs import progress
-from powercrud.jobs.launch import launch_bulk_task
-from powercrud.models import BulkTask, RowLock
 from powercrud.jobs.worker import run_bulk_task
+from powercrud.models import BulkTask, RowLock
 from sample.models import Author, Book
+from tests.async_helpers import launch_request
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the side connection must see the task
 
@@ -66,9 +66,9 @@ def live_writes(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[int, int
 
 def run_measured(prefix: str) -> tuple[BulkTask, int, float]:
     """Launch an all-or-nothing edit of two fields over the ``prefix`` books and run it."""
-    task = launch_bulk_task(
-        kind="update",
-        queryset=Book.objects.filter(title__startswith=prefix),
+    task = launch_request(
+        Book.objects.filter(title__startswith=prefix),
+        operation="update",
         user=None,
         fields_to_update=["status", "price"],
         field_data={"status": "published", "price": "12.50"},

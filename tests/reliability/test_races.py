@@ -18,12 +18,11 @@ import pytest
 from django.db import connection, connections, transaction
 from django.test import Client, override_settings
 
-from powercrud.jobs.launch import launch_bulk_task
 from powercrud.jobs.locks import LockConflict
-from powercrud.models import BulkTask, RowLock
 from powercrud.jobs.worker import run_bulk_task
+from powercrud.models import BulkTask, RowLock
 from sample.models import Book, Tag
-from tests.async_helpers import held_elsewhere, launch_books, make_books
+from tests.async_helpers import held_elsewhere, launch_books, launch_request, make_books
 from tests.bulk_urls import HOLDS, hold, select
 from tests.conftest import HtmxClient, make_user
 
@@ -537,9 +536,9 @@ def test_twenty_concurrent_launches_on_disjoint_selections_all_complete() -> Non
     groups = [[b.pk for b in books[i * 50 : (i + 1) * 50]] for i in range(20)]
 
     def launcher(pks: list[int], index: int) -> Callable[[], Any]:
-        return lambda: launch_bulk_task(
-            kind="update",
-            queryset=Book.objects.filter(pk__in=pks),
+        return lambda: launch_request(
+            Book.objects.filter(pk__in=pks),
+            operation="update",
             user=None,
             fields_to_update=["price"],
             field_data={"price": str(Decimal(index) + Decimal("0.50"))},

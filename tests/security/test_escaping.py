@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from powercrud.models import BulkTask, RowLock
 from powercrud.jobs.worker import run_bulk_task
+from powercrud.models import BulkTask, RowLock
 from sample.models import Asset, Author, Book, Genre, Tag
 from tests.bulk_urls import book_snapshot, select
 from tests.security.conftest import login, plant_ids

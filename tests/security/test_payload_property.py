@@ -18,8 +18,8 @@ from django.db import transaction
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from powercrud.models import BulkTask, RowLock
 from powercrud.jobs.worker import run_bulk_task
+from powercrud.models import BulkTask, RowLock
 from tests.bulk_urls import BOOK_COLUMNS, book_snapshot
 from tests.security.conftest import locked_pks, login, plant_ids
 

@@ -13,8 +13,8 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 
-from powercrud.models import BulkTask, RowLock
 from powercrud.jobs.worker import run_bulk_task
+from powercrud.models import BulkTask, RowLock
 from sample.models import Book
 from tests.bulk_urls import book_snapshot
 from tests.security.conftest import locked_pks, login, plant_ids, selection_key

@@ -1,0 +1,175 @@
+"""The sentences a person reads about a bulk run's outcome, in one place.
+
+The services, the guard, the worker, the monitor, the dashboard and the outcomes CSV all
+word outcomes through these functions, so one run reads the same wherever it is shown and a
+wording is changed once. Every function returns plain text (escaped by the templates).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+__all__ = [
+    "all_or_nothing_rolled_back",
+    "cancel_notice",
+    "cancelled",
+    "check_only",
+    "job_not_queued",
+    "never_picked_up",
+    "no_heartbeat",
+    "nothing_saved",
+    "out_of_scope",
+    "rows",
+    "summarise",
+    "task_failed",
+]
+
+
+def rows(count: int) -> str:
+    """``"1 row"``, ``"1,204 rows"``."""
+    return f"{count:,} row" if count == 1 else f"{count:,} rows"
+
+
+def nothing_saved(operation: str) -> str:
+    """``"nothing was saved"`` (an edit) or ``"nothing was deleted"`` (a delete), lower case."""
+    return "nothing was deleted" if operation == "delete" else "nothing was saved"
+
+
+def _verb(operation: str) -> str:
+    return "Deleted" if operation == "delete" else "Updated"
+
+
+def _clause(text: str) -> str:
+    return text.strip().rstrip(".")
+
+
+def summarise(
+    *,
+    success: bool,
+    success_records: int,
+    failed: int,
+    total: int,
+    changed: int | None,
+    dry_run: bool,
+    atomic: bool = True,
+    verb: str = "Updated",
+    general: str | None = None,
+) -> str:
+    """A one-line summary of a bulk run.
+
+    ``changed=None``: not reported. ``general``: the first error that belongs to no row, said
+    instead of a row count when no row failed (never "0 rows failed").
+    """
+    counts = f" ({changed:,} changed)" if changed is not None else ""
+    done = verb.lower()
+    why = _clause(general) if general else ""
+    if dry_run:
+        prefix = "Check only, nothing was saved: "
+        if success and changed is not None:
+            return f"{prefix}{rows(total)} checked; {changed:,} would change."
+        if success:
+            return f"{prefix}{success_records:,} of {rows(total)} would be {done}."
+        if failed == 0:
+            return f"{prefix}{why or 'the run would not succeed'}."
+        if atomic:
+            return (
+                f"{prefix}{failed:,} of {rows(total)} would fail, so nothing would be saved (all-or-nothing)."
+            )
+        return f"{prefix}{failed:,} of {rows(total)} would fail; {success_records:,} would be {done}{counts}."
+    if success:
+        return f"{verb} {success_records:,} of {rows(total)}{counts}."
+    if failed == 0:
+        if atomic:
+            return f"{why or 'The run did not succeed'}, so nothing was saved (all-or-nothing)."
+        return f"{why or 'The run did not succeed'}; {done} {success_records:,} of {rows(total)}{counts}."
+    if atomic:
+        return f"{failed:,} of {rows(total)} failed, so nothing was saved (all-or-nothing)."
+    return f"{failed:,} of {rows(total)} failed; {done} {success_records:,}{counts}."
+
+
+def check_only(message: str) -> str:
+    """``message`` marked as a check's, once."""
+    if message.startswith("Check only"):
+        return message
+    return f"Check only, nothing was saved. {message}".strip()
+
+
+def all_or_nothing_rolled_back(message: str) -> str:
+    """``message`` of an all-or-nothing run that was rolled back, saying so once."""
+    if "nothing was saved" in message.lower():
+        return message
+    return (
+        f"{_clause(message)}, so nothing was saved (all-or-nothing)."
+        if message
+        else ("Nothing was saved (all-or-nothing).")
+    )
+
+
+def out_of_scope(verbose_name: str, operation: str, *, queued: bool) -> str:
+    """Why a row the run may no longer write was left alone."""
+    verb = "delete" if operation == "delete" else "change"
+    since = " (it changed after the task was submitted)" if queued else ""
+    return f"This {verbose_name} is no longer one you may {verb}{since}, so it was left as it is."
+
+
+def job_not_queued(operation: str, *, reachable: bool) -> str:
+    """The broker refused the job."""
+    why = "reported an error" if reachable else "is not reachable"
+    return f"The task could not be queued because the task queue {why}; {nothing_saved(operation)}."
+
+
+def cancelled(operation: str, *, done: int | None = None, total: int | None = None) -> str:
+    """A cancelled run: before it started (``done`` None), or after ``done`` of ``total`` rows."""
+    if done is None:
+        return f"Cancelled before it started; {nothing_saved(operation)}."
+    return f"Cancelled after {done:,} of {rows(total or 0)}; {nothing_saved(operation)}."
+
+
+def cancel_notice(task_pk: int, operation: str, *, started: bool) -> str:
+    """What the person who pressed Cancel is told."""
+    if started:
+        return f"Task #{task_pk} will stop at its next batch; nothing it did will be saved."
+    return f"Task #{task_pk} was cancelled before it started; {nothing_saved(operation)}."
+
+
+def no_heartbeat(operation: str, silent_seconds: int) -> str:
+    """A running task whose worker went silent."""
+    return (
+        f"The worker stopped responding (no heartbeat for {silent_seconds} s), so the task was ended; "
+        f"{nothing_saved(operation)}."
+    )
+
+
+def never_picked_up(operation: str, queued_seconds: int) -> str:
+    """A queued task whose job is gone."""
+    return (
+        f"The task was never picked up by a worker (queued for more than {queued_seconds} s); "
+        f"{nothing_saved(operation)}."
+    )
+
+
+FailureCause = Literal["bad_input", "misconfigured", "model_gone", "timeout", "unexpected"]
+
+
+def task_failed(operation: str, cause: FailureCause, *, detail: str = "", task_name: str = "") -> str:
+    """Why a background run stopped with an error, safe to show to its owner.
+
+    ``detail``: the readable error (bad input, misconfiguration) or the model label (model
+    gone); ``task_name`` points an administrator at the worker log for anything unexpected.
+    """
+    nothing = nothing_saved(operation)
+    if cause == "bad_input":
+        return f"{detail} ({nothing.capitalize()}.)"
+    if cause == "misconfigured":
+        return f"The task could not start, so {nothing}: {detail}"
+    if cause == "model_gone":
+        return f"The model {detail!r} no longer exists, so {nothing}."
+    if cause == "timeout":
+        return (
+            f"The task ran longer than the worker's time limit (Q_CLUSTER 'timeout') and was "
+            f"stopped; {nothing}. Raise the timeout or select fewer rows."
+        )
+    return (
+        f"The task stopped because of an unexpected error; {nothing}. "
+        f"The details are in the worker log under {task_name}."
+    )
