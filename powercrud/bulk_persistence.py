@@ -186,27 +186,35 @@ def _scoped_run(
     """``run`` over the rows ``scope`` keeps; rows it leaves out are row errors of the result."""
     scoped = scope(queryset, context=context) if scope is not None else queryset
     refused = _out_of_scope(queryset, scoped, context)
+    verb = "Deleted" if context.operation == "delete" else "Updated"
     if not refused:
-        return BulkResult.coerce(run(scoped))
+        return BulkResult.coerce(run(scoped), atomic=context.atomic, verb=verb)
     if context.atomic:  # one row that may not be written: nothing is
         result = BulkResult(success=False, success_records=0, total=scoped.count(), dry_run=context.dry_run)
     elif scoped.exists():
-        result = BulkResult.coerce(run(scoped))
+        result = BulkResult.coerce(run(scoped), atomic=context.atomic, verb=verb)
     else:
         result = BulkResult(success=True, success_records=0, dry_run=context.dry_run)
-    errors = (*result.errors, *refused)
+    failed = result.failed_records + len(refused)  # the refused rows were not part of the run
     total = result.total + len(refused)
     message = messages.summarise(
         success=False,
         success_records=result.success_records,
-        failed=len({e.pk for e in errors if e.pk is not None}),
+        failed=failed,
         total=total,
         changed=None if context.atomic else result.changed,
         dry_run=context.dry_run,
         atomic=context.atomic,
-        verb="Deleted" if context.operation == "delete" else "Updated",
+        verb=verb,
     )
-    return dataclasses.replace(result, success=False, errors=errors, total=total, message=message)
+    return dataclasses.replace(
+        result,
+        success=False,
+        errors=(*result.errors, *refused),
+        failed=failed,
+        total=total,
+        message=message,
+    )
 
 
 Write = Callable[[QuerySet[Any]], Any]

@@ -22,7 +22,6 @@ from powercrud.bulk.runner import (
     RunOutcome,
     capped_errors_note,
     check_context,
-    exact_counts,
     freeze_pks,
     run_batches,
     write_alias,
@@ -161,5 +160,5 @@ class BulkDeleteService:
             changed=outcome.changed,
             dry_run=context.dry_run,
             message=message,
-            **exact_counts(outcome),
+            failed=outcome.failed,
         )

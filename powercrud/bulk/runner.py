@@ -27,7 +27,7 @@ from django.db import models, router, transaction
 from django.db.models import QuerySet
 
 from powercrud.bulk.db_errors import is_run_error
-from powercrud.bulk.types import MAX_EXAMPLES, BulkContext, BulkResult, RowChange, RowError
+from powercrud.bulk.types import MAX_EXAMPLES, BulkContext, RowChange, RowError
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -106,18 +106,6 @@ class RunOutcome:
         room = MAX_EXAMPLES - len(self.examples)
         if room > 0:
             self.examples.extend(batch.examples[:room])
-
-
-def exact_counts(outcome: RunOutcome) -> dict[str, Any]:
-    """``BulkResult`` keyword arguments carrying what ``outcome`` counted row by row.
-
-    ``failed`` is exact even past ``max_errors``, where the runner stops keeping error
-    details, so a result carries it instead of counting the rows its capped ``errors`` name.
-    (Empty while ``BulkResult`` has no ``failed`` field.)
-    """
-    if "failed" not in getattr(BulkResult, "__dataclass_fields__", {}):
-        return {}
-    return {"failed": outcome.failed}
 
 
 def capped_errors_note(outcome: RunOutcome) -> str:

@@ -41,7 +41,6 @@ from powercrud.bulk.runner import (
     RunOutcome,
     capped_errors_note,
     check_context,
-    exact_counts,
     freeze_pks,
     run_batches,
     write_alias,
@@ -406,5 +405,5 @@ class BulkUpdateService:
             dry_run=context.dry_run,
             examples=tuple(outcome.examples),
             message=message,
-            **exact_counts(outcome),
+            failed=outcome.failed,
         )

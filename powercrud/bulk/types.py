@@ -195,14 +195,29 @@ class BulkResult:
     dry_run: bool = False
     examples: tuple[RowChange, ...] = ()
     message: str = ""
+    failed: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "errors", tuple(self.errors))
         object.__setattr__(self, "examples", tuple(self.examples)[:MAX_EXAMPLES])
+        listed = self.errors_listed
+        if self.failed is None:  # not counted by the run: the rows the errors name
+            object.__setattr__(self, "failed", listed)
+        elif not isinstance(self.failed, int) or isinstance(self.failed, bool) or self.failed < listed:
+            raise ValueError(
+                f"BulkResult.failed must be a whole number of at least the {listed} rows errors names, "
+                f"not {self.failed!r}."
+            )
 
     @property
     def failed_records(self) -> int:
-        """How many distinct rows failed."""
+        """How many distinct rows failed, as the run counted them (a service may list fewer
+        errors than rows failed; without a count, the rows ``errors`` names)."""
+        return self.failed or 0
+
+    @property
+    def errors_listed(self) -> int:
+        """How many distinct failed rows ``errors`` names (at most ``failed_records``)."""
         return len({e.pk for e in self.errors if e.pk is not None})
 
     def to_dict(self) -> dict[str, Any]:
@@ -216,11 +231,15 @@ class BulkResult:
             "dry_run": self.dry_run,
             "examples": [c.to_dict() for c in self.examples],
             "message": self.message,
+            "failed": self.failed_records,
         }
 
     @classmethod
-    def coerce(cls, value: Any) -> BulkResult:
-        """A ``BulkResult`` from a ``BulkResult`` or from the plain dict form a backend returns."""
+    def coerce(cls, value: Any, *, atomic: bool = True, verb: str = "Updated") -> BulkResult:
+        """A ``BulkResult`` from a ``BulkResult`` or from the plain dict form a backend returns.
+
+        ``atomic`` and ``verb`` word the summary of a dict that brings no ``message``.
+        """
         if isinstance(value, BulkResult):
             return value
         if not isinstance(value, Mapping):
@@ -236,7 +255,12 @@ class BulkResult:
         if isinstance(raw_errors, str | bytes | Mapping) or not isinstance(raw_errors, Sequence):
             raise TypeError(f"{_BACKEND_CONTRACT}; 'errors' must be a list, got {raw_errors!r}.")
         errors = tuple(_coerce_error(i, item) for i, item in enumerate(raw_errors))
-        failed = len({e.pk for e in errors if e.pk is not None})
+        listed = len({e.pk for e in errors if e.pk is not None})
+        failed = _count(value, "failed") if "failed" in value else listed
+        if failed < listed:
+            raise TypeError(
+                f"{_BACKEND_CONTRACT}; 'failed' ({failed}) is less than the rows 'errors' names ({listed})."
+            )
         total = _count(value, "total") if "total" in value else success_records + failed
         changed = _count(value, "changed") if "changed" in value else success_records
         dry_run = bool(value.get("dry_run", False))
@@ -255,6 +279,8 @@ class BulkResult:
                 total=total,
                 changed=changed,
                 dry_run=dry_run,
+                atomic=atomic,
+                verb=verb,
                 general=general,
             )
         return cls(
@@ -266,6 +292,7 @@ class BulkResult:
             dry_run=dry_run,
             examples=examples,
             message=message,
+            failed=failed,
         )
 
 

@@ -28,7 +28,7 @@ from powercrud.dashboard.outcomes import csv_lines, outcome_rows
 from powercrud.jobs import progress
 from powercrud.jobs.monitor import request_cancel
 from powercrud.mixins import PowerCRUDMixin
-from powercrud.models import BulkTask
+from powercrud.models import MAX_STORED_ERRORS, BulkTask
 from powercrud.views import CRUDView, Role, htmx_details
 
 Status = BulkTask.Status
@@ -266,6 +266,7 @@ class BulkTaskView(PowerCRUDMixin, CRUDView):
             task,
             changes=describe_changes(task) if task.kind == BulkTask.Kind.UPDATE else [],
             errors=row_errors(task),
+            max_stored_errors=MAX_STORED_ERRORS,
             atomic=stored.atomic if stored else True,
             dry_run=stored.dry_run if stored else False,
             **extra,

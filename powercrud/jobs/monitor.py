@@ -64,15 +64,15 @@ def finish_task(
     if done is not None:
         values["done"] = done
     if result is not None:
-        errors = [error.to_dict() for error in result.errors]
-        stored = errors[:MAX_STORED_ERRORS]
+        stored = [error.to_dict() for error in result.errors[:MAX_STORED_ERRORS]]
+        listed_rows = len({error["pk"] for error in stored if error["pk"] is not None})
         summary = result.to_dict()
         summary["errors"] = stored
         values.update(
             success_count=result.success_records,
             failure_count=result.failed_records,
             errors=stored,
-            errors_omitted=len(errors) - len(stored),
+            errors_omitted=max(0, result.failed_records - listed_rows),
             result=summary,
         )
     using = _alias()

@@ -14,6 +14,7 @@ from django_htmx.http import reswap, retarget, trigger_client_event
 from powercrud.bulk.selection import Selection, SelectionError, clean_pks, clean_selection
 from powercrud.conf import settings as pc_settings
 from powercrud.mixins.contracts import SelectionHost
+from powercrud.params import RepeatedParameter, single
 from powercrud.views import Role, htmx_details
 
 # Query-string keys that change how a list looks, not which rows match.
@@ -100,12 +101,12 @@ class SelectionMixin(SelectionHost):
 
     def update_selection(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         """POST ``action``: ``set`` (``pk`` list + ``checked``), ``all`` (``query``), ``clear``."""
-        action = request.POST.get("action", "")
         selection = self.get_selection()
         try:
+            action, checked, query = (single(request.POST, name) for name in ("action", "checked", "query"))
             if action == "set":
                 pks = clean_pks(self.model, request.POST.getlist("pk"), cap=self.get_selection_id_cap())
-                updated = selection.with_ids(pks, checked=request.POST.get("checked") == "1")
+                updated = selection.with_ids(pks, checked=checked == "1")
                 if updated.explicit_id_count() > self.get_selection_id_cap():
                     raise SelectionError(
                         f"A selection may hold at most {self.get_selection_id_cap():,} "
@@ -113,7 +114,6 @@ class SelectionMixin(SelectionHost):
                     )
                 selection = updated
             elif action == "all":
-                query = request.POST.get("query", "")
                 if len(query) > MAX_QUERY_LENGTH:
                     raise SelectionError("The filter is too long to store.")
                 params = QueryDict(query, mutable=True)
@@ -124,7 +124,7 @@ class SelectionMixin(SelectionHost):
                 selection = Selection()
             else:
                 raise SelectionError("Unknown selection action; use set, all or clear.")
-        except SelectionError as exc:
+        except (SelectionError, RepeatedParameter) as exc:
             return self.selection_error_response(str(exc))
         self.save_selection(selection)
         response = self.render_selection_bar()
