@@ -32,6 +32,17 @@ def context(*, atomic: bool, dry_run: bool = False, size: int = 30) -> BulkConte
     )
 
 
+def run_quota(*, atomic: bool) -> BulkResult:
+    return run_bulk_update(
+        QuotaBackend(),
+        queryset=Book.objects.all(),
+        bulk_fields=["price"],
+        fields_to_update=["price"],
+        field_data={"price": "99.00"},
+        context=context(atomic=atomic),
+    )
+
+
 @pytest.fixture
 def books(db: None) -> list[Book]:
     author = Author.objects.create(name="Quota")
@@ -39,28 +50,14 @@ def books(db: None) -> list[Book]:
 
 
 def test_a_failure_of_no_row_in_all_or_nothing_mode_is_said_once(books: list[Book]) -> None:
-    result = run_bulk_update(
-        QuotaBackend(),
-        queryset=Book.objects.all(),
-        bulk_fields=["price"],
-        fields_to_update=["price"],
-        field_data={"price": "99.00"},
-        context=context(atomic=True),
-    )
+    result = run_quota(atomic=True)
     assert result.message == "Quota exceeded, so nothing was saved (all-or-nothing)."
     assert (result.success, result.success_records) == (False, 0)
     assert set(Book.objects.values_list("price", flat=True)) == {Decimal("1.00")}  # rolled back
 
 
 def test_a_failure_of_no_row_in_per_row_mode_names_what_was_saved(books: list[Book]) -> None:
-    result = run_bulk_update(
-        QuotaBackend(),
-        queryset=Book.objects.all(),
-        bulk_fields=["price"],
-        fields_to_update=["price"],
-        field_data={"price": "99.00"},
-        context=context(atomic=False),
-    )
+    result = run_quota(atomic=False)
     assert result.message == "Quota exceeded; updated 30 of 30 rows (30 changed)."
     assert set(Book.objects.values_list("price", flat=True)) == {Decimal("99.00")}  # committed
 

@@ -49,6 +49,28 @@ class CappedDelete(BulkDeleteService):
     max_reported_errors = CAP
 
 
+def run_capped_task(*, atomic: bool) -> Any:
+    """A background run of ``CappedBackend`` over every book, run to its end; returns the task."""
+    from powercrud.bulk.request import BulkRequest
+    from powercrud.jobs.launch import launch_bulk_task
+    from powercrud.jobs.worker import run_bulk_task
+
+    request = BulkRequest(
+        operation="update",
+        model_label="sample.book",
+        fields_to_update=("status",),
+        field_data={"status": "published"},
+        bulk_fields=("status",),
+        atomic=atomic,
+        batch_size=5,
+        backend_path=f"{__name__}.CappedBackend",
+    )
+    task = launch_bulk_task(request, Book.objects.all(), user=None)
+    assert run_bulk_task(task.pk) == "failed"
+    task.refresh_from_db()
+    return task
+
+
 def books() -> list[Book]:
     author = Author.objects.create(name="Counted")
     return [
@@ -133,25 +155,10 @@ def test_the_delete_result_counts_every_failed_row_past_the_cap(atomic: bool) ->
 
 @pytest.mark.parametrize("atomic", [True, False], ids=["all-or-nothing", "per-row"])
 def test_a_tasks_failure_count_counts_every_failed_row_past_the_cap(atomic: bool) -> None:
-    from powercrud.bulk.request import BulkRequest
-    from powercrud.jobs.launch import launch_bulk_task
-    from powercrud.jobs.worker import run_bulk_task
     from powercrud.models import BulkTask
 
     books()
-    request = BulkRequest(
-        operation="update",
-        model_label="sample.book",
-        fields_to_update=("status",),
-        field_data={"status": "published"},
-        bulk_fields=("status",),
-        atomic=atomic,
-        batch_size=5,
-        backend_path=f"{__name__}.CappedBackend",
-    )
-    task = launch_bulk_task(request, Book.objects.all(), user=None)
-    assert run_bulk_task(task.pk) == "failed"
-    task.refresh_from_db()
+    task = run_capped_task(atomic=atomic)
     assert task.status == BulkTask.Status.FAILED
     assert len(task.errors) == CAP
     assert task.failure_count == FAILING
@@ -172,25 +179,11 @@ def test_the_task_page_says_how_many_errors_it_lists(
     admin_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Errors stored on a task are capped too: the page counts the rest, it never infers them."""
-    from powercrud.bulk.request import BulkRequest
     from powercrud.jobs import monitor
-    from powercrud.jobs.launch import launch_bulk_task
-    from powercrud.jobs.worker import run_bulk_task
 
     monkeypatch.setattr(monitor, "MAX_STORED_ERRORS", 2)
     books()
-    request = BulkRequest(
-        operation="update",
-        model_label="sample.book",
-        fields_to_update=("status",),
-        field_data={"status": "published"},
-        bulk_fields=("status",),
-        atomic=False,
-        backend_path=f"{__name__}.CappedBackend",
-    )
-    task = launch_bulk_task(request, Book.objects.all(), user=None)
-    assert run_bulk_task(task.pk) == "failed"
-    task.refresh_from_db()
+    task = run_capped_task(atomic=False)
     assert (len(task.errors), task.failure_count, task.errors_omitted) == (2, FAILING, FAILING - 2)
     html = admin_client.get(f"/powercrud/tasks/{task.pk}/").content.decode()
     assert f'<span class="pc-pill">{FAILING}</span>' in html
