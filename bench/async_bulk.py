@@ -167,10 +167,11 @@ def child() -> None:
     django.setup()
     from django.db import connection, transaction
 
-    from powercrud.jobs.launch import launch_bulk_task
+    from powercrud.bulk.request import BulkRequest
     from powercrud.conf import settings as pc_settings
-    from powercrud.models import BulkTask
+    from powercrud.jobs.launch import launch_bulk_task
     from powercrud.jobs.progress import live_progress
+    from powercrud.models import BulkTask
     from sample.models import Book
 
     rows = Book.objects.count()
@@ -184,16 +185,16 @@ def child() -> None:
         transaction.set_rollback(True)
 
     started = time.perf_counter()
-    task = launch_bulk_task(
-        kind="update",
-        queryset=Book.objects.all(),
-        user=None,
-        fields_to_update=["status", "is_available"],
+    request = BulkRequest(
+        operation="update",
+        model_label="sample.book",
+        fields_to_update=("status", "is_available"),
         field_data=values,
-        bulk_fields=["status", "is_available"],
+        bulk_fields=("status", "is_available"),
         atomic=True,
         view_name="bench",
     )
+    task = launch_bulk_task(request, Book.objects.all(), user=None)
     submit_s = time.perf_counter() - started
     updates: list[float] = []  # when this process saw a new heartbeat or a new done
     last: tuple[Any, int] | None = None

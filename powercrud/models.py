@@ -54,7 +54,8 @@ class BulkTask(models.Model):
         default=list, blank=True, help_text="Row errors: [{'pk', 'field', 'messages'}, ...]."
     )
     errors_omitted = models.PositiveIntegerField(
-        default=0, help_text=f"Failed rows whose errors are not stored (beyond the first {MAX_STORED_ERRORS})."
+        default=0,
+        help_text=f"Failed rows whose errors are not stored (beyond the first {MAX_STORED_ERRORS}).",
     )
     message = models.TextField(blank=True, help_text="A readable summary of the outcome.")
     created_at = models.DateTimeField(auto_now_add=True)

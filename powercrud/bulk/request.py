@@ -18,6 +18,7 @@ from typing import Any, Literal, get_args
 
 from powercrud.bulk.codec import frozen_json
 from powercrud.bulk.types import BulkContext, BulkInputError, Mode, Operation
+from powercrud.conf import settings as pc_settings
 
 __all__ = ["FORMAT_VERSION", "BulkRequest", "SourceAction"]
 
@@ -61,7 +62,7 @@ class BulkRequest:
     bulk_fields: tuple[str, ...] = ()
     atomic: bool = True
     dry_run: bool = False
-    batch_size: int = 1000
+    batch_size: int = field(default_factory=lambda: int(pc_settings.BULK_BATCH_SIZE))
     backend_path: str = ""
     backend_config: Mapping[str, Any] = field(default_factory=dict, hash=False)
     view_name: str = ""
