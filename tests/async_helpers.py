@@ -138,7 +138,7 @@ class PausingBackend(DefaultBulkUpdatePersistenceBackend):
 
 def make_books(count: int, *, title: str = "Book", status: str = "draft") -> list[Any]:
     """``count`` books (and one author) in one INSERT per 1,000; returns them."""
-    from sample.models import Author, Book
+    from tests.testapp.models import Author, Book
 
     author = Author.objects.create(name="Async Author")
     books = [
@@ -237,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     django.setup()
     from django.core.management import call_command
 
-    from sample.models import Book
+    from tests.testapp.models import Book
 
     parser = argparse.ArgumentParser(prog="python -m tests.async_helpers")
     sub = parser.add_subparsers(dest="cmd", required=True)

@@ -1,6 +1,6 @@
-"""A test URLconf: the sample app plus views that exercise the bulk roles' edge cases.
+"""A test URLconf: the test app plus views that exercise the bulk roles' edge cases.
 
-The sample views keep their ``sample:`` namespace and URLs (``/book/``, ``/shelf/``, ...); the
+The test app's views keep their ``testapp:`` namespace and URLs (``/book/``, ``/shelf/``, ...); the
 test views below have no namespace and their own ``url_base``. Backends used by path live
 here too, so ``resolve_backend_class("tests.bulk_urls.<Name>")`` finds them.
 """
@@ -17,8 +17,8 @@ from powercrud.bulk import BulkContext, BulkResult, BulkUpdateService
 from powercrud.bulk_persistence import BulkUpdatePersistenceBackend, DefaultBulkUpdatePersistenceBackend
 from powercrud.mixins import PowerCRUDMixin
 from powercrud.views import CRUDView
-from sample.models import Author, Book
-from sample.urls import urlpatterns as sample_urlpatterns
+from tests.testapp.models import Author, Book
+from tests.testapp.urls import urlpatterns as app_urlpatterns
 
 BOOK_BULK_FIELDS = ["status", "genre", "author", "price", "is_available", "published_date", "tags"]
 SCRIPT = "<script>alert(1)</script>"
@@ -131,11 +131,11 @@ class IgnoresDryRunBookView(PlainBookView):
 
 
 class PerRowBookView(PlainBookView):
-    """Per-row mode through the sample's backend (archived books cannot be re-priced)."""
+    """Per-row mode through the test app's backend (archived books cannot be re-priced)."""
 
     url_base = "per-row-books"
     bulk_atomic = False
-    bulk_update_persistence_backend_path = "sample.backends.BookBulkUpdateBackend"
+    bulk_update_persistence_backend_path = "tests.testapp.backends.BookBulkUpdateBackend"
 
 
 class LimitedChoicesBookView(PlainBookView):
@@ -212,7 +212,7 @@ TEST_VIEWS = [
     PerRowAuthorBulkView,
 ]
 
-urlpatterns = [*sample_urlpatterns, *[pattern for view in TEST_VIEWS for pattern in view.get_urls()]]
+urlpatterns = [*app_urlpatterns, *[pattern for view in TEST_VIEWS for pattern in view.get_urls()]]
 
 
 # ----- helpers shared by the bulk test modules ---------------------------------------------------

@@ -1,5 +1,5 @@
 """A URLconf without ``powercrud.urls``, for check E014."""
 
-from sample.views import BookCRUDView
+from tests.testapp.views import BookCRUDView
 
 urlpatterns = BookCRUDView.get_urls()

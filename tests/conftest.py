@@ -1,4 +1,5 @@
-"""Shared fixtures: users by permission, a small catalogue, and an HTMX-speaking client."""
+"""Shared fixtures: users by permission, a small catalogue of the test app's models
+(``tests.testapp``), and an HTMX-speaking client."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from django.contrib.auth.models import Permission, User
 from django.db import connection, models
 from django.test import Client
 
-from sample.models import Author, Book, Genre, Tag
+from tests.testapp.models import Author, Book, Genre, Tag
+
+APP_LABELS = ("testapp", "powercrud")
 
 
 class HtmxClient(Client):
@@ -39,7 +42,10 @@ def model_table(model: type[models.Model]) -> Iterator[Any]:
 def make_user(username: str, *codenames: str, superuser: bool = False) -> User:
     user = User.objects.create_user(username, password="pw", is_superuser=superuser, is_staff=superuser)
     if codenames:
-        user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
+        # The test app's and powercrud's own permissions (the demo app has a "change_book" too).
+        found = Permission.objects.filter(codename__in=codenames, content_type__app_label__in=APP_LABELS)
+        assert found.count() == len(set(codenames)), f"unknown permission among {codenames}"
+        user.user_permissions.set(found)
     return user
 
 
@@ -67,24 +73,26 @@ def htmx_client(admin_user: User) -> HtmxClient:
     return client
 
 
-@pytest.fixture
-def catalogue(db: None) -> dict[str, Any]:
-    """Three authors, two genres, two tags and 30 books with varied, predictable values."""
+def make_catalogue(
+    author: Any = Author, genre: Any = Genre, tag: Any = Tag, book: Any = Book
+) -> dict[str, Any]:
+    """Three authors, two genres, two tags and 30 books with varied, predictable values, made
+    with the given model classes (the test app's by default; the demo's tests pass their own)."""
     authors = [
-        Author.objects.create(name=name, country=country)
+        author.objects.create(name=name, country=country)
         for name, country in [
             ("Ursula Le Guin", "United States"),
             ("Italo Calvino", "Italy"),
             ("Chinua Achebe", "Nigeria"),
         ]
     ]
-    genres = [Genre.objects.create(name="Fantasy"), Genre.objects.create(name="Classics")]
-    tags = [Tag.objects.create(name="award-winner"), Tag.objects.create(name="signed")]
+    genres = [genre.objects.create(name="Fantasy"), genre.objects.create(name="Classics")]
+    tags = [tag.objects.create(name="award-winner"), tag.objects.create(name="signed")]
     books = []
-    statuses = [s for s, _ in Book.Status.choices]
+    statuses = [s for s, _ in book.Status.choices]
     for i in range(30):
         books.append(
-            Book.objects.create(
+            book.objects.create(
                 title=f"Book {i:02d}",
                 author=authors[i % 3],
                 genre=genres[i % 2] if i % 5 else None,
@@ -97,3 +105,9 @@ def catalogue(db: None) -> dict[str, Any]:
         )
     books[0].tags.set(tags)
     return {"authors": authors, "genres": genres, "tags": tags, "books": books}
+
+
+@pytest.fixture
+def catalogue(db: None) -> dict[str, Any]:
+    """The test app's catalogue (``make_catalogue``)."""
+    return make_catalogue()

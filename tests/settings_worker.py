@@ -5,6 +5,9 @@ Both processes use the same database: a file-based SQLite database in WAL mode i
 ``POWERCRUD_TEST_DB=postgres``. The broker is django-q2's ORM broker, or Redis when
 ``POWERCRUD_TEST_REDIS`` holds a URL. ``POWERCRUD_WORKER_CLUSTER`` names the cluster so
 parallel runs never share a queue.
+
+Everything else comes from tests/settings.py (the test app, its URLconf), without the demo app:
+the worker tests exercise the package, not the demo.
 """
 
 from __future__ import annotations
@@ -12,12 +15,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sample.settings import *  # noqa: F403
-from sample.settings import sqlite_database
+from tests.settings import *  # noqa: F403
+from tests.settings import INSTALLED_APPS, sqlite_database
 
 SECRET_KEY = "tests-worker"
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+INSTALLED_APPS = [app for app in INSTALLED_APPS if app != "sample"]
 WORK_DIR = Path(os.environ.get("POWERCRUD_WORKER_DIR", "/tmp/powercrud-worker"))
 
 if os.environ.get("POWERCRUD_TEST_DB") == "postgres":

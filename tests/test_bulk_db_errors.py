@@ -11,13 +11,13 @@ from django.db import IntegrityError, connection, models, transaction
 from django.test.utils import isolate_apps
 
 from powercrud.bulk.db_errors import DatabaseRefusal, describe_db_error, explain_db_error
-from sample.models import Asset, Book
 from tests.conftest import model_table
+from tests.testapp.models import Asset, Book
 
 
 @pytest.fixture
 def widget_model(transactional_db: None) -> Iterator[Any]:
-    with isolate_apps("sample"):
+    with isolate_apps("tests.testapp"):
 
         class Widget(models.Model):  # noqa: DJ008
             kind = models.CharField(max_length=10)
@@ -26,7 +26,7 @@ def widget_model(transactional_db: None) -> Iterator[Any]:
             serial = models.IntegerField(unique=True, null=True, verbose_name="serial number")
 
             class Meta:
-                app_label = "sample"
+                app_label = "testapp"
                 constraints = [
                     models.CheckConstraint(
                         condition=models.Q(size__gte=0),

@@ -9,7 +9,7 @@ import pytest
 from django.db.models import QuerySet
 
 from powercrud.bulk import BulkContext, BulkDeleteService, BulkResult, RowError
-from sample.models import Asset, Author, Book, Shelf, ShelfEvent
+from tests.testapp.models import Asset, Author, Book, Shelf, ShelfEvent
 
 
 def delete(
@@ -125,7 +125,7 @@ def test_rows_already_gone_are_not_counted(library: dict[str, list[Any]]) -> Non
             return super().batch_queryset(model, using, pks)
 
     context = BulkContext(
-        mode="sync", model_label="sample.book", user_id=None, selection_size=5, operation="delete"
+        mode="sync", model_label="testapp.book", user_id=None, selection_size=5, operation="delete"
     )
     result = Vanishing().apply(queryset=Book.objects.all(), context=context)
     assert (result.success, result.success_records, result.total) == (True, 4, 5)
@@ -134,7 +134,7 @@ def test_rows_already_gone_are_not_counted(library: dict[str, list[Any]]) -> Non
 
 @pytest.mark.django_db
 def test_context_must_describe_a_delete(library: dict[str, list[Any]]) -> None:
-    context = BulkContext(mode="sync", model_label="sample.book", user_id=None, selection_size=5)
+    context = BulkContext(mode="sync", model_label="testapp.book", user_id=None, selection_size=5)
     with pytest.raises(ValueError) as info:
         BulkDeleteService().apply(queryset=Book.objects.all(), context=context)
     assert str(info.value) == "context.operation is 'update'; this service performs 'delete'."

@@ -9,9 +9,9 @@ import pytest
 from powercrud.bulk import BulkResult
 from powercrud.mixins import PowerCRUDMixin
 from powercrud.views import CRUDView
-from sample.models import Genre
 from tests.bulk_urls import select
 from tests.bulk_urls import urlpatterns as bulk_urlpatterns
+from tests.testapp.models import Genre
 
 
 class CarelessDeleteView(PowerCRUDMixin, CRUDView):

@@ -10,9 +10,9 @@ import pytest
 from django.contrib.messages import get_messages
 from django.test import Client
 
-from sample.models import Asset, Author, Book, Shelf, ShelfEvent, Tag
 from tests.bulk_urls import select, select_all
 from tests.conftest import HtmxClient
+from tests.testapp.models import Asset, Author, Book, Shelf, ShelfEvent, Tag
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.bulk_urls")]
 
@@ -84,7 +84,7 @@ def test_deletes_exactly_the_selection_and_clears_it(htmx_client: HtmxClient, ca
     assert remaining_books() == {b.pk for b in catalogue["books"]} - set(doomed)
     assert not Book.tags.through.objects.filter(book_id__in=doomed).exists()  # Book 00's links went too
     assert Tag.objects.count() == 2
-    assert "powercrud:selection:sample.book:book" not in htmx_client.session
+    assert "powercrud:selection:testapp.book:book" not in htmx_client.session
     assert "Tick rows to work on several at once" in htmx_client.get("/book/").content.decode()
 
 
@@ -143,7 +143,7 @@ def test_all_or_nothing_a_protected_row_keeps_every_row(
     )
     assert f"<tr><td>#{authors['protected'].pk}</td>" in html
     assert "HX-Trigger" not in response.headers
-    assert len(htmx_client.session["powercrud:selection:sample.author:authors"]["ids"]) == 3
+    assert len(htmx_client.session["powercrud:selection:testapp.author:authors"]["ids"]) == 3
 
 
 def test_per_row_a_protected_row_is_listed_and_the_rest_deleted(

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from sample.models import Book
+from tests.testapp.models import Book
 
 pytestmark = pytest.mark.django_db
 

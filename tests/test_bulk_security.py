@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from sample.models import Author, Book
 from tests.bulk_urls import BOOK_BULK_FIELDS, SCRIPT, book_snapshot, select
 from tests.conftest import HtmxClient
+from tests.testapp.models import Author, Book
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.bulk_urls")]
 
@@ -54,7 +54,7 @@ def test_bulk_delete_needs_the_delete_permission(user_factory: Any, catalogue: C
         assert response.status_code == 403
         assert DENIED in response.content.decode()
     assert Book.objects.count() == 30
-    assert len(client.session["powercrud:selection:sample.book:book"]["ids"]) == 3
+    assert len(client.session["powercrud:selection:testapp.book:book"]["ids"]) == 3
 
 
 def test_a_view_only_user_may_select_but_not_edit_or_delete(user_factory: Any, catalogue: Catalogue) -> None:
@@ -103,7 +103,7 @@ def test_anonymous_users_are_sent_to_log_in(catalogue: Catalogue, url: str) -> N
 def test_bulk_posts_need_a_csrf_token(admin_user: Any, catalogue: Catalogue) -> None:
     client = client_for(admin_user, enforce_csrf_checks=True)
     session = client.session
-    session["powercrud:selection:sample.book:book"] = {
+    session["powercrud:selection:testapp.book:book"] = {
         "mode": "ids",
         "ids": [str(b.pk) for b in catalogue["books"][:3]],
     }
@@ -127,7 +127,7 @@ def test_get_and_head_never_change_anything(admin_client: Client, catalogue: Cat
     assert admin_client.get(url, query).status_code == 200
     assert admin_client.head(url, query).status_code == 200
     assert book_snapshot() == before
-    assert len(admin_client.session["powercrud:selection:sample.book:book"]["ids"]) == 3
+    assert len(admin_client.session["powercrud:selection:testapp.book:book"]["ids"]) == 3
 
 
 @pytest.mark.parametrize("method", ["put", "patch", "delete"])

@@ -24,8 +24,8 @@ from powercrud.bulk import (
     RowError,
     WriteStrategy,
 )
-from sample.models import Asset, Author, Book, Genre, Shelf, ShelfEvent, Tag
 from tests.conftest import model_table
+from tests.testapp.models import Asset, Author, Book, Genre, Shelf, ShelfEvent, Tag
 
 BOOK_FIELDS = [
     "title",
@@ -205,7 +205,7 @@ def test_context_must_match(shop: dict[str, Any]) -> None:
     with pytest.raises(ValueError) as info:
         service.apply(**kwargs, context=context_for(Author))
     assert str(info.value) == (
-        "context.model_label is 'sample.author' but the queryset is of 'sample.book'; build the "
+        "context.model_label is 'testapp.author' but the queryset is of 'testapp.book'; build the "
         "context for the model being written."
     )
     with pytest.raises(ValueError) as info:
@@ -293,14 +293,14 @@ def test_strategy_choice() -> None:
     assert service.choose_strategy(Book, ["status", "price"]) is WriteStrategy.SET_BASED
     assert service.choose_strategy(Shelf, ["capacity"]) is WriteStrategy.PER_OBJECT  # post_save
 
-    with isolate_apps("sample"):
+    with isolate_apps("tests.testapp"):
 
         class Saver(models.Model):  # noqa: DJ008
             name = models.CharField(max_length=10)
             links = models.ManyToManyField(Tag)
 
             class Meta:
-                app_label = "sample"
+                app_label = "testapp"
 
             def save(self, *args: Any, **kwargs: Any) -> None:
                 super().save(*args, **kwargs)
@@ -316,7 +316,7 @@ def test_row_checks_follow_the_changed_fields() -> None:
     assert not service.row_checks(Asset, ["description"]).needed
     assert service.row_checks(Shelf, ["location"]).clean
 
-    with isolate_apps("sample"):
+    with isolate_apps("tests.testapp"):
 
         class Priced(models.Model):  # noqa: DJ008
             kind = models.CharField(max_length=10)
@@ -324,7 +324,7 @@ def test_row_checks_follow_the_changed_fields() -> None:
             note = models.CharField(max_length=10)
 
             class Meta:
-                app_label = "sample"
+                app_label = "testapp"
                 constraints = [
                     models.CheckConstraint(
                         condition=models.Q(price__gte=0) | models.Q(kind="credit"), name="priced_sign"
@@ -735,7 +735,7 @@ def test_rows_already_holding_the_value_are_not_changed(
 
 @pytest.fixture
 def gadget_model(transactional_db: None) -> Any:
-    with isolate_apps("sample"):
+    with isolate_apps("tests.testapp"):
 
         class Gadget(models.Model):  # noqa: DJ008
             kind = models.CharField(max_length=10, default="debit")
@@ -744,7 +744,7 @@ def gadget_model(transactional_db: None) -> Any:
             touched = models.DateTimeField(auto_now=True)
 
             class Meta:
-                app_label = "sample"
+                app_label = "testapp"
                 constraints = [
                     models.CheckConstraint(
                         condition=models.Q(amount__gte=0) | models.Q(kind="credit"),

@@ -22,7 +22,7 @@ CONTRACT = (
 def make_context(**overrides: Any) -> BulkContext:
     values: dict[str, Any] = {
         "mode": "async",
-        "model_label": "sample.book",
+        "model_label": "testapp.book",
         "user_id": 7,
         "selection_size": 120,
         "atomic": False,
@@ -37,14 +37,14 @@ def make_context(**overrides: Any) -> BulkContext:
 
 class TestBulkContext:
     def test_defaults(self) -> None:
-        context = BulkContext(mode="sync", model_label="sample.Book", user_id=None, selection_size=3)
+        context = BulkContext(mode="sync", model_label="testapp.Book", user_id=None, selection_size=3)
         assert context.atomic is True
         assert context.dry_run is False
         assert context.operation == "update"
         assert context.batch_size == 1000
         assert context.task_name is None
         assert dict(context.extra) == {}
-        assert context.model_label == "sample.book"
+        assert context.model_label == "testapp.book"
 
     def test_json_round_trip(self) -> None:
         context = make_context()
@@ -82,6 +82,7 @@ class TestBulkContext:
             ),
             (
                 {"model_label": "book"},
+                # The example label is powercrud's own message text, not a model of these tests.
                 "BulkContext.model_label must be an 'app_label.model_name' label such as "
                 "'sample.book', not 'book'.",
             ),

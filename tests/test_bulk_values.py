@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from powercrud.bulk import BulkInputError, M2MChange, from_field_data, to_field_data
-from sample.models import Asset, Author, Book, Genre, Tag
+from tests.testapp.models import Asset, Author, Book, Genre, Tag
 
 FIELDS = ["status", "price", "published_date", "author", "genre", "is_available", "pages", "tags"]
 
@@ -109,12 +109,12 @@ def test_datetimes_uuids_and_text() -> None:
 @pytest.mark.parametrize(
     ("fields", "data", "field", "message"),
     [
-        (["nope"], {"nope": 1}, "nope", "'nope' is not a field of sample.Book."),
+        (["nope"], {"nope": 1}, "nope", "'nope' is not a field of testapp.Book."),
         (
             ["id"],
             {"id": 1},
             "id",
-            "'id' is the primary key of sample.Book; it cannot be bulk edited.",
+            "'id' is the primary key of testapp.Book; it cannot be bulk edited.",
         ),
         (["price"], {}, "price", "field_data has no value for 'price', which is in fields_to_update."),
         (
@@ -231,7 +231,7 @@ def test_reverse_relations_are_rejected() -> None:
     with pytest.raises(BulkInputError) as info:
         from_field_data(Author, ["books"], {"books": {"op": "add", "ids": [1]}})
     assert str(info.value) == (
-        "'books' on sample.Author is not a stored field of the model (a reverse relation or a "
+        "'books' on testapp.Author is not a stored field of the model (a reverse relation or a "
         "virtual field); bulk edit writes the model's own fields."
     )
 
@@ -239,7 +239,7 @@ def test_reverse_relations_are_rejected() -> None:
 def test_non_editable_fields_are_rejected() -> None:
     with pytest.raises(BulkInputError) as info:
         from_field_data(Asset, ["id"], {"id": str(uuid.uuid4())})
-    assert str(info.value) == "'id' is the primary key of sample.Asset; it cannot be bulk edited."
+    assert str(info.value) == "'id' is the primary key of testapp.Asset; it cannot be bulk edited."
 
 
 def test_field_data_must_be_a_mapping() -> None:
@@ -256,7 +256,7 @@ def test_to_field_data_errors(related: dict[str, Any]) -> None:
     with pytest.raises(BulkInputError) as info:
         to_field_data(Book, ["author"], {"author": related["genre"]})
     assert (
-        str(info.value) == "'author' expects a sample.Author object or its primary key, got a sample.Genre."
+        str(info.value) == "'author' expects a testapp.Author object or its primary key, got a testapp.Genre."
     )
     with pytest.raises(BulkInputError) as info:
         to_field_data(Book, ["price"], {})

@@ -15,7 +15,6 @@ from django.contrib.messages import get_messages
 from django.test import Client, override_settings
 
 from powercrud.bulk import RowError
-from sample.models import Asset, Author, Book, Shelf, ShelfEvent
 from tests.bulk_urls import (
     BOOK_BULK_FIELDS,
     SCRIPT,
@@ -26,6 +25,7 @@ from tests.bulk_urls import (
     select_all,
 )
 from tests.conftest import HtmxClient
+from tests.testapp.models import Asset, Author, Book, Shelf, ShelfEvent
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.bulk_urls")]
 
@@ -431,7 +431,7 @@ def test_the_backend_path_is_the_default_sync_path(
     assert call["field_data"] == {"status": "published", "author": catalogue["authors"][1].pk}
     assert list(call["bulk_fields"]) == BOOK_BULK_FIELDS
     context = call["context"]
-    assert (context.mode, context.model_label, context.user_id) == ("sync", "sample.book", admin_user.pk)
+    assert (context.mode, context.model_label, context.user_id) == ("sync", "testapp.book", admin_user.pk)
     assert (context.selection_size, context.atomic, context.dry_run, context.operation) == (
         3,
         True,

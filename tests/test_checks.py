@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import django
@@ -20,10 +16,9 @@ from django.utils.functional import cached_property
 from powercrud import checks
 from powercrud.checks import check_installation, check_view, check_views
 from powercrud.views import CRUDView, registry
-from sample.models import Author, Book
-from sample.views import ALL_VIEWS
+from tests.testapp.models import Author, Book
+from tests.testapp.views import ALL_VIEWS
 
-ROOT = Path(__file__).resolve().parent.parent
 BOOK_FIELDS = "id, title, author, genre, status, price, published_date, pages, is_available, tags"
 
 
@@ -45,7 +40,7 @@ def only(messages: list[Any]) -> Any:
 
 
 # ----- class checks -------------------------------------------------------------------------
-def test_sample_views_pass():
+def test_the_test_app_views_pass():
     for view in ALL_VIEWS:
         assert check_view(view) == [], view
 
@@ -61,7 +56,7 @@ def test_e001_unknown_field(name):
     assert error.id == "powercrud.E001"
     assert error.level == ERROR
     assert error.obj is view
-    assert error.msg == f"BrokenView.fields names {name!r}, which is not a field of sample.Book."
+    assert error.msg == f"BrokenView.fields names {name!r}, which is not a field of testapp.Book."
     assert error.hint == f"Use one of: {BOOK_FIELDS}."
 
 
@@ -74,7 +69,7 @@ def test_e002_properties_must_be_properties():
     errors = check_view(view)
     assert [e.id for e in errors] == ["powercrud.E002"] * 3
     assert [e.msg for e in errors] == [
-        f"BrokenView.properties names {name!r}, which is not a property of sample.Book."
+        f"BrokenView.properties names {name!r}, which is not a property of testapp.Book."
         for name in ("title", "nope", "__str__")
     ]
     assert errors[0].hint == "List @property names here; model fields belong in `fields`."
@@ -91,7 +86,7 @@ def test_cached_properties_are_properties(monkeypatch):
 def test_e003_unknown_filterset_field():
     error = only(check_view(broken_view(filterset_fields=["status", "colour"])))
     assert error.id == "powercrud.E003"
-    assert error.msg == "BrokenView.filterset_fields names 'colour', which is not a field of sample.Book."
+    assert error.msg == "BrokenView.filterset_fields names 'colour', which is not a field of testapp.Book."
     assert error.hint == f"Use one of: {BOOK_FIELDS}."
 
 
@@ -108,14 +103,15 @@ def test_e004_unknown_search_field():
     error = only(check_view(broken_view(search_fields=["title", "author__nickname"])))
     assert error.id == "powercrud.E004"
     assert (
-        error.msg == "BrokenView.search_fields names 'author__nickname', which is not a field of sample.Book."
+        error.msg
+        == "BrokenView.search_fields names 'author__nickname', which is not a field of testapp.Book."
     )
 
 
 def test_e005_unknown_bulk_field():
     error = only(check_view(broken_view(bulk_fields=["status", "colour"])))
     assert error.id == "powercrud.E005"
-    assert error.msg == "BrokenView.bulk_fields names 'colour', which is not a field of sample.Book."
+    assert error.msg == "BrokenView.bulk_fields names 'colour', which is not a field of testapp.Book."
 
 
 def test_e005_bulk_field_on_a_related_model():
@@ -143,7 +139,7 @@ def test_e006_bulk_field_that_cannot_be_edited(model, name):
 
 
 def test_e006_non_editable_field():
-    from sample.models import ShelfEvent
+    from tests.testapp.models import ShelfEvent
 
     error = only(check_view(broken_view(model=ShelfEvent, bulk_fields=["message", "created"])))
     assert error.id == "powercrud.E006"
@@ -155,13 +151,13 @@ def test_e006_non_editable_field():
     [
         ("NoDots", "Bulk update backend path 'NoDots' is not a dotted path; use 'package.module.ClassName'."),
         (
-            "sample.backends.Missing",
-            "Bulk update backend path 'sample.backends.Missing': module 'sample.backends' "
+            "tests.testapp.backends.Missing",
+            "Bulk update backend path 'tests.testapp.backends.Missing': module 'tests.testapp.backends' "
             "has no attribute 'Missing'.",
         ),
         (
-            "sample.models.Book",
-            "Bulk update backend path 'sample.models.Book' names <class 'sample.models.Book'>, "
+            "tests.testapp.models.Book",
+            "Bulk update backend path 'tests.testapp.models.Book' names <class 'tests.testapp.models.Book'>, "
             "which is not a subclass of powercrud.bulk_persistence.BulkUpdatePersistenceBackend.",
         ),
     ],
@@ -174,22 +170,22 @@ def test_e009_bad_backend_path(path, problem):
 
 
 def test_e009_module_that_cannot_be_imported():
-    path = "sample.no_such_module.Backend"
+    path = "tests.testapp.no_such_module.Backend"
     error = only(check_view(broken_view(bulk_update_persistence_backend_path=path)))
     assert error.id == "powercrud.E009"
     assert error.msg.startswith(
         "BrokenView.bulk_update_persistence_backend_path is invalid: Bulk update backend path "
-        "'sample.no_such_module.Backend': module 'sample.no_such_module' could not be imported "
+        "'tests.testapp.no_such_module.Backend': module 'tests.testapp.no_such_module' could not be imported "
         "(ModuleNotFoundError: "
     )
 
 
 def test_e009_valid_backend_path_passes():
-    view = broken_view(bulk_update_persistence_backend_path="sample.backends.BookBulkUpdateBackend")
+    view = broken_view(bulk_update_persistence_backend_path="tests.testapp.backends.BookBulkUpdateBackend")
     assert check_view(view) == []
 
 
-@pytest.mark.parametrize("model", ["sample.Book", object, 42])
+@pytest.mark.parametrize("model", ["testapp.Book", object, 42])
 def test_e010_model_must_be_a_model_class(model):
     error = only(check_view(broken_view(model=model, fields=["nope"])))
     assert error.id == "powercrud.E010"
@@ -282,21 +278,6 @@ def test_checks_are_registered():
     assert checks.check_views in registered
 
 
-def test_sample_project_passes_manage_py_check(tmp_path):
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "sample.settings", "POWERCRUD_DATA_DIR": str(tmp_path)}
-    env.pop("POWERCRUD_DB", None)
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check", "--fail-level", "WARNING"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "System check identified no issues (0 silenced)." in result.stdout
-
-
 # ----- async and many-to-many checks --------------------------------------------------------------
 def powercrud_view(**attrs: Any) -> type[CRUDView]:
     from powercrud.mixins import PowerCRUDMixin
@@ -338,7 +319,7 @@ def test_w002_is_quiet_when_a_backend_path_is_set():
         bulk_fields=["status"],
         bulk_async=True,
         persist_bulk_update=persist_bulk_update,
-        bulk_update_persistence_backend_path="sample.backends.BookBulkUpdateBackend",
+        bulk_update_persistence_backend_path="tests.testapp.backends.BookBulkUpdateBackend",
     )
     assert check_view(view) == []
 

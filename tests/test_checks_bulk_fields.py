@@ -10,10 +10,10 @@ from django.core.checks import WARNING
 from powercrud.bulk_persistence import BulkUpdatePersistenceBackend
 from powercrud.checks import check_view
 from powercrud.views import CRUDView, registry
-from sample.models import Book
+from tests.testapp.models import Book
 
 HERE = "tests.test_checks_bulk_fields"
-BOOK_BACKEND = "sample.backends.BookBulkUpdateBackend"  # overrides persist_bulk_update() only
+BOOK_BACKEND = "tests.testapp.backends.BookBulkUpdateBackend"  # overrides persist_bulk_update() only
 PATH = "bulk_update_persistence_backend_path"
 
 

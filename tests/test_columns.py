@@ -10,7 +10,7 @@ from django.core.exceptions import FieldDoesNotExist
 
 from powercrud import columns as cols
 from powercrud.columns import Column
-from sample.models import Asset, Author, Book, Genre, Shelf, ShelfEvent, Tag
+from tests.testapp.models import Asset, Author, Book, Genre, Shelf, ShelfEvent, Tag
 
 
 def test_resolve_field_path_follows_relations():

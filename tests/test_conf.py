@@ -8,8 +8,8 @@ from django.test import override_settings
 from powercrud.conf import DEFAULTS, settings
 from powercrud.mixins import PowerCRUDMixin
 from powercrud.views import CRUDView
-from sample.models import Author, Genre
-from sample.urls import urlpatterns as sample_urlpatterns
+from tests.testapp.models import Author, Genre
+from tests.testapp.urls import urlpatterns as app_urlpatterns
 
 
 def test_documented_defaults():
@@ -82,7 +82,7 @@ class PlainGenreView(PowerCRUDMixin, CRUDView):
     fields = ["name"]
 
 
-urlpatterns = [*sample_urlpatterns, *PlainGenreView.get_urls()]
+urlpatterns = [*app_urlpatterns, *PlainGenreView.get_urls()]
 
 
 @pytest.mark.django_db
@@ -114,12 +114,12 @@ def test_default_page_size_and_base_template_come_from_settings(admin_client):
         Genre.objects.create(name=f"Genre {i}")
     plain = admin_client.get("/plain-genres/")
     assert len(plain.context_data["rows"]) == 5
-    assert "Bookshop ops" not in plain.content.decode()
-    with override_settings(POWERCRUD_SETTINGS={"DEFAULT_PAGE_SIZE": 2, "BASE_TEMPLATE": "sample/base.html"}):
+    assert "powercrud test app" not in plain.content.decode()
+    with override_settings(POWERCRUD_SETTINGS={"DEFAULT_PAGE_SIZE": 2, "BASE_TEMPLATE": "testapp/base.html"}):
         response = admin_client.get("/plain-genres/")
         assert [r["object"].name for r in response.context_data["rows"]] == ["Genre 0", "Genre 1"]
         assert response.context_data["page_obj"].paginator.num_pages == 3
-        assert "Bookshop ops" in response.content.decode()
+        assert "powercrud test app" in response.content.decode()
         # A view's own base_template_path still wins over the setting.
         Author.objects.create(name="Solo")
-        assert "Bookshop ops" in admin_client.get("/author/").content.decode()
+        assert "powercrud test app" in admin_client.get("/author/").content.decode()

@@ -27,7 +27,7 @@ Status = BulkTask.Status
 
 def make_task(owner: User | None, **values: Any) -> BulkTask:
     values.setdefault("kind", BulkTask.Kind.UPDATE)
-    values.setdefault("model_label", "sample.book")
+    values.setdefault("model_label", "testapp.book")
     values.setdefault("total", 10)
     values.setdefault(
         "payload", {"fields_to_update": ["status"], "field_data": {"status": "published"}, "atomic": True}
@@ -98,7 +98,7 @@ def test_anonymous_cancel_goes_to_login_and_changes_nothing(alice):
 
 def test_list_shows_only_own_tasks(alice, bob):
     mine = make_task(alice)
-    theirs = make_task(bob, model_label="sample.author")
+    theirs = make_task(bob, model_label="testapp.author")
     response = client_for(alice).get(url("list"))
     assert response.status_code == 200
     html = response.content.decode()
@@ -106,8 +106,8 @@ def test_list_shows_only_own_tasks(alice, bob):
     assert url("detail", theirs) not in html
     assert "bob" not in html
     # The model filter offers only the models of the tasks the user sees.
-    assert 'value="sample.book"' in html
-    assert 'value="sample.author"' not in html
+    assert 'value="testapp.book"' in html
+    assert 'value="testapp.author"' not in html
 
 
 def test_staff_see_every_task(alice, bob, staff):
@@ -121,7 +121,7 @@ def test_staff_see_every_task(alice, bob, staff):
 def test_list_is_newest_first_with_readable_columns(alice):
     old = finished(alice, total=1200, success_count=1150, failure_count=50, status=Status.FAILED)
     BulkTask.objects.filter(pk=old.pk).update(created_at=timezone.now() - datetime.timedelta(days=1))
-    new = make_task(alice, model_label="sample.author", kind=BulkTask.Kind.DELETE)
+    new = make_task(alice, model_label="testapp.author", kind=BulkTask.Kind.DELETE)
     html = client_for(alice).get(url("list")).content.decode()
     assert html.index(url("detail", new)) < html.index(url("detail", old))
     assert "Authors" in html and "Books" in html  # verbose names, not labels
@@ -133,14 +133,14 @@ def test_list_is_newest_first_with_readable_columns(alice):
 def test_list_filters_by_status_model_and_kind(alice):
     failed = finished(alice, status=Status.FAILED)
     done = finished(alice)
-    author = make_task(alice, model_label="sample.author", kind=BulkTask.Kind.DELETE)
+    author = make_task(alice, model_label="testapp.author", kind=BulkTask.Kind.DELETE)
     client = client_for(alice)
 
     html = client.get(url("list"), {"status": "failed"}).content.decode()
     assert url("detail", failed) in html
     assert url("detail", done) not in html and url("detail", author) not in html
 
-    html = client.get(url("list"), {"model_label": "sample.author"}).content.decode()
+    html = client.get(url("list"), {"model_label": "testapp.author"}).content.decode()
     assert url("detail", author) in html
     assert url("detail", failed) not in html and url("detail", done) not in html
 
@@ -477,7 +477,7 @@ def test_outcomes_of_cancelled_crashed_and_running_tasks(alice):
 
 def test_cancel_a_queued_task_ends_it_and_releases_its_locks(alice):
     task = make_task(alice)
-    RowLock.objects.create(task=task, model_label="sample.book", object_pk="1")
+    RowLock.objects.create(task=task, model_label="testapp.book", object_pk="1")
     client = client_for(alice)
     response = client.post(url("cancel", task))
     assert response.status_code == 302
@@ -544,12 +544,12 @@ def test_other_actions_refuse_post(alice):
         assert client.post(url(name, task)).status_code == 405
 
 
-# ----- admin and sample ----------------------------------------------------------------------------
+# ----- admin ---------------------------------------------------------------------------------------
 
 
 def test_admin_changelists_and_change_page_load(admin_client, alice):
     task = finished(alice, status=Status.FAILED, errors=[{"pk": 1, "field": "price", "messages": [SCRIPT]}])
-    RowLock.objects.create(task=make_task(alice), model_label="sample.book", object_pk="5")
+    RowLock.objects.create(task=make_task(alice), model_label="testapp.book", object_pk="5")
     for name in ("powercrud_bulktask_changelist", "powercrud_rowlock_changelist"):
         response = admin_client.get(reverse(f"admin:{name}"))
         assert response.status_code == 200, name
@@ -587,11 +587,6 @@ def test_admin_deletes_only_finished_tasks(admin_client, alice):
     admin_client.post(changelist, {**both, "_selected_action": [done.pk]})
     assert BulkTask.objects.filter(pk=queued.pk).exists()
     assert not BulkTask.objects.filter(pk=done.pk).exists()
-
-
-def test_sample_navigation_links_the_dashboard(admin_client):
-    html = admin_client.get(reverse("sample:book-list")).content.decode()
-    assert f'<a href="{url("list")}">Tasks</a>' in html
 
 
 def test_format_duration():

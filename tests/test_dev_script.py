@@ -1,15 +1,13 @@
-"""``dev.py`` (the demo and test commands) and the sample settings a fresh clone starts from.
+"""``dev.py``: the demo and test commands. (The demo settings a fresh clone starts from are
+tested in tests/demo/test_project.py.)
 
 Nothing here installs anything: pip, the phases and the network are replaced with fakes.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
-import subprocess
-import sys
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +16,6 @@ from typing import Any
 import pytest
 
 import dev
-from sample.settings import sqlite_database
 
 REPO = Path(dev.__file__).resolve().parent
 
@@ -273,35 +270,3 @@ def test_the_smoke_run_cannot_see_the_checkout(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "tests.settings")
     env = dev.clean_env()
     assert "PYTHONPATH" not in env and "DJANGO_SETTINGS_MODULE" not in env
-
-
-# ----- a fresh clone -------------------------------------------------------------------------
-
-
-def test_sqlite_database_creates_its_folder(tmp_path: Path):
-    path = tmp_path / "not" / "there" / "demo.sqlite3"
-    assert sqlite_database(path)["NAME"] == path
-    assert path.parent.is_dir()
-
-
-def test_an_in_memory_database_creates_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.chdir(tmp_path)
-    sqlite_database(":memory:")
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_migrate_works_on_a_fresh_clone(tmp_path: Path):
-    """``manage.py migrate`` with the sample settings and a data folder that does not exist yet."""
-    data_dir = tmp_path / "fresh" / "db"
-    env = {k: v for k, v in os.environ.items() if k not in ("POWERCRUD_DB", "DJANGO_SETTINGS_MODULE")}
-    env["POWERCRUD_DATA_DIR"] = str(data_dir)
-    result = subprocess.run(
-        [sys.executable, "manage.py", "migrate", "-v", "0"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    assert (data_dir / "demo.sqlite3").stat().st_size > 0

@@ -12,8 +12,8 @@ from powercrud.bulk.types import BulkInputError
 from powercrud.jobs.launch import LaunchError
 from powercrud.jobs.locks import LockConflict
 from powercrud.models import BulkTask, RowLock
-from sample.models import Book
 from tests.async_helpers import launch_books, launch_request, make_books
+from tests.testapp.models import Book
 
 pytestmark = pytest.mark.django_db
 
@@ -34,13 +34,13 @@ def test_launch_records_locks_and_enqueues_after_commit(
     task.refresh_from_db()
     assert task.status == BulkTask.Status.QUEUED
     assert task.kind == "update"
-    assert task.model_label == "sample.book"
+    assert task.model_label == "testapp.book"
     assert task.owner == admin_user
     assert task.total == 2  # "Book 00001" and "Book 00011"
     assert task.payload == {
         "version": 1,
         "operation": "update",
-        "model_label": "sample.book",
+        "model_label": "testapp.book",
         "fields_to_update": ["status"],
         "field_data": {"status": "archived"},
         "bulk_fields": ["status", "genre", "author", "price", "tags", "is_available"],

@@ -23,14 +23,14 @@ from powercrud.jobs.locks import (
 )
 from powercrud.jobs.worker import locked_queryset
 from powercrud.models import BulkTask, RowLock
-from sample.models import Asset, Book, Tag
 from tests.async_helpers import held_elsewhere, make_books
+from tests.testapp.models import Asset, Book, Tag
 
 pytestmark = pytest.mark.django_db
 
 
 def new_task(**kwargs: Any) -> BulkTask:
-    return BulkTask.objects.create(kind="update", model_label="sample.book", **kwargs)
+    return BulkTask.objects.create(kind="update", model_label="testapp.book", **kwargs)
 
 
 def test_acquire_locks_every_row_in_one_insert() -> None:
@@ -102,10 +102,10 @@ def test_form_edit_of_a_locked_row_gets_a_message_naming_the_task() -> None:
     task = new_task(status=BulkTask.Status.RUNNING)
     acquire_locks(task, Book.objects.filter(pk__in=[books[0].pk, books[1].pk]))
     assert locked_by(Book, books[0].pk) == task
-    assert locked_by("sample.book", str(books[1].pk)) == task
+    assert locked_by("testapp.book", str(books[1].pk)) == task
     assert locked_by(Book, books[2].pk) is None
     with pytest.raises(LockConflict) as caught:
-        assert_unlocked("sample.book", [books[0].pk])
+        assert_unlocked("testapp.book", [books[0].pk])
     assert caught.value.message == (
         f"This book is being changed by bulk task #{task.pk} (running). Try again when it finishes."
     )
@@ -135,7 +135,7 @@ def test_release_is_one_delete() -> None:
 
 def test_uuid_primary_keys_lock_and_resolve() -> None:
     assets = [Asset.objects.create(code=f"A{i}") for i in range(3)]
-    task = BulkTask.objects.create(kind="update", model_label="sample.asset")
+    task = BulkTask.objects.create(kind="update", model_label="testapp.asset")
     assert acquire_locks(task, Asset.objects.all()) == 3
     # The key computed in Python is the one the database cast produced.
     stored = set(RowLock.objects.filter(task=task).values_list("object_pk", flat=True))

@@ -11,8 +11,8 @@ from django.urls import include, path
 
 from powercrud.mixins import PowerCRUDMixin
 from powercrud.views import CRUDView, Role
-from sample.models import Book
 from tests.conftest import HtmxClient
+from tests.testapp.models import Book
 
 pytestmark = pytest.mark.django_db
 
@@ -53,7 +53,7 @@ class PublicListBookView(PowerCRUDMixin, CRUDView):
     model = Book
     url_base = "public-books"
     fields = ["title", "author"]
-    role_permissions = {"list": [], "delete": ["sample.change_book"]}
+    role_permissions = {"list": [], "delete": ["testapp.change_book"]}
 
 
 class SuperuserDeleteBookView(PowerCRUDMixin, CRUDView):
@@ -257,14 +257,14 @@ def test_has_role_permission_override(user_factory, admin_client, catalogue):
 
 
 def test_get_role_permissions_defaults_to_model_permissions(rf, admin_user):
-    from sample.views import BookCRUDView
+    from tests.testapp.views import BookCRUDView
 
     view = BookCRUDView(role=Role.LIST)
     view.setup(rf.get("/book/"))
-    assert view.get_role_permissions(Role.LIST) == ["sample.view_book"]
-    assert view.get_role_permissions(Role.DETAIL) == ["sample.view_book"]
-    assert view.get_role_permissions(Role.CREATE) == ["sample.add_book"]
-    assert view.get_role_permissions(Role.UPDATE) == ["sample.change_book"]
-    assert view.get_role_permissions(Role.DELETE) == ["sample.delete_book"]
-    assert PublicListBookView().get_role_permissions(Role.DELETE) == ["sample.change_book"]
+    assert view.get_role_permissions(Role.LIST) == ["testapp.view_book"]
+    assert view.get_role_permissions(Role.DETAIL) == ["testapp.view_book"]
+    assert view.get_role_permissions(Role.CREATE) == ["testapp.add_book"]
+    assert view.get_role_permissions(Role.UPDATE) == ["testapp.change_book"]
+    assert view.get_role_permissions(Role.DELETE) == ["testapp.delete_book"]
+    assert PublicListBookView().get_role_permissions(Role.DELETE) == ["testapp.change_book"]
     assert PublicListBookView().get_role_permissions(Role.LIST) == []

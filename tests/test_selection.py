@@ -16,13 +16,13 @@ from django.test.utils import CaptureQueriesContext
 from django.utils.html import escape
 
 from powercrud.mixins.selection import MAX_QUERY_LENGTH
-from sample.models import Asset, Book
 from tests.bulk_urls import SCRIPT, select, select_all, selection_url
 from tests.conftest import HtmxClient
+from tests.testapp.models import Asset, Book
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.bulk_urls")]
 
-KEY = "powercrud:selection:sample.book:book"
+KEY = "powercrud:selection:testapp.book:book"
 ROW_BOX = re.compile(r'<input type="checkbox" class="pc-select-row" value="([^"]+)"[^>]*>')
 
 
@@ -230,7 +230,7 @@ def test_a_filter_too_long_to_store_is_refused(admin_client: Client, catalogue: 
 
 # ----- the id cap -----------------------------------------------------------------------------------
 def book_queries(captured: CaptureQueriesContext) -> list[str]:
-    return [q["sql"] for q in captured.captured_queries if "sample_" in q["sql"]]
+    return [q["sql"] for q in captured.captured_queries if "testapp_" in q["sql"]]
 
 
 @override_settings(POWERCRUD_SETTINGS={"SELECTION_ID_CAP": 5})
@@ -349,7 +349,7 @@ def test_an_unknown_action_is_a_400(admin_client: Client, catalogue: dict[str, A
 
 def test_uuid_ids_are_validated_and_canonicalised(admin_client: Client) -> None:
     assets = [Asset.objects.create(code=f"A-{i}") for i in range(3)]
-    key = "powercrud:selection:sample.asset:asset"
+    key = "powercrud:selection:testapp.asset:asset"
     response = select(admin_client, "asset", [str(assets[0].pk).upper(), assets[1].pk.hex, str(assets[0].pk)])
     assert response.status_code == 200
     assert bar_count(response) == 2

@@ -25,8 +25,8 @@ from powercrud.jobs.locks import LockConflict, assert_unlocked
 from powercrud.jobs.monitor import fail_stale_tasks, request_cancel
 from powercrud.jobs.worker import run_bulk_task
 from powercrud.models import BulkTask, RowLock
-from sample.models import Author, Book, Shelf, Tag
 from tests.async_helpers import SEEN, gate, launch_books, launch_request, make_books, wait_for
+from tests.testapp.models import Author, Book, Shelf, Tag
 
 pytestmark = pytest.mark.django_db
 
@@ -62,7 +62,7 @@ def test_success_end_to_end(admin_user: Any) -> None:
     assert context.mode == "async"
     assert context.task_name == task.task_name == f"powercrud-bulk-{task.pk}"
     assert context.user_id == admin_user.pk
-    assert (context.model_label, context.selection_size, context.batch_size) == ("sample.book", 25, 10)
+    assert (context.model_label, context.selection_size, context.batch_size) == ("testapp.book", 25, 10)
     assert context.extra == {"task_id": task.pk, "view_name": "books"}
 
 
@@ -443,7 +443,7 @@ def test_same_input_same_end_state_and_result_in_sync_and_async(
 
     context = BulkContext(
         mode="sync",
-        model_label="sample.book",
+        model_label="testapp.book",
         user_id=None,
         selection_size=queryset.count(),
         atomic=atomic,
@@ -493,7 +493,7 @@ def test_async_delete_and_protected_rows() -> None:
 
 
 def test_uuid_primary_keys_end_to_end() -> None:
-    from sample.models import Asset
+    from tests.testapp.models import Asset
 
     for i in range(5):
         Asset.objects.create(code=f"A{i}")

@@ -7,8 +7,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.urls import resolve, reverse
 
 from powercrud.views import CRUDView, Role, registry
-from sample.models import Asset, Author, Book, Tag
-from sample.views import AssetCRUDView, BookCRUDView
+from tests.testapp.models import Asset, Author, Book, Tag
+from tests.testapp.views import AssetCRUDView, BookCRUDView
 
 CRUD_ROLES = [Role.LIST, Role.CREATE, Role.DETAIL, Role.UPDATE, Role.DELETE]
 
@@ -55,7 +55,7 @@ def test_plain_view_has_exactly_the_five_crud_urls():
     assert PlainTagView.get_roles() == CRUD_ROLES
 
 
-def test_sample_book_view_urls():
+def test_book_view_urls():
     found = routes(BookCRUDView.get_urls())
     expected = {
         "book-list": "book/",
@@ -97,14 +97,14 @@ def test_each_url_serves_its_role():
         assert pattern.callback.view_initkwargs == {"role": Role(pattern.name.removeprefix("tag-"))}
 
 
-def test_sample_urls_resolve_and_reverse():
-    assert reverse("sample:book-list") == "/book/"
-    assert reverse("sample:book-create") == "/book/new/"
-    assert reverse("sample:book-detail", kwargs={"pk": 3}) == "/book/3/"
-    assert reverse("sample:book-update", kwargs={"pk": 3}) == "/book/3/edit/"
-    assert reverse("sample:book-delete", kwargs={"pk": 3}) == "/book/3/delete/"
+def test_app_urls_resolve_and_reverse():
+    assert reverse("testapp:book-list") == "/book/"
+    assert reverse("testapp:book-create") == "/book/new/"
+    assert reverse("testapp:book-detail", kwargs={"pk": 3}) == "/book/3/"
+    assert reverse("testapp:book-update", kwargs={"pk": 3}) == "/book/3/edit/"
+    assert reverse("testapp:book-delete", kwargs={"pk": 3}) == "/book/3/delete/"
     match = resolve("/book/3/edit/")
-    assert (match.namespace, match.url_name, match.kwargs) == ("sample", "book-update", {"pk": 3})
+    assert (match.namespace, match.url_name, match.kwargs) == ("testapp", "book-update", {"pk": 3})
     assert match.func.view_initkwargs == {"role": Role.UPDATE}
 
 
@@ -122,10 +122,10 @@ def test_role_enum():
 def test_template_names_put_the_per_model_template_first(rf):
     view = BookCRUDView(role=Role.UPDATE)
     view.setup(rf.get("/"), pk=1)
-    assert view.get_template_names() == ["sample/book_form.html", "powercrud/object_form.html"]
+    assert view.get_template_names() == ["testapp/book_form.html", "powercrud/object_form.html"]
     view.role = Role.DELETE
     assert view.get_template_names() == [
-        "sample/book_confirm_delete.html",
+        "testapp/book_confirm_delete.html",
         "powercrud/object_confirm_delete.html",
     ]
 
@@ -188,7 +188,7 @@ def test_dropped_roles_have_no_urls_and_no_buttons(admin_client):
 @pytest.mark.django_db
 def test_asset_urls_round_trip(admin_client):
     asset = Asset.objects.create(code="SRV-9")
-    url = reverse("sample:asset-update", kwargs={"pk": asset.pk})
+    url = reverse("testapp:asset-update", kwargs={"pk": asset.pk})
     assert url == f"/asset/{asset.pk}/edit/"
     assert resolve(url).kwargs == {"pk": asset.pk}
     assert admin_client.get(url).status_code == 200

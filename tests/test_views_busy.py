@@ -12,8 +12,8 @@ from django.test import Client
 
 from powercrud.bulk import BulkUpdateService
 from powercrud.views import database_busy
-from sample.models import Book
 from tests.bulk_urls import PlainBookView, book_snapshot, select
+from tests.testapp.models import Book
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.bulk_urls")]
 
@@ -34,7 +34,7 @@ def test_the_error_sqlite_gives_when_another_writer_holds_the_lock_is_recognised
     holder.close()
     other.close()
     assert database_busy(OperationalError(*caught.value.args))
-    assert not database_busy(OperationalError("no such table: sample_book"))
+    assert not database_busy(OperationalError("no such table: testapp_book"))
 
 
 def busy(*args: Any, **kwargs: Any) -> Any:
@@ -72,7 +72,7 @@ def test_other_database_errors_are_not_hidden(
     htmx_client: Client, catalogue: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def broken(*args: Any, **kwargs: Any) -> Any:
-        raise OperationalError("no such table: sample_book")
+        raise OperationalError("no such table: testapp_book")
 
     monkeypatch.setattr(PlainBookView, "persist_single_object", broken)
     book = catalogue["books"][0]

@@ -17,7 +17,7 @@ from django.test.utils import CaptureQueriesContext
 
 from powercrud.mixins import PowerCRUDMixin
 from powercrud.views import CRUDView
-from sample.models import Author, Book, Tag
+from tests.testapp.models import Author, Book, Tag
 
 pytestmark = pytest.mark.django_db
 

@@ -40,7 +40,7 @@ from tests.browser.conftest import (
 )
 from tests.browser.helpers import record_failures
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.demo]  # the demo in a real runserver and qcluster
 
 ROOT = Path(__file__).resolve().parents[2]
 # 30,000 books in batches of one: 30,000 batches, about seven seconds on the worker (far

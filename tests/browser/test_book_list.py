@@ -19,7 +19,12 @@ from django.test import Client
 from sample.models import Book
 from tests.browser.conftest import MOBILE
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.demo,  # the demo's pages and data (seed_books, setup_demo)
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.urls("sample.urls"),
+]
 
 ROWS = "#pc-content tbody tr"
 NEW_TITLE = "Aardvark Browser Test"

@@ -22,7 +22,12 @@ from tests.browser.conftest import MOBILE
 from tests.browser.helpers import record_failures
 from tests.browser.test_book_list import ROWS, modal_open, session_cookie, settled, table
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.demo,  # the demo's pages and data (seed_books, setup_demo)
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.urls("sample.urls"),
+]
 
 SELECTION = "/book/selection/"
 COUNT = "#pc-selection .pc-selection-count strong"

@@ -27,8 +27,11 @@ from sample.backends import BookBulkUpdateBackend
 from sample.models import Author, Book, BulkAudit
 from sample.views import ALL_VIEWS, BookCRUDView, SampleCRUDMixin
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 GUIDE = DOCS / "guides" / "async-bulk-persistence.md"
+
+
+pytestmark = pytest.mark.demo
 
 
 def python_blocks(text: str) -> list[str]:

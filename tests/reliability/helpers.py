@@ -28,7 +28,7 @@ if __name__ == "__main__":  # the CLI: Django first, the backends below import m
 
 from powercrud.bulk.runner import ProgressCallback  # noqa: E402
 from powercrud.bulk_persistence import DefaultBulkUpdatePersistenceBackend  # noqa: E402
-from sample.backends import BookBulkUpdateBackend  # noqa: E402
+from tests.testapp.backends import BookBulkUpdateBackend  # noqa: E402
 
 FINISHED = ("succeeded", "failed", "cancelled")
 
@@ -71,7 +71,7 @@ class SlowBackend(SlowMixin, DefaultBulkUpdatePersistenceBackend):
 
 
 class SlowAuditedBackend(SlowMixin, BookBulkUpdateBackend):
-    """The sample's backend (one ``BulkAudit`` row per applied run), slowed per batch."""
+    """The test app's backend (one ``BulkAudit`` row per applied run), slowed per batch."""
 
 
 if os.environ.get("POWERCRUD_RELIABILITY_NEW_CODE"):
@@ -110,7 +110,7 @@ def _state(prefix: str, task_id: int | None) -> dict[str, Any]:
     from django_q.models import OrmQ, Task
 
     from powercrud.models import BulkTask, RowLock
-    from sample.models import Book, BulkAudit
+    from tests.testapp.models import Book, BulkAudit
 
     books = Book.objects.filter(title__startswith=prefix)
     state: dict[str, Any] = {
@@ -138,8 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from powercrud.jobs.locks import LockConflict
     from powercrud.jobs.monitor import fail_stale_tasks
     from powercrud.models import BulkTask
-    from sample.models import Book, Tag
     from tests.async_helpers import launch_request, make_books
+    from tests.testapp.models import Book, Tag
 
     parser = argparse.ArgumentParser(prog="python -m tests.reliability.helpers")
     sub = parser.add_subparsers(dest="cmd", required=True)

@@ -23,10 +23,10 @@ from powercrud.jobs.monitor import request_cancel
 from powercrud.jobs.progress import TaskCancelled
 from powercrud.jobs.worker import run_bulk_task
 from powercrud.models import BulkTask, RowLock
-from sample.models import Book
 from tests.async_helpers import ARRIVED, GATES, gate, launch_books, launch_request, make_books
 from tests.bulk_urls import BOOK_BULK_FIELDS, book_snapshot, select
 from tests.conftest import HtmxClient, make_user
+from tests.testapp.models import Book
 
 HERE = "tests.reliability.test_failure_paths"
 FROZEN = "this book is frozen"
@@ -147,7 +147,7 @@ def frozen_book(db: None) -> Iterator[Book]:
     ("url_base", "backend", "atomic"),
     [
         ("plain-books", None, True),  # powercrud's default backend, set-based path
-        ("per-row-books", "sample.backends.BookBulkUpdateBackend", False),  # rows read and checked
+        ("per-row-books", "tests.testapp.backends.BookBulkUpdateBackend", False),  # rows read and checked
     ],
     ids=["all-or-nothing", "per-row"],
 )

@@ -19,8 +19,8 @@ from django.db import connection
 from powercrud.jobs import progress
 from powercrud.jobs.worker import run_bulk_task
 from powercrud.models import BulkTask, RowLock
-from sample.models import Author, Book
 from tests.async_helpers import launch_request
+from tests.testapp.models import Author, Book
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the side connection must see the task
 

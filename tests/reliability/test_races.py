@@ -21,10 +21,10 @@ from django.test import Client, override_settings
 from powercrud.jobs.locks import LockConflict
 from powercrud.jobs.worker import run_bulk_task
 from powercrud.models import BulkTask, RowLock
-from sample.models import Book, Tag
 from tests.async_helpers import held_elsewhere, launch_books, launch_request, make_books
 from tests.bulk_urls import HOLDS, hold, select
 from tests.conftest import HtmxClient, make_user
+from tests.testapp.models import Book, Tag
 
 _skip_on_sqlite = pytest.mark.skipif(
     connection.vendor != "postgresql",

@@ -198,7 +198,7 @@ def test_a_worker_that_dies_on_every_attempt_ends_failed_after_one_attempt(fault
 def test_a_job_delivered_twice_at_once_and_again_later_runs_once(faults: FaultWorker) -> None:
     """Two workers get the same job at the same moment, and a third copy comes after the end.
 
-    The sample backend writes one ``BulkAudit`` row per applied run, and a many-to-many
+    The test app's backend writes one ``BulkAudit`` row per applied run, and a many-to-many
     "add" would put back a link removed after the run: both show whether it ran again.
     """
     before = faults.cli("state", "--prefix", "Book 002")

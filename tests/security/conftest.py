@@ -20,11 +20,11 @@ def login(user: Any, *, htmx: bool = False, **kwargs: Any) -> Client:
     return client
 
 
-def selection_key(url_base: str, label: str = "sample.book") -> str:
+def selection_key(url_base: str, label: str = "testapp.book") -> str:
     return f"powercrud:selection:{label}:{url_base}"
 
 
-def plant(client: Client, url_base: str, data: Any, label: str = "sample.book") -> None:
+def plant(client: Client, url_base: str, data: Any, label: str = "testapp.book") -> None:
     """Store ``data`` as the selection of the view at ``/<url_base>/``, as a tampered or stale
     session would hold it (bypassing every check of the SELECTION role)."""
     session = client.session
@@ -32,7 +32,7 @@ def plant(client: Client, url_base: str, data: Any, label: str = "sample.book") 
     session.save()
 
 
-def plant_ids(client: Client, url_base: str, pks: Any, label: str = "sample.book") -> None:
+def plant_ids(client: Client, url_base: str, pks: Any, label: str = "testapp.book") -> None:
     plant(client, url_base, {"mode": "ids", "ids": [str(pk) for pk in pks]}, label)
 
 
@@ -49,5 +49,5 @@ def locked_pks(task: BulkTask) -> list[str]:
 
 
 def app_queries(captured: CaptureQueriesContext) -> list[str]:
-    """SQL that touched the sample's tables or powercrud's task and lock tables."""
-    return [q["sql"] for q in captured.captured_queries if "sample_" in q["sql"] or "powercrud_" in q["sql"]]
+    """SQL that touched the test app's tables or powercrud's task and lock tables."""
+    return [q["sql"] for q in captured.captured_queries if "testapp_" in q["sql"] or "powercrud_" in q["sql"]]

@@ -22,7 +22,6 @@ from django_q.models import OrmQ
 from powercrud.jobs.locks import lock_key
 from powercrud.jobs.worker import run_bulk_task
 from powercrud.models import BulkTask, RowLock
-from sample.models import Asset, Book, Shelf, Tag
 from tests.bulk_urls import book_snapshot, changes, select, select_all
 from tests.security.conftest import (
     app_queries,
@@ -34,6 +33,7 @@ from tests.security.conftest import (
     selection_key,
 )
 from tests.security.urls import SCRIPT
+from tests.testapp.models import Asset, Book, Shelf, Tag
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.security.urls")]
 
@@ -546,7 +546,7 @@ def test_malformed_ids_for_a_uuid_key_are_a_400(htmx_client: Client, raw: str) -
     assert response.status_code == 400
     assert "is not a valid id for asset." in response.content.decode()
     assert SCRIPT not in response.content.decode()
-    assert htmx_client.session[selection_key("async-assets", "sample.asset")]["ids"] == [str(asset.pk)]
+    assert htmx_client.session[selection_key("async-assets", "testapp.asset")]["ids"] == [str(asset.pk)]
 
 
 def test_uuid_primary_keys_end_to_end_on_a_worker(

@@ -56,9 +56,9 @@ SUCCESS = {
 @pytest.fixture
 def setup(admin_user: Any, catalogue: Catalogue) -> tuple[Client, BulkTask]:
     """A queued task on books 20 and 21, and a selection of books 2 and 3 in both bulk views."""
-    task = BulkTask.objects.create(owner=admin_user, kind="update", model_label="sample.book", total=2)
+    task = BulkTask.objects.create(owner=admin_user, kind="update", model_label="testapp.book", total=2)
     for book in catalogue["books"][20:22]:
-        RowLock.objects.create(task=task, model_label="sample.book", object_pk=str(book.pk))
+        RowLock.objects.create(task=task, model_label="testapp.book", object_pk=str(book.pk))
     client = login(admin_user, enforce_csrf_checks=True)
     for base in ("plain-books", "async-books"):
         plant_ids(client, base, [b.pk for b in catalogue["books"][2:4]])

@@ -14,10 +14,10 @@ from django.test import Client
 
 from powercrud.jobs.worker import run_bulk_task
 from powercrud.models import BulkTask, RowLock
-from sample.models import Asset, Author, Book, Genre, Tag
 from tests.bulk_urls import book_snapshot, select
 from tests.security.conftest import login, plant_ids
 from tests.security.urls import ESCAPED, FORMULAS, SCRIPT, SECRET
+from tests.testapp.models import Asset, Author, Book, Genre, Tag
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.security.urls")]
 

@@ -166,7 +166,7 @@ def test_no_payload_gives_a_server_error_or_a_partial_write(
 
     archived = [pks[3], pks[7]]
     # The shapes most likely to write part of a selection, tried on every run: an archived
-    # book fails its re-pricing (sample rule) after other rows were already written.
+    # book fails its re-pricing (the test app's rule) after other rows were already written.
     reprice = {"change_price": "1", "price": "9.99", "change_status": "1", "status": "draft"}
     tags = {"change_tags": "1", "tags__op": "add", "tags": [str(catalogue["tags"][1].pk)], **reprice}
 

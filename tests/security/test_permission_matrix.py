@@ -15,9 +15,9 @@ from django.test import Client
 
 from powercrud.jobs.worker import run_bulk_task
 from powercrud.models import BulkTask, RowLock
-from sample.models import Book
 from tests.bulk_urls import book_snapshot
 from tests.security.conftest import locked_pks, login, plant_ids, selection_key
+from tests.testapp.models import Book
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.security.urls")]
 
@@ -285,9 +285,11 @@ def test_a_task_runs_as_queued_when_its_owner_loses_the_permission(
     queued. Revoking a permission stops new submissions at once; a task already queued is
     stopped by cancelling it (its owner, or a holder of powercrud.change_bulktask who sees it)."""
     owner = queued_task.owner
-    owner.user_permissions.remove(Permission.objects.get(codename="change_book"))
+    owner.user_permissions.remove(
+        Permission.objects.get(codename="change_book", content_type__app_label="testapp")
+    )
     owner = User.objects.get(pk=owner.pk)  # a fresh permission cache, as the next request has
-    assert not owner.has_perm("sample.change_book")
+    assert not owner.has_perm("testapp.change_book")
     client = login(owner)
     # New submissions are refused at once ...
     plant_ids(client, "async-books", [catalogue["books"][5].pk])

@@ -19,9 +19,9 @@ from powercrud.bulk import BulkContext
 from powercrud.bulk_persistence import BulkUpdatePersistenceBackend, DefaultBulkUpdatePersistenceBackend
 from powercrud.mixins import PowerCRUDMixin
 from powercrud.views import CRUDView
-from sample.models import Asset, Shelf
 from tests.bulk_urls import MyBooksView, PlainBookView, UnarchivedBooksView
 from tests.bulk_urls import urlpatterns as bulk_urlpatterns
+from tests.testapp.models import Asset, Shelf
 
 SCRIPT = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
