@@ -29,6 +29,7 @@ from powercrud.bulk_persistence import (
     BulkUpdatePersistenceBackend,
     DefaultBulkUpdatePersistenceBackend,
     Write,
+    backend_for,
     resolve_backend_class,
     run_request,
 )
@@ -66,6 +67,7 @@ class BulkMixin(BulkHost):
     bulk_min_async_records: ClassVar[int | None] = None
 
     _bulk_context: BulkContext | None = None
+    _bulk_backend: BulkUpdatePersistenceBackend | None = None
 
     @classmethod
     def has_bulk_role(cls, role: Role) -> bool:
@@ -128,7 +130,10 @@ class BulkMixin(BulkHost):
         )
 
     def get_bulk_update_backend(self) -> BulkUpdatePersistenceBackend:
-        """The configured backend (``bulk_update_persistence_backend_path``), else the default."""
+        """The backend of the run in progress (the one its ``BulkRequest`` names, as a worker
+        would build it); outside a run, the view's configured backend, else the default."""
+        if self._bulk_backend is not None:
+            return self._bulk_backend
         config = self.bulk_update_persistence_backend_config
         path = self.bulk_update_persistence_backend_path
         backend_class = resolve_backend_class(path) if path else DefaultBulkUpdatePersistenceBackend
@@ -173,22 +178,26 @@ class BulkMixin(BulkHost):
     def run_in_request(
         self, bulk_request: BulkRequest, queryset: models.QuerySet[Any], size: int
     ) -> BulkResult:
-        """Run ``bulk_request`` over ``queryset`` now, its rows held; raises ``LockConflict``."""
+        """Run ``bulk_request`` over ``queryset`` now, its rows held; raises ``LockConflict``.
+
+        The backend is built from the request, as the worker builds it, once for the run.
+        """
         user = self.request.user
         self._bulk_context = bulk_request.context(
             mode="sync", user_id=user.pk if user.is_authenticated else None, selection_size=size
         )
+        self._bulk_backend = backend_for(bulk_request)
         try:
             with hold_selection(queryset):
                 return run_request(
                     bulk_request,
                     queryset=queryset,
                     context=self._bulk_context,
-                    backend=self.get_bulk_update_backend(),
+                    backend=self._bulk_backend,
                     write=self._sync_hook(bulk_request),
                 )
         finally:
-            self._bulk_context = None
+            self._bulk_context = self._bulk_backend = None
 
     # ----- handlers ---------------------------------------------------------------------
     def show_bulk_form(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
