@@ -27,6 +27,7 @@ from powercrud.bulk.types import BulkContext, BulkResult, RowError
 __all__ = [
     "BulkUpdatePersistenceBackend",
     "DefaultBulkUpdatePersistenceBackend",
+    "ProgressCallback",
     "Write",
     "backend_for",
     "check_backend_path",

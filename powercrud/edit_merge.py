@@ -29,9 +29,10 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import FieldDoesNotExist, ValidationError
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils.text import capfirst
+
+from powercrud.bulk.codec import to_json
 
 __all__ = ["LOADED_FIELD", "EditConflict", "loaded_values", "merge_concurrent_changes", "track_loaded_values"]
 
@@ -50,16 +51,8 @@ class EditConflict(Exception):
         self.fields = fields
 
 
-class _Encoder(DjangoJSONEncoder):
-    def default(self, o: Any) -> Any:
-        try:
-            return super().default(o)
-        except TypeError:
-            return str(o)
-
-
 def _plain(value: Any) -> Any:
-    return json.loads(json.dumps(value, cls=_Encoder))
+    return to_json(value)
 
 
 def _model_fields(form: forms.BaseModelForm) -> dict[str, models.Field[Any, Any]]:
