@@ -111,3 +111,29 @@ def make_catalogue(
 def catalogue(db: None) -> dict[str, Any]:
     """The test app's catalogue (``make_catalogue``)."""
     return make_catalogue()
+
+
+@pytest.fixture
+def shop(db: None) -> dict[str, Any]:
+    """Two authors, two genres, three tags and ten books (eight drafts, two published;
+    Book 00 tagged tag-0, Book 01 tagged tag-0 and tag-1), for the bulk service tests."""
+    authors = [Author.objects.create(name=f"Author {i}") for i in range(2)]
+    genres = [Genre.objects.create(name=f"Genre {i}") for i in range(2)]
+    tags = [Tag.objects.create(name=f"tag-{i}") for i in range(3)]
+    Book.objects.bulk_create(
+        Book(
+            title=f"Book {i:02d}",
+            author=authors[i % 2],
+            genre=genres[0],
+            status="draft" if i < 8 else "published",
+            price=Decimal("10.00") + i,
+            published_date=datetime.date(2020, 1, 1),
+            pages=100,
+            is_available=True,
+        )
+        for i in range(10)
+    )
+    books = list(Book.objects.order_by("pk"))
+    books[0].tags.set([tags[0]])
+    books[1].tags.set([tags[0], tags[1]])
+    return {"authors": authors, "genres": genres, "tags": tags, "books": books}

@@ -1,4 +1,6 @@
-"""BulkUpdateService: strategies, modes, hooks, dry runs, batching and query cost."""
+"""BulkUpdateService end to end: field types, signals and per-row validation, modes, hooks, dry
+runs and query cost. Its parts are tested on their own in test_bulk_plan.py, test_bulk_m2m.py,
+test_bulk_runner.py and test_bulk_strategies.py."""
 
 from __future__ import annotations
 
@@ -17,15 +19,14 @@ from powercrud.bulk import (
     BulkContext,
     BulkHookError,
     BulkInputError,
-    BulkResult,
     BulkUpdateService,
     RowChange,
     RowChecks,
     RowError,
-    WriteStrategy,
 )
 from tests.conftest import model_table
-from tests.testapp.models import Asset, Author, Book, Genre, Shelf, ShelfEvent, Tag
+from tests.service_helpers import book_tags, context_for, snapshot, update
+from tests.testapp.models import Asset, Author, Book, Shelf, ShelfEvent
 
 BOOK_FIELDS = [
     "title",
@@ -38,71 +39,6 @@ BOOK_FIELDS = [
     "is_available",
     "tags",
 ]
-
-
-def context_for(model: type[models.Model], size: int = 0, **overrides: Any) -> BulkContext:
-    values: dict[str, Any] = {
-        "mode": "sync",
-        "model_label": model._meta.label_lower,
-        "user_id": 1,
-        "selection_size": size,
-    }
-    values.update(overrides)
-    return BulkContext(**values)
-
-
-def update(
-    queryset: QuerySet[Any],
-    field_data: Mapping[str, Any],
-    *,
-    service: BulkUpdateService | None = None,
-    bulk_fields: Sequence[str] | None = None,
-    progress: list[tuple[int, int]] | None = None,
-    **overrides: Any,
-) -> BulkResult:
-    fields = list(field_data)
-    return (service or BulkUpdateService()).apply(
-        queryset=queryset,
-        bulk_fields=bulk_fields if bulk_fields is not None else fields,
-        fields_to_update=fields,
-        field_data=field_data,
-        context=context_for(queryset.model, queryset.count(), **overrides),
-        progress_callback=(lambda done, total: progress.append((done, total)))
-        if progress is not None
-        else None,
-    )
-
-
-def snapshot(model: type[models.Model]) -> list[dict[str, Any]]:
-    return list(model.objects.order_by("pk").values())
-
-
-def book_tags() -> set[tuple[int, int]]:
-    return set(Book.tags.through.objects.values_list("book_id", "tag_id"))
-
-
-@pytest.fixture
-def shop(db: None) -> dict[str, Any]:
-    authors = [Author.objects.create(name=f"Author {i}") for i in range(2)]
-    genres = [Genre.objects.create(name=f"Genre {i}") for i in range(2)]
-    tags = [Tag.objects.create(name=f"tag-{i}") for i in range(3)]
-    Book.objects.bulk_create(
-        Book(
-            title=f"Book {i:02d}",
-            author=authors[i % 2],
-            genre=genres[0],
-            status="draft" if i < 8 else "published",
-            price=Decimal("10.00") + i,
-            published_date=datetime.date(2020, 1, 1),
-            pages=100,
-            is_available=True,
-        )
-        for i in range(10)
-    )
-    books = list(Book.objects.order_by("pk"))
-    books[0].tags.set([tags[0]])
-    books[1].tags.set([tags[0], tags[1]])
-    return {"authors": authors, "genres": genres, "tags": tags, "books": books}
 
 
 # --- field types --------------------------------------------------------------------------------
@@ -160,40 +96,6 @@ def test_changed_counts_only_rows_that_differ(shop: dict[str, Any]) -> None:
 
 
 @pytest.mark.django_db
-def test_value_is_validated_once_before_any_write(shop: dict[str, Any]) -> None:
-    before = snapshot(Book)
-    with pytest.raises(BulkInputError) as info:
-        update(Book.objects.all(), {"status": "published", "author": 999_999})
-    assert info.value.field == "author"
-    assert str(info.value) == (
-        "Invalid value for 'author': no author with id 999999 can be chosen (it does not exist "
-        "or is not allowed)."
-    )
-    with pytest.raises(BulkInputError) as info:
-        update(Book.objects.all(), {"price": "1234567.00"})
-    assert str(info.value) == (
-        "Invalid value for 'price': Ensure that there are no more than 8 digits in total."
-    )
-    with pytest.raises(BulkInputError) as info:
-        update(Book.objects.all(), {"status": "lost"})
-    assert str(info.value) == "Invalid value for 'status': Value 'lost' is not a valid choice."
-    assert snapshot(Book) == before
-
-
-@pytest.mark.django_db
-def test_only_bulk_fields_can_be_written(shop: dict[str, Any]) -> None:
-    before = snapshot(Book)
-    with CaptureQueriesContext(connection) as queries, pytest.raises(BulkInputError) as info:
-        update(Book.objects.all(), {"status": "archived", "title": "x"}, bulk_fields=["status"])
-    assert info.value.field == "title"
-    assert (
-        str(info.value) == "'title' is not one of the bulk_fields (status); only bulk_fields can be written."
-    )
-    assert not [q for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
-    assert snapshot(Book) == before
-
-
-@pytest.mark.django_db
 def test_context_must_match(shop: dict[str, Any]) -> None:
     service = BulkUpdateService()
     kwargs: dict[str, Any] = {
@@ -215,126 +117,7 @@ def test_context_must_match(shop: dict[str, Any]) -> None:
         service.apply(**{**kwargs, "fields_to_update": [], "field_data": {}}, context=context_for(Book))
 
 
-# --- many-to-many -------------------------------------------------------------------------------
-
-
-@pytest.mark.django_db
-def test_m2m_add_keeps_existing_links_and_never_duplicates(shop: dict[str, Any]) -> None:
-    books, tags = shop["books"], shop["tags"]
-    result = update(
-        Book.objects.filter(pk__in=[b.pk for b in books[:3]]),
-        {"tags": {"op": "add", "ids": [tags[0].pk, tags[1].pk]}},
-    )
-    assert result.success
-    assert result.changed == 2  # books[1] already had both tags
-    assert book_tags() == {
-        (books[0].pk, tags[0].pk),
-        (books[0].pk, tags[1].pk),
-        (books[1].pk, tags[0].pk),
-        (books[1].pk, tags[1].pk),
-        (books[2].pk, tags[0].pk),
-        (books[2].pk, tags[1].pk),
-    }
-    assert Book.tags.through.objects.count() == 6
-
-
-@pytest.mark.django_db
-def test_m2m_remove(shop: dict[str, Any]) -> None:
-    books, tags = shop["books"], shop["tags"]
-    result = update(Book.objects.all(), {"tags": {"op": "remove", "ids": [tags[0].pk]}})
-    assert (result.success, result.changed) == (True, 2)
-    assert book_tags() == {(books[1].pk, tags[1].pk)}
-
-
-@pytest.mark.django_db
-def test_m2m_replace(shop: dict[str, Any]) -> None:
-    books, tags = shop["books"], shop["tags"]
-    selected = Book.objects.filter(pk__in=[books[0].pk, books[1].pk, books[2].pk])
-    result = update(selected, {"tags": {"op": "replace", "ids": [tags[1].pk, tags[2].pk]}})
-    assert (result.success, result.changed) == (True, 3)
-    assert book_tags() == {(b.pk, t.pk) for b in books[:3] for t in tags[1:]}
-    result = update(selected, {"tags": {"op": "replace", "ids": []}})
-    assert (result.success, result.changed) == (True, 3)
-    assert book_tags() == set()
-
-
-@pytest.mark.django_db
-def test_m2m_ids_must_exist(shop: dict[str, Any]) -> None:
-    with pytest.raises(BulkInputError) as info:
-        update(Book.objects.all(), {"tags": {"op": "add", "ids": [shop["tags"][0].pk, 424242]}})
-    assert str(info.value) == (
-        "'tags': no tag with id 424242 can be linked (it does not exist or is not an allowed choice)."
-    )
-
-
-@pytest.mark.django_db
-def test_m2m_query_count_does_not_grow_with_rows(shop: dict[str, Any]) -> None:
-    author = shop["authors"][0]
-    Book.objects.bulk_create(Book(title=f"More {i}", author=author, price=Decimal("1.00")) for i in range(60))
-    tag_ids = [t.pk for t in shop["tags"]]
-
-    def count(queryset: QuerySet[Any], op: str) -> int:
-        with CaptureQueriesContext(connection) as queries:
-            result = update(queryset, {"tags": {"op": op, "ids": tag_ids[:2]}, "status": "archived"})
-        assert result.success
-        return len(queries)
-
-    few = Book.objects.filter(title__in=[f"More {i}" for i in range(5)])
-    many = Book.objects.filter(title__startswith="More ").exclude(pk__in=few)
-    for op in ("add", "replace", "remove"):
-        assert count(few, op) == count(many, op)
-
-
 # --- strategies, signals and per-row validation --------------------------------------------------
-
-
-def test_strategy_choice() -> None:
-    service = BulkUpdateService()
-    assert service.choose_strategy(Book, ["status", "price"]) is WriteStrategy.SET_BASED
-    assert service.choose_strategy(Shelf, ["capacity"]) is WriteStrategy.PER_OBJECT  # post_save
-
-    with isolate_apps("tests.testapp"):
-
-        class Saver(models.Model):  # noqa: DJ008
-            name = models.CharField(max_length=10)
-            links = models.ManyToManyField(Tag)
-
-            class Meta:
-                app_label = "testapp"
-
-            def save(self, *args: Any, **kwargs: Any) -> None:
-                super().save(*args, **kwargs)
-
-        assert service.choose_strategy(Saver, ["name"]) is WriteStrategy.PER_OBJECT
-        assert service.choose_strategy(Saver, ["links"]) is WriteStrategy.SET_BASED
-
-
-def test_row_checks_follow_the_changed_fields() -> None:
-    service = BulkUpdateService()
-    assert not service.row_checks(Book, ["status", "price"]).needed
-    assert service.row_checks(Asset, ["code"]).unique
-    assert not service.row_checks(Asset, ["description"]).needed
-    assert service.row_checks(Shelf, ["location"]).clean
-
-    with isolate_apps("tests.testapp"):
-
-        class Priced(models.Model):  # noqa: DJ008
-            kind = models.CharField(max_length=10)
-            price = models.IntegerField()
-            note = models.CharField(max_length=10)
-
-            class Meta:
-                app_label = "testapp"
-                constraints = [
-                    models.CheckConstraint(
-                        condition=models.Q(price__gte=0) | models.Q(kind="credit"), name="priced_sign"
-                    )
-                ]
-
-        checks = service.row_checks(Priced, ["price"])
-        assert [c.name for _, c in checks.constraints] == ["priced_sign"]
-        assert checks.fields == {"price", "kind"}
-        assert not service.row_checks(Priced, ["note"]).needed
 
 
 @pytest.fixture
@@ -659,34 +442,6 @@ def test_dry_run_predicts_database_errors(assets: list[Asset]) -> None:
 
 
 # --- selection freezing, batching, progress -----------------------------------------------------
-
-
-@pytest.mark.parametrize("atomic", [True, False])
-@pytest.mark.django_db
-def test_editing_the_filtered_field_reaches_every_row(db: None, atomic: bool) -> None:
-    author = Author.objects.create(name="A")
-    Book.objects.bulk_create(Book(title=f"T{i}", author=author, price=1, status="draft") for i in range(23))
-    Book.objects.bulk_create(Book(title=f"P{i}", author=author, price=1, status="archived") for i in range(3))
-    progress: list[tuple[int, int]] = []
-    result = update(
-        Book.objects.filter(status="draft"),
-        {"status": "published"},
-        batch_size=5,
-        progress=progress,
-        atomic=atomic,
-    )
-    assert (result.success, result.success_records, result.changed) == (True, 23, 23)
-    assert Book.objects.filter(status="published").count() == 23
-    assert Book.objects.filter(status="archived").count() == 3
-    assert progress == [(0, 23), (5, 23), (10, 23), (15, 23), (20, 23), (23, 23)]
-
-
-@pytest.mark.django_db
-def test_duplicate_rows_from_joins_are_written_once(shop: dict[str, Any]) -> None:
-    tags = shop["tags"]
-    selected = Book.objects.filter(tags__in=tags[:2])  # books[1] matches twice
-    result = update(selected, {"pages": 7})
-    assert (result.total, result.changed) == (2, 2)
 
 
 @pytest.mark.django_db
