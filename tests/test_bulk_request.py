@@ -14,16 +14,16 @@ from powercrud.bulk.types import BulkInputError
 def edit(**overrides: Any) -> BulkRequest:
     values: dict[str, Any] = {
         "operation": "update",
-        "model_label": "Sample.Book",
+        "model_label": "Testapp.Book",
         "fields_to_update": ("status", "tags"),
         "field_data": {"status": "published", "tags": {"op": "add", "ids": [1, 2]}},
         "bulk_fields": ("status", "price", "tags"),
         "atomic": False,
         "dry_run": True,
         "batch_size": 250,
-        "backend_path": "sample.backends.BookBulkUpdateBackend",
+        "backend_path": "tests.testapp.backends.BookBulkUpdateBackend",
         "backend_config": {"audit": True},
-        "view_name": "sample.views.BookCRUDView",
+        "view_name": "tests.testapp.views.BookCRUDView",
         "reason": "Spring catalogue",
     }
     values.update(overrides)
@@ -34,7 +34,7 @@ def test_a_request_round_trips_through_json() -> None:
     request = edit(source_run=12, source_action="retry")
     stored = json.loads(json.dumps(request.to_dict()))
     assert stored["version"] == FORMAT_VERSION
-    assert stored["model_label"] == "sample.book"  # labels are lower case once made
+    assert stored["model_label"] == "testapp.book"  # labels are lower case once made
     assert BulkRequest.from_dict(stored) == request
 
 
@@ -42,7 +42,7 @@ def test_a_request_is_frozen_and_holds_copies() -> None:
     data = {"status": "published"}
     request = BulkRequest(
         operation="update",
-        model_label="sample.book",
+        model_label="testapp.book",
         fields_to_update=["status"],  # type: ignore[arg-type]
         field_data=data,
         bulk_fields=["status"],  # type: ignore[arg-type]
@@ -69,7 +69,7 @@ def test_the_payload_of_an_earlier_release_still_reads() -> None:
         "view_name": "books",
         "dry_run": False,
     }
-    request = BulkRequest.from_dict(legacy, operation="update", model_label="sample.book")
+    request = BulkRequest.from_dict(legacy, operation="update", model_label="testapp.book")
     assert (request.operation, request.fields_to_update, request.batch_size) == ("update", ("status",), 10)
 
 
@@ -113,10 +113,10 @@ def test_a_request_is_checked_when_it_is_made(
 
 
 def test_a_delete_carries_no_values() -> None:
-    delete = BulkRequest(operation="delete", model_label="sample.book", atomic=False)
+    delete = BulkRequest(operation="delete", model_label="testapp.book", atomic=False)
     assert (delete.fields_to_update, dict(delete.field_data)) == ((), {})
     with pytest.raises(ValueError, match="A bulk delete takes no fields_to_update"):
-        BulkRequest(operation="delete", model_label="sample.book", fields_to_update=("status",))
+        BulkRequest(operation="delete", model_label="testapp.book", fields_to_update=("status",))
 
 
 @pytest.mark.parametrize(
@@ -141,9 +141,14 @@ def test_both_modes_get_the_same_context_from_one_request() -> None:
     )
     same = ("model_label", "user_id", "selection_size", "atomic", "dry_run", "operation", "batch_size")
     assert [getattr(sync, name) for name in same] == [getattr(queued, name) for name in same]
-    assert (sync.atomic, sync.dry_run, sync.batch_size, sync.model_label) == (False, True, 250, "sample.book")
-    assert dict(sync.extra) == {"view_name": "sample.views.BookCRUDView"}
-    assert dict(queued.extra) == {"view_name": "sample.views.BookCRUDView", "task_id": 3}
+    assert (sync.atomic, sync.dry_run, sync.batch_size, sync.model_label) == (
+        False,
+        True,
+        250,
+        "testapp.book",
+    )
+    assert dict(sync.extra) == {"view_name": "tests.testapp.views.BookCRUDView"}
+    assert dict(queued.extra) == {"view_name": "tests.testapp.views.BookCRUDView", "task_id": 3}
     assert (sync.mode, sync.task_name, queued.mode, queued.task_name) == (
         "sync",
         None,
