@@ -304,7 +304,7 @@ def test_a_launch_committed_while_a_sync_edit_starts_makes_the_sync_edit_conflic
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The launch commits between the sync edit's selection check and its first write."""
-    from powercrud import locks
+    from powercrud.jobs import locks
 
     books = make_books(20)
     pks = [b.pk for b in books]
@@ -336,7 +336,7 @@ def test_a_sync_edit_while_a_launch_is_locking_rows_waits_briefly_then_conflicts
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A launch's transaction holds the model's advisory lock until it commits."""
-    from powercrud import locks
+    from powercrud.jobs import locks
 
     monkeypatch.setattr(locks, "LOCK_WAIT", "300ms")
     books = make_books(10)
