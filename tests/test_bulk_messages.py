@@ -10,7 +10,7 @@ import pytest
 from powercrud.bulk import messages
 from powercrud.bulk.types import BulkContext, BulkResult
 from powercrud.bulk_persistence import BulkUpdatePersistenceBackend, run_bulk_update
-from sample.models import Author, Book
+from tests.testapp.models import Author, Book
 
 
 class QuotaBackend(BulkUpdatePersistenceBackend):
@@ -24,7 +24,7 @@ class QuotaBackend(BulkUpdatePersistenceBackend):
 def context(*, atomic: bool, dry_run: bool = False, size: int = 30) -> BulkContext:
     return BulkContext(
         mode="sync",
-        model_label="sample.book",
+        model_label="testapp.book",
         user_id=None,
         selection_size=size,
         atomic=atomic,

@@ -84,7 +84,7 @@ class TestBulkContext:
                 {"model_label": "book"},
                 # The example label is powercrud's own message text, not a model of these tests.
                 "BulkContext.model_label must be an 'app_label.model_name' label such as "
-                "'sample.book', not 'book'.",
+                "'library.book', not 'book'.",
             ),
             ({"batch_size": 0}, "BulkContext.batch_size must be at least 1."),
             (

@@ -24,7 +24,7 @@ from powercrud.bulk_persistence import DefaultBulkUpdatePersistenceBackend, run_
 from powercrud.jobs.launch import launch_bulk_task
 from powercrud.jobs.worker import run_bulk_task
 from powercrud.models import BulkTask, RowLock
-from sample.models import Author, Book, Shelf
+from tests.testapp.models import Author, Book, Shelf
 from tests.bulk_urls import select
 from tests.conftest import HtmxClient, make_user
 

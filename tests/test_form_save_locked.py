@@ -41,7 +41,7 @@ def child(out: str) -> None:
 
     from powercrud.jobs.locks import acquire_locks
     from powercrud.models import BulkTask
-    from sample.models import Author, Book
+    from tests.testapp.models import Author, Book
     from tests.conftest import make_user
 
     setup_test_environment()
@@ -49,7 +49,7 @@ def child(out: str) -> None:
     author = Author.objects.create(name="Locked Author")
     book = Book.objects.create(title="Held", author=author, status="draft", price="1.00")
     with transaction.atomic():  # what a launch does: the task and its row locks, committed
-        task = BulkTask.objects.create(kind=BulkTask.Kind.UPDATE, model_label="sample.book")
+        task = BulkTask.objects.create(kind=BulkTask.Kind.UPDATE, model_label="testapp.book")
         acquire_locks(task, Book.objects.filter(pk=book.pk))
     client = Client(HTTP_HX_REQUEST="true")
     client.force_login(make_user("editor", superuser=True))
@@ -107,7 +107,7 @@ def test_a_task_that_takes_the_row_between_the_first_check_and_the_transaction_i
     """The check before the transaction is for speed; the one inside it is the guarantee."""
     from powercrud.jobs import locks
     from powercrud.models import BulkTask
-    from sample.models import Book
+    from tests.testapp.models import Book
 
     book = catalogue["books"][0]
     real = locks.assert_unlocked
@@ -117,7 +117,7 @@ def test_a_task_that_takes_the_row_between_the_first_check_and_the_transaction_i
         calls.append("check")
         real(model, pks)
         if len(calls) == 1:
-            task = BulkTask.objects.create(kind=BulkTask.Kind.UPDATE, model_label="sample.book")
+            task = BulkTask.objects.create(kind=BulkTask.Kind.UPDATE, model_label="testapp.book")
             locks.acquire_locks(task, Book.objects.filter(pk=book.pk))
 
     monkeypatch.setattr(locks, "assert_unlocked", launch_right_after_the_first_check)

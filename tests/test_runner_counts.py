@@ -19,7 +19,7 @@ from powercrud.bulk import BulkContext, BulkDeleteService, BulkUpdateService
 from powercrud.bulk.runner import BatchOutcome, Isolation, run_batches
 from powercrud.bulk.types import RowError
 from powercrud.bulk_persistence import BulkUpdatePersistenceBackend
-from sample.models import Author, Book
+from tests.testapp.models import Author, Book
 
 pytestmark = pytest.mark.django_db
 
@@ -57,7 +57,7 @@ def run_capped_task(*, atomic: bool) -> Any:
 
     request = BulkRequest(
         operation="update",
-        model_label="sample.book",
+        model_label="testapp.book",
         fields_to_update=("status",),
         field_data={"status": "published"},
         bulk_fields=("status",),

@@ -76,7 +76,7 @@ class BulkRequest:
         if not isinstance(self.model_label, str) or self.model_label.count(".") != 1:
             raise ValueError(
                 "BulkRequest.model_label must be an 'app_label.model_name' label such as "
-                f"'sample.book', not {self.model_label!r}."
+                f"'library.book', not {self.model_label!r}."
             )
         object.__setattr__(self, "model_label", self.model_label.lower())
         for flag in ("atomic", "dry_run"):

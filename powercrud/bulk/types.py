@@ -66,7 +66,7 @@ class BulkContext:
         if not isinstance(self.model_label, str) or self.model_label.count(".") != 1:
             raise ValueError(
                 "BulkContext.model_label must be an 'app_label.model_name' label such as "
-                f"'sample.book', not {self.model_label!r}."
+                f"'library.book', not {self.model_label!r}."
             )
         for name in ("selection_size", "batch_size"):
             number = getattr(self, name)
