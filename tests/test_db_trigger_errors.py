@@ -24,9 +24,9 @@ from powercrud.bulk_persistence import DefaultBulkUpdatePersistenceBackend, run_
 from powercrud.jobs.launch import launch_bulk_task
 from powercrud.jobs.worker import run_bulk_task
 from powercrud.models import BulkTask, RowLock
-from tests.testapp.models import Author, Book, Shelf
 from tests.bulk_urls import select
 from tests.conftest import HtmxClient, make_user
+from tests.testapp.models import Author, Book, Shelf
 
 REFUSED = "this row is frozen"
 REJECTED = f"The database rejected the change: {REFUSED}"

@@ -41,8 +41,8 @@ def child(out: str) -> None:
 
     from powercrud.jobs.locks import acquire_locks
     from powercrud.models import BulkTask
-    from tests.testapp.models import Author, Book
     from tests.conftest import make_user
+    from tests.testapp.models import Author, Book
 
     setup_test_environment()
     call_command("migrate", verbosity=0)

@@ -13,9 +13,9 @@ import pytest
 from django.http import QueryDict
 
 from powercrud.params import RepeatedParameter, refuse_repeated, single
-from tests.testapp.models import Book
 from tests.bulk_urls import book_snapshot
 from tests.security.conftest import assert_nothing_queued, login, plant_ids, selection_key
+from tests.testapp.models import Book
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.security.urls")]
 
