@@ -44,3 +44,22 @@ def test_check_first_examples_use_titles_labels_and_names(
     )
     assert "signed" in examples  # the tag's name, not its id
     assert Book.objects.filter(status="out_of_print", pk__in=[b.pk for b in books]).count() == 0
+
+
+def test_examples_leave_out_fields_a_row_would_keep(catalogue) -> None:
+    """ "Available No -> No" says nothing: only the fields that would change are shown."""
+    from powercrud.bulk.display import EMPTY, describe_examples
+    from powercrud.bulk.types import RowChange
+
+    book = catalogue["books"][0]
+    change = RowChange(
+        pk=book.pk,
+        old={"is_available": False, "status": "draft", "genre": None},
+        new={"is_available": False, "status": "published", "genre": None},
+    )
+    (row,) = describe_examples(Book, [change])
+    assert row.title == str(book)
+    assert [(c.label, c.old, c.new) for c in row.changes] == [("Status", "Draft", "Published")]
+    cleared = RowChange(pk=book.pk, old={"genre": catalogue["genres"][0].pk}, new={"genre": None})
+    (row,) = describe_examples(Book, [cleared])
+    assert [(c.old, c.new) for c in row.changes] == [(str(catalogue["genres"][0]), EMPTY)]
