@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import zipfile
@@ -238,12 +239,20 @@ def build_dists(python: Path, outdir: Path) -> list[Path]:
     return sorted(outdir.glob("*.whl")) + sorted(outdir.glob("*.tar.gz"))
 
 
-def check_wheel(wheel: Path) -> bool:
-    print(f"  [3/5] contents of {wheel.name}", flush=True)
+def sdist_problems(names: Iterable[str]) -> list[str]:
+    """What is wrong with an sdist whose archive holds ``names`` (its top folder stripped)."""
+    inner = [name.split("/", 1)[1] for name in names if "/" in name]
+    return [problem for problem in wheel_problems(inner) if problem.startswith("ships")]
+
+
+def check_dists(wheel: Path, sdist: Path) -> bool:
+    print(f"  [3/5] contents of {wheel.name} and {sdist.name}", flush=True)
     with zipfile.ZipFile(wheel) as archive:
-        problems = wheel_problems(archive.namelist())
+        problems = [f"the wheel {problem}" for problem in wheel_problems(archive.namelist())]
+    with tarfile.open(sdist) as archive:
+        problems += [f"the sdist {problem}" for problem in sdist_problems(archive.getnames())]
     for problem in problems:
-        print(f"  !! the wheel {problem}")
+        print(f"  !! {problem}")
     return not problems
 
 
@@ -283,7 +292,8 @@ def release_steps(python: Path, workdir: Path) -> bool:
     print(f"  [2/5] twine check --strict {' '.join(d.name for d in dists)}", flush=True)
     if run([str(python), "-m", "twine", "check", "--strict", *map(str, dists)]) != 0:
         return False
-    if not check_wheel(wheels[0]):
+    sdist = next(d for d in dists if d.suffix != ".whl")
+    if not check_dists(wheels[0], sdist):
         return False
     clean_python = install_wheel(wheels[0], workdir / "venv")
     return clean_python is not None and serve_one_screen(clean_python, workdir)

@@ -270,3 +270,14 @@ def test_the_smoke_run_cannot_see_the_checkout(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "tests.settings")
     env = dev.clean_env()
     assert "PYTHONPATH" not in env and "DJANGO_SETTINGS_MODULE" not in env
+
+
+def test_the_sdist_must_not_carry_the_demo_or_the_tests() -> None:
+    top = "powercrud-0.1.0"
+    good = [top, f"{top}/pyproject.toml", *(f"{top}/{name}" for name in GOOD_WHEEL)]
+    assert dev.sdist_problems(good) == []
+    problems = dev.sdist_problems([*good, f"{top}/tests/test_views.py", f"{top}/sample/models.py"])
+    assert problems == [
+        "ships sample/ (1 files, e.g. sample/models.py)",
+        "ships tests/ (1 files, e.g. tests/test_views.py)",
+    ]
