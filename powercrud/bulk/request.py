@@ -17,7 +17,7 @@ from types import MappingProxyType
 from typing import Any, Literal, get_args
 
 from powercrud.bulk.codec import frozen_json
-from powercrud.bulk.types import BulkContext, BulkInputError, Mode, Operation
+from powercrud.bulk.types import BulkContext, BulkInputError, Mode, Operation, check_run_kind
 from powercrud.conf import settings as pc_settings
 
 __all__ = ["FORMAT_VERSION", "BulkRequest", "SourceAction"]
@@ -71,13 +71,7 @@ class BulkRequest:
     source_action: SourceAction | None = None
 
     def __post_init__(self) -> None:
-        if self.operation not in get_args(Operation):
-            raise ValueError(f"BulkRequest.operation must be 'update' or 'delete', not {self.operation!r}.")
-        if not isinstance(self.model_label, str) or self.model_label.count(".") != 1:
-            raise ValueError(
-                "BulkRequest.model_label must be an 'app_label.model_name' label such as "
-                f"'library.book', not {self.model_label!r}."
-            )
+        check_run_kind("BulkRequest", self.operation, self.model_label)
         object.__setattr__(self, "model_label", self.model_label.lower())
         for flag in ("atomic", "dry_run"):
             if not isinstance(getattr(self, flag), bool):

@@ -39,6 +39,17 @@ class BulkInputError(ValueError):
         self.message = message
 
 
+def check_run_kind(owner: str, operation: Any, model_label: Any) -> None:
+    """``ValueError`` naming ``owner``'s field unless it is an update or delete of a model label."""
+    if operation not in get_args(Operation):
+        raise ValueError(f"{owner}.operation must be 'update' or 'delete', not {operation!r}.")
+    if not isinstance(model_label, str) or model_label.count(".") != 1:
+        raise ValueError(
+            f"{owner}.model_label must be an 'app_label.model_name' label such as "
+            f"'library.book', not {model_label!r}."
+        )
+
+
 @dataclass(frozen=True)
 class BulkContext:
     """Everything a bulk service may need to know about the run, as plain data.
@@ -61,13 +72,7 @@ class BulkContext:
     def __post_init__(self) -> None:
         if self.mode not in get_args(Mode):
             raise ValueError(f"BulkContext.mode must be 'sync' or 'async', not {self.mode!r}.")
-        if self.operation not in get_args(Operation):
-            raise ValueError(f"BulkContext.operation must be 'update' or 'delete', not {self.operation!r}.")
-        if not isinstance(self.model_label, str) or self.model_label.count(".") != 1:
-            raise ValueError(
-                "BulkContext.model_label must be an 'app_label.model_name' label such as "
-                f"'library.book', not {self.model_label!r}."
-            )
+        check_run_kind("BulkContext", self.operation, self.model_label)
         for name in ("selection_size", "batch_size"):
             number = getattr(self, name)
             if not isinstance(number, int) or isinstance(number, bool) or number < 0:
