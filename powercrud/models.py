@@ -21,7 +21,7 @@ MAX_STORED_ERRORS = 1000
 
 
 class BulkTask(models.Model):
-    """One async bulk edit or delete, from submit to its outcome."""
+    """One bulk run, from submit to its outcome: in the request or on a worker, a check or an apply."""
 
     class Kind(models.TextChoices):
         UPDATE = "update", "Bulk edit"
@@ -33,6 +33,10 @@ class BulkTask(models.Model):
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
+
+    class Mode(models.TextChoices):
+        SYNC = "sync", "In the request"
+        ASYNC = "async", "On a worker"
 
     FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
 
@@ -46,6 +50,11 @@ class BulkTask(models.Model):
         related_name="powercrud_bulk_tasks",
     )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    mode = models.CharField(max_length=5, choices=Mode.choices, default=Mode.ASYNC)
+    dry_run = models.BooleanField(
+        "check only", default=False, help_text="A check: the run reported what it would do and saved nothing."
+    )
+    reason = models.CharField(max_length=500, blank=True, help_text="Why the user ran it, as they typed it.")
     total = models.PositiveIntegerField(default=0, help_text="Rows in the frozen selection.")
     done = models.PositiveIntegerField(default=0, help_text="Rows processed so far.")
     success_count = models.PositiveIntegerField(default=0)

@@ -74,7 +74,12 @@ def launch_bulk_task(request: BulkRequest, queryset: models.QuerySet[Any], *, us
     using = router.db_for_write(BulkTask)
     with transaction.atomic(using=using):
         task = BulkTask.objects.using(using).create(
-            kind=request.operation, model_label=request.model_label, owner=owner, payload=request.to_dict()
+            kind=request.operation,
+            model_label=request.model_label,
+            owner=owner,
+            dry_run=request.dry_run,
+            reason=request.reason,
+            payload=request.to_dict(),
         )
         total = acquire_locks(task, queryset)
         if total == 0:

@@ -1,5 +1,5 @@
-"""The monitor side of background bulk runs: finishing a run, cancelling it, and ending runs
-whose worker died.
+"""The monitor side of bulk runs: finishing a run, recording one made in the request,
+cancelling it, and ending runs whose worker died.
 
 ``finish_task()`` records an outcome and releases the run's row locks in one transaction;
 the worker, the launch (a broker that refused the job) and the cleanup all end runs through
@@ -19,13 +19,14 @@ from django.db import router, transaction
 from django.utils import timezone
 
 from powercrud.bulk import messages
+from powercrud.bulk.request import BulkRequest
 from powercrud.bulk.types import BulkResult
 from powercrud.conf import settings as pc_settings
 from powercrud.jobs import progress
 from powercrud.jobs.locks import release_locks
 from powercrud.models import MAX_STORED_ERRORS, BulkTask
 
-__all__ = ["cleanup_stale_tasks", "fail_stale_tasks", "finish_task", "request_cancel"]
+__all__ = ["cleanup_stale_tasks", "fail_stale_tasks", "finish_task", "record_request_run", "request_cancel"]
 
 logger = logging.getLogger("powercrud.jobs")
 
@@ -37,6 +38,47 @@ def _alias() -> str:
 
 
 # --- finishing ----------------------------------------------------------------------------------
+
+
+def _outcome(result: BulkResult) -> dict[str, Any]:
+    """The run record's fields for ``result``: exact counts, the first errors, the summary."""
+    stored = [error.to_dict() for error in result.errors[:MAX_STORED_ERRORS]]
+    listed_rows = len({error["pk"] for error in stored if error["pk"] is not None})
+    summary = result.to_dict()
+    summary["errors"] = stored
+    return {
+        "success_count": result.success_records,
+        "failure_count": result.failed_records,
+        "errors": stored,
+        "errors_omitted": max(0, result.failed_records - listed_rows),
+        "result": summary,
+    }
+
+
+def record_request_run(
+    request: BulkRequest, result: BulkResult, *, user: Any, started_at: datetime.datetime
+) -> BulkTask:
+    """The run record of a bulk run made in the request, already finished; returns it.
+
+    Called inside the run's transaction, so a run and its record commit together.
+    """
+    return BulkTask.objects.using(_alias()).create(
+        kind=request.operation,
+        model_label=request.model_label,
+        owner=user if getattr(user, "is_authenticated", False) else None,
+        mode=BulkTask.Mode.SYNC,
+        status=Status.SUCCEEDED if result.success else Status.FAILED,
+        dry_run=request.dry_run,
+        reason=request.reason,
+        payload=request.to_dict(),
+        total=result.total,
+        done=result.total,
+        message=result.message,
+        started_at=started_at,
+        finished_at=timezone.now(),
+        attempts=1,
+        **_outcome(result),
+    )
 
 
 def finish_task(
@@ -64,17 +106,7 @@ def finish_task(
     if done is not None:
         values["done"] = done
     if result is not None:
-        stored = [error.to_dict() for error in result.errors[:MAX_STORED_ERRORS]]
-        listed_rows = len({error["pk"] for error in stored if error["pk"] is not None})
-        summary = result.to_dict()
-        summary["errors"] = stored
-        values.update(
-            success_count=result.success_records,
-            failure_count=result.failed_records,
-            errors=stored,
-            errors_omitted=max(0, result.failed_records - listed_rows),
-            result=summary,
-        )
+        values.update(_outcome(result))
     using = _alias()
     with transaction.atomic(using=using):
         changed = BulkTask.objects.using(using).filter(pk=task.pk, status__in=list(expect)).update(**values)

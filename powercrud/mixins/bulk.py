@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 from django.db import models
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.utils import timezone
 from django.utils.html import escape
 from django_htmx.http import trigger_client_event
 
@@ -36,7 +37,9 @@ from powercrud.bulk_persistence import (
 from powercrud.conf import settings as pc_settings
 from powercrud.jobs.launch import LaunchError, launch_bulk_task
 from powercrud.jobs.locks import LockConflict, hold_selection
+from powercrud.jobs.monitor import record_request_run
 from powercrud.mixins.contracts import BulkHost
+from powercrud.models import BulkTask
 from powercrud.params import RepeatedParameter, refuse_repeated, single
 from powercrud.views import Role
 
@@ -47,7 +50,7 @@ def _single_value_names(form: BulkEditForm) -> list[str]:
     """The parameters of a bulk edit that take one value: all but many-to-many choices."""
     fields = form.fields.items()
     names = [name for name, field in fields if not getattr(field.widget, "allow_multiple_selected", False)]
-    return [*names, "dry_run"]
+    return [*names, "dry_run", "reason"]
 
 
 class BulkMixin(BulkHost):
@@ -68,6 +71,7 @@ class BulkMixin(BulkHost):
 
     _bulk_context: BulkContext | None = None
     _bulk_backend: BulkUpdatePersistenceBackend | None = None
+    bulk_run: BulkTask | None = None  # the record of the last run this request made
 
     @classmethod
     def has_bulk_role(cls, role: Role) -> bool:
@@ -109,6 +113,7 @@ class BulkMixin(BulkHost):
         fields_to_update: Sequence[str] = (),
         field_data: Mapping[str, Any] | None = None,
         dry_run: bool = False,
+        reason: str = "",
     ) -> BulkRequest:
         """The ``BulkRequest`` this view runs, in the request or on a worker.
 
@@ -127,6 +132,7 @@ class BulkMixin(BulkHost):
             backend_path=self.bulk_update_persistence_backend_path or "",
             backend_config=self.bulk_update_persistence_backend_config or {},
             view_name=f"{type(self).__module__}.{type(self).__qualname__}",
+            reason=reason,
         )
 
     def get_bulk_update_backend(self) -> BulkUpdatePersistenceBackend:
@@ -180,22 +186,26 @@ class BulkMixin(BulkHost):
     ) -> BulkResult:
         """Run ``bulk_request`` over ``queryset`` now, its rows held; raises ``LockConflict``.
 
-        The backend is built from the request, as the worker builds it, once for the run.
+        The backend is built from the request, as the worker builds it, once for the run. The
+        run is recorded (``bulk_run``, on the task dashboard) in the same transaction.
         """
         user = self.request.user
         self._bulk_context = bulk_request.context(
             mode="sync", user_id=user.pk if user.is_authenticated else None, selection_size=size
         )
         self._bulk_backend = backend_for(bulk_request)
+        started_at = timezone.now()
         try:
             with hold_selection(queryset):
-                return run_request(
+                result = run_request(
                     bulk_request,
                     queryset=queryset,
                     context=self._bulk_context,
                     backend=self._bulk_backend,
                     write=self._sync_hook(bulk_request),
                 )
+                self.bulk_run = record_request_run(bulk_request, result, user=user, started_at=started_at)
+                return result
         finally:
             self._bulk_context = self._bulk_backend = None
 
@@ -229,6 +239,7 @@ class BulkMixin(BulkHost):
                 fields_to_update=fields,
                 field_data=to_field_data(self.model, fields, form.cleaned_data),
                 dry_run=single(request.POST, "dry_run") == "1",
+                reason=single(request.POST, "reason").strip(),
             )
             if self.should_run_async(size):
                 return self.launch_async(bulk_request, queryset, form=form)
@@ -247,17 +258,20 @@ class BulkMixin(BulkHost):
     def process_bulk_delete(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
             dry_run = single(request.POST, "dry_run") == "1"
+            reason = single(request.POST, "reason").strip()
         except RepeatedParameter as exc:
             return self.bad_request(exc.message)
         queryset = self.get_selection_queryset()
         size = queryset.count()
         if size == 0:
             return self.bad_request("No rows are selected. Select rows in the list first.")
-        bulk_request = self.build_bulk_request("delete", dry_run=dry_run)
         try:
+            bulk_request = self.build_bulk_request("delete", dry_run=dry_run, reason=reason)
             if self.should_run_async(size):
                 return self.launch_async(bulk_request, queryset)
             result = self.run_in_request(bulk_request, queryset, size)
+        except BulkInputError as exc:
+            return self.bad_request(str(exc))
         except LockConflict as exc:
             return self.render_bulk_page({"conflict": str(exc)}, status=409)
         if result.success and not bulk_request.dry_run:

@@ -348,7 +348,15 @@ def test_the_same_scope_applies_in_the_request(
         "left as it is.</td></tr>"
     ) in body
     assert changes(before, book_snapshot()) == {}  # all-or-nothing
-    assert not BulkTask.objects.exists()
+    run = BulkTask.objects.get()  # the run is recorded, as it ended: failed, in the request
+    assert (run.mode, run.status, run.failure_count, run.success_count) == ("sync", "failed", 1, 0)
+    assert run.errors == [
+        {
+            "pk": own[1],
+            "field": None,
+            "messages": ["This book is no longer one you may change, so it was left as it is."],
+        }
+    ]
 
 
 def test_single_row_urls_outside_the_scope_are_a_404(user_factory: Any, catalogue: Catalogue) -> None:
