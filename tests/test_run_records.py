@@ -169,3 +169,23 @@ def test_tasks_of_an_earlier_release_learn_they_were_checks() -> None:
         False,
         False,
     ]
+
+
+def test_a_run_and_its_record_commit_together(
+    admin_user: Any, catalogue: Catalogue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record that cannot be written takes the run's writes with it: no unrecorded run."""
+    from powercrud.mixins import bulk as bulk_mixin
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the record could not be written")
+
+    monkeypatch.setattr(bulk_mixin, "record_request_run", broken)
+    client = login(admin_user, htmx=True, raise_request_exception=False)
+    books = catalogue["books"][:2]
+    select(client, "plain-books", [b.pk for b in books])
+    before = sorted(Book.objects.filter(pk__in=[b.pk for b in books]).values_list("price", flat=True))
+    response = client.post("/plain-books/bulk/edit/", {"change_price": "1", "price": "7.77"})
+    assert response.status_code == 500
+    assert sorted(Book.objects.filter(pk__in=[b.pk for b in books]).values_list("price", flat=True)) == before
+    assert not BulkTask.objects.exists()
