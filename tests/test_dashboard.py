@@ -148,7 +148,7 @@ def test_list_filters_by_status_model_and_kind(alice):
     assert url("detail", author) in html and url("detail", done) not in html
 
     html = client.get(url("list"), {"status": "running"}).content.decode()
-    assert "No tasks match these filters." in html
+    assert "No bulk runs match these filters." in html
 
 
 def test_list_sorts_by_a_column(alice):
@@ -173,7 +173,7 @@ def test_list_polls_only_while_a_shown_task_is_active(alice):
 
 def test_empty_list(alice):
     html = client_for(alice).get(url("list")).content.decode()
-    assert "No tasks yet." in html
+    assert "No bulk runs yet." in html
 
 
 def test_detail_of_another_users_task_is_404(alice, bob):

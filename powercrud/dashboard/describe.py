@@ -81,3 +81,16 @@ def describe_changes(task: BulkTask) -> list[FieldChange]:
     if stored is None:
         return []
     return describe_request(task.model_class, stored)
+
+
+def view_class_name(view_name: str) -> str:
+    """``"BookCRUDView"`` for ``"sample.views.BookCRUDView"``: the view a run came from.
+
+    Only the class name is shown: a module path is a code internal, kept off the task pages.
+    """
+    return (view_name or "").strip().rsplit(".", 1)[-1]
+
+
+def done_verb(task: BulkTask) -> str:
+    """``"deleted"`` or ``"updated"``: what the run does (or, for a check, would do) to a row."""
+    return "deleted" if task.kind == BulkTask.Kind.DELETE else "updated"

@@ -1,4 +1,8 @@
-"""The task dashboard views: list, detail, live progress, outcomes CSV and cancel."""
+"""The task dashboard views: list, detail, live progress, outcomes CSV and cancel.
+
+The list is the history of a user's bulk runs: in the request or on a worker, checks and
+applied runs, each with its kind, status, counts, reason and timings.
+"""
 
 from __future__ import annotations
 
@@ -20,9 +24,11 @@ from powercrud.conf import settings as pc_settings
 from powercrud.dashboard.describe import (
     ACTIVE,
     describe_changes,
+    done_verb,
     format_duration,
     model_display_name,
     row_errors,
+    view_class_name,
 )
 from powercrud.dashboard.outcomes import csv_lines, outcome_rows
 from powercrud.jobs import progress
@@ -50,22 +56,36 @@ def _any(choices: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     return [("", "Any"), *choices]
 
 
+CHECK_CHOICES = (("check", "Checks"), ("apply", "Applied runs"))
+"""The "Check or apply" filter: ``?check=check`` lists checks, ``?check=apply`` the others."""
+
+
 class BulkTaskFilterSet(django_filters.FilterSet):
-    """Status, kind and model; the model choices are the models among the tasks the user sees."""
+    """Status, kind, model, mode and check or apply.
+
+    The model choices are the models among the tasks the user sees.
+    """
 
     status = _ChoiceFilter(choices=_any(Status.choices), label="Status")
     kind = _ChoiceFilter(choices=_any(BulkTask.Kind.choices), label="Kind")
     model_label = _ChoiceFilter(choices=_any([]), label="Model")
+    mode = _ChoiceFilter(choices=_any(BulkTask.Mode.choices), label="Mode")
+    check = _ChoiceFilter(choices=_any(CHECK_CHOICES), label="Check or apply", method="filter_check")
 
     class Meta:
         model = BulkTask
-        fields = ["status", "kind", "model_label"]
+        fields = ["status", "kind", "model_label", "mode", "check"]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         labels = self.queryset.order_by().values_list("model_label", flat=True).distinct()
         named = sorted(((label, model_display_name(label)) for label in labels), key=lambda c: c[1])
         self.filters["model_label"].extra["choices"] = _any(named)
+
+    def filter_check(self, queryset: models.QuerySet[Any], name: str, value: str) -> models.QuerySet[Any]:
+        if value not in dict(CHECK_CHOICES):
+            return queryset
+        return queryset.filter(dry_run=value == "check")
 
 
 # ----- the view --------------------------------------------------------------------------------
@@ -79,6 +99,8 @@ class TaskRow:
     model_name: str
     detail_url: str
     duration: str
+    verb: str
+    """``"updated"`` or ``"deleted"``: what the run did (or, for a check, would do) to a row."""
 
 
 # Task actions: extra endpoints of the DETAIL role, each ``{http method: handler}``.
@@ -96,7 +118,7 @@ _ACTION_ROUTES = {
 # List columns: (key, label, sortable field or None, alignment).
 _LIST_COLUMNS = (
     ("task", "Task", "id", "start"),
-    ("status", "Status", "status", "start"),
+    ("status", "Status", "status", "start"),  # the mode is on a second line
     ("model", "Model", "model_label", "start"),
     ("owner", "Owner", None, "start"),
     ("progress", "Progress", None, "start"),
@@ -214,6 +236,7 @@ class BulkTaskView(PowerCRUDMixin, CRUDView):
                     model_name=names[task.model_label],
                     detail_url=self.reverse(Role.DETAIL, task),
                     duration=format_duration(task.duration),
+                    verb=done_verb(task),
                 )
             )
         context.update(
@@ -253,6 +276,7 @@ class BulkTaskView(PowerCRUDMixin, CRUDView):
             "task_urls": self.task_urls(task),
             "model_name": model_display_name(task.model_label),
             "duration": format_duration(task.duration),
+            "verb": done_verb(task),
             "can_cancel": task.status in ACTIVE and self.may_cancel(task),
             "cancelling": task.status == Status.RUNNING and task.cancel_requested,
             "sees_all": self.sees_all_tasks(),
@@ -268,7 +292,8 @@ class BulkTaskView(PowerCRUDMixin, CRUDView):
             errors=row_errors(task),
             max_stored_errors=MAX_STORED_ERRORS,
             atomic=stored.atomic if stored else True,
-            dry_run=stored.dry_run if stored else False,
+            dry_run=task.dry_run,
+            view_class=view_class_name(stored.view_name if stored else ""),
             **extra,
         )
 
