@@ -55,6 +55,9 @@ class BulkTask(models.Model):
         "check only", default=False, help_text="A check: the run reported what it would do and saved nothing."
     )
     reason = models.CharField(max_length=500, blank=True, help_text="Why the user ran it, as they typed it.")
+    notified_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the owner was told that this background run ended."
+    )
     total = models.PositiveIntegerField(default=0, help_text="Rows in the frozen selection.")
     done = models.PositiveIntegerField(default=0, help_text="Rows processed so far.")
     success_count = models.PositiveIntegerField(default=0)

@@ -35,6 +35,7 @@ from powercrud.conf import settings as pc_settings
 from powercrud.edit_merge import EditConflict, loaded_values, merge_concurrent_changes, track_loaded_values
 from powercrud.formfields import formfield_for
 from powercrud.jobs.locks import LockConflict, guard_rows
+from powercrud.notices import take_notices
 
 # Views that define a model register here so system checks can inspect them.
 registry: list[type[CRUDView]] = []
@@ -175,6 +176,8 @@ class CRUDView(View):
     path_converter: ClassVar[str | None] = None
     base_template_path: ClassVar[str | None] = None
     role_permissions: ClassVar[Mapping[str, Sequence[str]] | None] = None
+    # Full pages show a toast for each background bulk run of the user that ended unseen.
+    announce_runs: ClassVar[bool] = True
     # Set by ``as_view(role=...)``.
     role: Role | None = None
 
@@ -537,7 +540,7 @@ class CRUDView(View):
             for role in (Role.DETAIL, Role.UPDATE, Role.DELETE):
                 if can[role.value]:
                     urls[role.value] = self.reverse(role, self.object)
-        context = {
+        context: dict[str, Any] = {
             "view": self,
             "role": self.role.value,
             "model_opts": self.model._meta,
@@ -548,6 +551,8 @@ class CRUDView(View):
             "can": can,
             "is_modal": self.get_partial_name() is not None,
         }
+        if self.announce_runs and not context["is_modal"]:
+            context["run_notices"] = take_notices(self.request.user)  # background runs that ended
         form = extra.get("form")
         if self.role is Role.UPDATE and self.object is not None and isinstance(form, forms.BaseModelForm):
             context["loaded_values"] = loaded_values(form)  # see edit_merge.py

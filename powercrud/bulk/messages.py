@@ -20,6 +20,7 @@ __all__ = [
     "nothing_saved",
     "out_of_scope",
     "rows",
+    "run_ended",
     "summarise",
     "task_failed",
 ]
@@ -130,6 +131,12 @@ def cancel_notice(task_pk: int, operation: str, *, started: bool) -> str:
     if started:
         return f"Task #{task_pk} will stop at its next batch; nothing it did will be saved."
     return f"Task #{task_pk} was cancelled before it started; {nothing_saved(operation)}."
+
+
+def run_ended(pk: int, kind: str, *, check: bool, status: str, outcome: str) -> str:
+    """The notice that a background run ended: ``"Bulk edit #12 succeeded: Updated ..."``."""
+    what = f"Check of a {kind.lower()}" if check else kind
+    return f"{what} #{pk} {status}: {outcome}" if outcome else f"{what} #{pk} {status}."
 
 
 def no_heartbeat(operation: str, silent_seconds: int) -> str:

@@ -35,6 +35,7 @@ from powercrud.jobs import progress
 from powercrud.jobs.monitor import request_cancel
 from powercrud.mixins import PowerCRUDMixin
 from powercrud.models import MAX_STORED_ERRORS, BulkTask
+from powercrud.notices import mark_seen
 from powercrud.views import CRUDView, Role, htmx_details
 
 Status = BulkTask.Status
@@ -134,6 +135,7 @@ class BulkTaskView(PowerCRUDMixin, CRUDView):
     """The task dashboard (list and detail) and the progress, outcomes and cancel actions."""
 
     model = BulkTask
+    announce_runs = False  # the dashboard lists the runs themselves
     namespace = "powercrud"
     url_base = "tasks"
     fields = [
@@ -307,6 +309,7 @@ class BulkTaskView(PowerCRUDMixin, CRUDView):
         context = self.get_context_data(**self.get_task_context(task))
         html = render_to_string(PROGRESS_TEMPLATE, context, request=request)
         if htmx_details(request) and task.is_finished:
+            mark_seen(task, request.user)  # the owner watched it end: no toast for it later
             # The poll that sees the end also refreshes any list on the page (pcRefresh).
             return trigger_client_event(HttpResponseStopPolling(html), "pcRefresh")
         return HttpResponse(html)

@@ -25,6 +25,7 @@ from powercrud.conf import settings as pc_settings
 from powercrud.jobs import progress
 from powercrud.jobs.locks import release_locks
 from powercrud.models import MAX_STORED_ERRORS, BulkTask
+from powercrud.signals import bulk_run_finished
 
 __all__ = ["cleanup_stale_tasks", "fail_stale_tasks", "finish_task", "record_request_run", "request_cancel"]
 
@@ -62,7 +63,7 @@ def record_request_run(
 
     Called inside the run's transaction, so a run and its record commit together.
     """
-    return BulkTask.objects.using(_alias()).create(
+    run = BulkTask.objects.using(_alias()).create(
         kind=request.operation,
         model_label=request.model_label,
         owner=user if getattr(user, "is_authenticated", False) else None,
@@ -78,6 +79,15 @@ def record_request_run(
         finished_at=timezone.now(),
         attempts=1,
         **_outcome(result),
+    )
+    _announce(run)
+    return run
+
+
+def _announce(run: BulkTask) -> None:
+    """Send ``bulk_run_finished`` for ``run`` once its outcome is committed."""
+    transaction.on_commit(
+        lambda: bulk_run_finished.send(sender=BulkTask, run=run), using=_alias(), robust=True
     )
 
 
@@ -115,6 +125,8 @@ def finish_task(
     if changed:
         for name, value in values.items():
             setattr(task, name, value)
+        if status in BulkTask.FINISHED:
+            _announce(task)
     return bool(changed)
 
 
