@@ -24,7 +24,7 @@ from django.forms import modelform_factory
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path, reverse
+from django.urls import NoReverseMatch, URLPattern, path, reverse
 from django.utils.decorators import classonlymethod
 from django.views import View
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
@@ -240,6 +240,17 @@ class CRUDView(View):
         if isinstance(pk, models.ForeignKey):  # multi-table inheritance child
             return "int"
         return "str"
+
+    @classmethod
+    def row_url(cls, pk: Any) -> str | None:
+        """The detail page of the row with primary key ``pk``; None without a DETAIL role or URL."""
+        if Role.DETAIL not in cls.get_roles() or pk is None:
+            return None
+        name = Role.DETAIL.url_name(cls.get_url_base())
+        try:
+            return reverse(f"{cls.namespace}:{name}" if cls.namespace else name, kwargs={"pk": pk})
+        except NoReverseMatch:  # not in the URLconf, or a key the path converter refuses
+            return None
 
     def reverse(self, role: Role, obj: models.Model | None = None) -> str:
         """The URL of ``role`` (for ``obj`` when the role needs one)."""
@@ -584,4 +595,12 @@ class CRUDView(View):
         return HttpResponseRedirect(self.reverse(Role.LIST))
 
 
-__all__ = ["CRUDView", "HtmxHttpRequest", "Role", "htmx_details", "registry"]
+def view_named(dotted_name: str) -> type[CRUDView] | None:
+    """The registered ``CRUDView`` subclass named ``module.ClassName``, or None."""
+    for view in registry:
+        if f"{view.__module__}.{view.__qualname__}" == dotted_name:
+            return view
+    return None
+
+
+__all__ = ["CRUDView", "HtmxHttpRequest", "Role", "htmx_details", "registry", "view_named"]

@@ -11,7 +11,7 @@ from django.contrib.messages import get_messages
 from django.test import Client
 
 from tests.bulk_urls import select, select_all
-from tests.conftest import HtmxClient
+from tests.conftest import HtmxClient, row_cell
 from tests.testapp.models import Asset, Author, Book, Shelf, ShelfEvent, Tag
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.bulk_urls")]
@@ -141,7 +141,8 @@ def test_all_or_nothing_a_protected_row_keeps_every_row(
         "<strong>Nothing was deleted.</strong> 1 row failed, and this screen deletes all rows or none."
         in html
     )
-    assert f"<tr><td>#{authors['protected'].pk}</td>" in html
+    protected = authors["protected"].pk
+    assert f"<tr>{row_cell(f'/authors/{protected}/', protected)}" in html
     assert "HX-Trigger" not in response.headers
     assert len(htmx_client.session["powercrud:selection:testapp.author:authors"]["ids"]) == 3
 

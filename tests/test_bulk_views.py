@@ -24,7 +24,7 @@ from tests.bulk_urls import (
     select,
     select_all,
 )
-from tests.conftest import HtmxClient
+from tests.conftest import HtmxClient, row_cell
 from tests.testapp.models import Asset, Author, Book, Shelf, ShelfEvent
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.bulk_urls")]
@@ -346,7 +346,7 @@ def test_all_or_nothing_a_failure_on_the_last_row_writes_nothing(
     assert (result.success, result.success_records) == (False, 0)
     html = response.content.decode()
     assert "<strong>Nothing was saved.</strong> 1 row failed" in html
-    assert f"<tr><td>#{pks[3]}</td><td>price</td><td>{ARCHIVED_RULE}</td></tr>" in html
+    assert f"<tr>{row_cell(f'/book/{pks[3]}/', pks[3])}<td>price</td><td>{ARCHIVED_RULE}</td></tr>" in html
     assert "HX-Trigger" not in response.headers  # nothing to refresh
     assert 'name="change_price" id="bulk_change_price" checked' in html  # the form keeps its values
 
@@ -366,7 +366,10 @@ def test_per_row_mode_commits_valid_rows_and_lists_the_failed(
     assert [(e.pk, e.field) for e in result.errors] == [(pks[1], "price"), (pks[3], "price")]
     html = response.content.decode()
     assert "<strong>2 saved, 2 failed.</strong>" in html
-    assert f"<tr><td>#{pks[1]}</td><td>price</td><td>{ARCHIVED_RULE}</td></tr>" in html
+    assert (
+        f"<tr>{row_cell(f'/per-row-books/{pks[1]}/', pks[1])}<td>price</td><td>{ARCHIVED_RULE}</td></tr>"
+        in html
+    )
     assert json.loads(response.headers["HX-Trigger"]) == {"pcRefresh": {}}
 
 
@@ -453,7 +456,7 @@ def test_a_backend_returning_failure_is_shown_in_the_modal(
     html = response.content.decode()
     assert "<strong>Nothing was saved.</strong>" in html
     assert (
-        f"<tr><td>#{pks[0]}</td><td>status</td>"
+        f"<tr>{row_cell(f'/refused-books/{pks[0]}/', pks[0])}<td>status</td>"
         "<td>Refused by policy &lt;script&gt;alert(1)&lt;/script&gt;</td></tr>" in html
     )
     assert SCRIPT not in html
@@ -515,7 +518,7 @@ def test_check_first_writes_nothing_and_predicts_the_real_run(
     html = check.content.decode()
     assert "<strong>Check complete — nothing was saved.</strong>" in html
     assert "2 would fail" in html
-    assert f"<tr><td>#{pks[2]}</td><td>price</td><td>{ARCHIVED_RULE}</td></tr>" in html
+    assert f"<tr>{row_cell(f'/{base}/{pks[2]}/', pks[2])}<td>price</td><td>{ARCHIVED_RULE}</td></tr>" in html
     real = edit(htmx_client, base, data)
     assert real.status_code == 200
     assert real.context["result"].errors == predicted.errors

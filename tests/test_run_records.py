@@ -189,3 +189,38 @@ def test_a_run_and_its_record_commit_together(
     assert response.status_code == 500
     assert sorted(Book.objects.filter(pk__in=[b.pk for b in books]).values_list("price", flat=True)) == before
     assert not BulkTask.objects.exists()
+
+
+def test_a_runs_row_errors_link_to_their_rows(admin_user: Any, catalogue: Catalogue) -> None:
+    """On the run's page each failed row links to the row's page on the screen the run came from."""
+    from powercrud.bulk.request import BulkRequest
+
+    book = catalogue["books"][0]
+    errors = [{"pk": book.pk, "field": "price", "messages": ["No."]}]
+
+    def run_from(view_name: str) -> BulkTask:
+        request = BulkRequest(
+            operation="update",
+            model_label="testapp.book",
+            fields_to_update=("price",),
+            field_data={"price": "1.00"},
+            bulk_fields=("price",),
+            view_name=view_name,
+        )
+        return BulkTask.objects.create(
+            kind="update",
+            model_label="testapp.book",
+            owner=admin_user,
+            status="failed",
+            errors=errors,
+            failure_count=1,
+            payload=request.to_dict(),
+        )
+
+    linked = run_from("tests.bulk_urls.PlainBookView")
+    unknown = run_from("nowhere.GoneView")
+    client = login(admin_user)
+    page = client.get(f"/powercrud/tasks/{linked.pk}/").content.decode()
+    assert f'<a class="pc-link" href="/plain-books/{book.pk}/">#{book.pk}</a>' in page
+    page = client.get(f"/powercrud/tasks/{unknown.pk}/").content.decode()
+    assert f">#{book.pk}</td>" in page and f'href="/plain-books/{book.pk}/"' not in page

@@ -10,6 +10,7 @@ from django.utils.text import capfirst
 
 from powercrud.bulk.display import FieldChange, describe_request, field_label
 from powercrud.models import BulkTask
+from powercrud.views import view_named
 
 Status = BulkTask.Status
 ACTIVE = (Status.QUEUED, Status.RUNNING)
@@ -52,11 +53,14 @@ class RowErrorLine:
     field: str
     field_label: str
     messages: tuple[str, ...]
+    url: str | None = None  # the row's detail page, when the run's view has one
 
 
 def row_errors(task: BulkTask) -> list[RowErrorLine]:
     """The task's stored row errors with readable field labels (bad entries are skipped)."""
     model = task.model_class
+    stored = task.stored_request
+    view = view_named(stored.view_name) if stored is not None else None
     lines = []
     for item in task.row_errors():
         if not isinstance(item, Mapping):
@@ -70,6 +74,7 @@ def row_errors(task: BulkTask) -> list[RowErrorLine]:
                 field=field,
                 field_label=field_label(model, field),
                 messages=tuple(str(text) for text in texts),
+                url=view.row_url(item.get("pk")) if view is not None else None,
             )
         )
     return lines

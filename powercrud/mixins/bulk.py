@@ -345,6 +345,8 @@ class BulkMixin(BulkHost):
         result = context.get("result")
         if result is not None and result.dry_run:
             context["example_rows"] = describe_examples(self.model, result.examples)
+        if result is not None:  # the first 50 errors, each with a link to its row
+            context["error_rows"] = [(error, self.row_url(error.pk)) for error in result.errors[:50]]
         selection_context = self.get_selection_context()
         context = {
             **selection_context,

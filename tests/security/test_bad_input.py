@@ -23,6 +23,7 @@ from powercrud.jobs.locks import lock_key
 from powercrud.jobs.worker import run_bulk_task
 from powercrud.models import BulkTask, RowLock
 from tests.bulk_urls import book_snapshot, changes, select, select_all
+from tests.conftest import row_cell
 from tests.security.conftest import (
     app_queries,
     assert_nothing_queued,
@@ -344,7 +345,8 @@ def test_the_same_scope_applies_in_the_request(
     assert response.status_code == 200
     body = html.unescape(response.content.decode())
     assert (
-        f"<tr><td>#{own[1]}</td><td>—</td><td>This book is no longer one you may change, so it was "
+        f"<tr>{row_cell(f'/rescoped-my-books/{own[1]}/', own[1])}<td>—</td>"
+        "<td>This book is no longer one you may change, so it was "
         "left as it is.</td></tr>"
     ) in body
     assert changes(before, book_snapshot()) == {}  # all-or-nothing
