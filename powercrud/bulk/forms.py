@@ -14,7 +14,9 @@ from django import forms
 from django.db import models
 from django.forms import BoundField
 
-from powercrud.bulk.values import M2M_OP_SUFFIX
+from powercrud.bulk.request import BulkRequest
+from powercrud.bulk.types import BulkInputError
+from powercrud.bulk.values import M2M_OP_SUFFIX, M2MChange, from_field_data
 from powercrud.formfields import KeyCheckedMultipleChoiceField, few_choices
 
 TOGGLE_PREFIX = "change_"
@@ -170,3 +172,23 @@ class BulkEditForm(forms.Form):
                 )
             )
         return result
+
+
+def initial_for(model: type[models.Model], request: BulkRequest) -> dict[str, Any]:
+    """``BulkEditForm`` initial data that fills in ``request``'s fields and values again.
+
+    Empty when the values no longer fit the model (a field was removed or changed type).
+    """
+    try:
+        values = from_field_data(model, request.fields_to_update, request.field_data)
+    except BulkInputError:
+        return {}
+    initial: dict[str, Any] = {}
+    for name, value in values.items():
+        initial[TOGGLE_PREFIX + name] = True
+        if isinstance(value, M2MChange):
+            initial[name] = list(value.ids)
+            initial[name + M2M_OP_SUFFIX] = value.op
+        else:
+            initial[name] = value
+    return initial

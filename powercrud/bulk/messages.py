@@ -12,6 +12,7 @@ from typing import Literal
 __all__ = [
     "all_or_nothing_rolled_back",
     "cancel_notice",
+    "cannot_retry",
     "cancelled",
     "check_only",
     "job_not_queued",
@@ -137,6 +138,14 @@ def run_ended(pk: int, kind: str, *, check: bool, status: str, outcome: str) -> 
     """The notice that a background run ended: ``"Bulk edit #12 succeeded: Updated ..."``."""
     what = f"Check of a {kind.lower()}" if check else kind
     return f"{what} #{pk} {status}: {outcome}" if outcome else f"{what} #{pk} {status}."
+
+
+def cannot_retry(pk: int) -> str:
+    """Why run ``pk``'s failed rows cannot be retried from its page."""
+    return (
+        f"The failed rows of run #{pk} cannot be retried from here: it is not a finished bulk edit "
+        "with failed rows, not every failed row is listed, or the screen it came from is gone."
+    )
 
 
 def no_heartbeat(operation: str, silent_seconds: int) -> str:

@@ -80,6 +80,21 @@ def row_errors(task: BulkTask) -> list[RowErrorLine]:
     return lines
 
 
+def retry_target(task: BulkTask) -> tuple[type[Any], list[str]] | None:
+    """The screen a finished bulk edit came from and its failed rows' keys, when every failed
+    row is named (none beyond the stored errors) and that screen has a selection; else None."""
+    stored = task.stored_request
+    if not task.is_finished or task.kind != BulkTask.Kind.UPDATE or stored is None:
+        return None
+    if task.failure_count == 0 or task.errors_omitted:
+        return None
+    pks = list(dict.fromkeys(str(e.pk) for e in row_errors(task) if e.pk is not None))
+    view = view_named(stored.view_name)
+    if not pks or len(pks) != task.failure_count or view is None or not hasattr(view, "save_selection"):
+        return None
+    return view, pks
+
+
 def describe_changes(task: BulkTask) -> list[FieldChange]:
     """What a bulk edit sets, field by field, in words (empty when the request cannot be read)."""
     stored = task.stored_request

@@ -17,9 +17,10 @@ from django.db import models
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.template.loader import render_to_string
 from django.urls import URLPattern, path, reverse
-from django_htmx.http import HttpResponseStopPolling, trigger_client_event
+from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling, trigger_client_event
 
 from powercrud.bulk import messages as bulk_messages
+from powercrud.bulk.selection import Selection
 from powercrud.conf import settings as pc_settings
 from powercrud.dashboard.describe import (
     ACTIVE,
@@ -27,6 +28,7 @@ from powercrud.dashboard.describe import (
     done_verb,
     format_duration,
     model_display_name,
+    retry_target,
     row_errors,
     view_class_name,
 )
@@ -109,11 +111,13 @@ _ACTIONS: dict[str, dict[str, str]] = {
     "progress": {"get": "progress"},
     "outcomes": {"get": "outcomes"},
     "cancel": {"post": "cancel"},
+    "retry": {"post": "retry"},
 }
 _ACTION_ROUTES = {
     "progress": "{pk}/progress/",
     "outcomes": "{pk}/outcomes.csv",
     "cancel": "{pk}/cancel/",
+    "retry": "{pk}/retry/",
 }
 
 # List columns: (key, label, sortable field or None, alignment).
@@ -292,6 +296,7 @@ class BulkTaskView(PowerCRUDMixin, CRUDView):
             task,
             changes=describe_changes(task) if task.kind == BulkTask.Kind.UPDATE else [],
             errors=row_errors(task),
+            retry_count=len(target[1]) if (target := retry_target(task)) else 0,
             max_stored_errors=MAX_STORED_ERRORS,
             atomic=stored.atomic if stored else True,
             dry_run=task.dry_run,
@@ -323,6 +328,23 @@ class BulkTaskView(PowerCRUDMixin, CRUDView):
         response["Content-Disposition"] = f'attachment; filename="task-{task.pk}-outcomes.csv"'
         response["Cache-Control"] = "no-store"
         return response
+
+    def retry(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        """Select the run's failed rows on the screen it came from and open its bulk edit there,
+        with the run's values filled in; 409 when they cannot all be named."""
+        self.object = task = self.get_object()
+        target = retry_target(task)
+        if target is None:
+            error = bulk_messages.cannot_retry(task.pk)
+            return self.render_page(self.detail_context(task, error=error), status=409)
+        view_class, pks = target
+        source = view_class()
+        source.request = request
+        source.save_selection(Selection(mode="ids", ids=tuple(pks)))
+        url = f"{source.reverse(Role.BULK_EDIT)}?from_run={task.pk}"
+        if htmx_details(request):
+            return HttpResponseClientRedirect(url)
+        return HttpResponseRedirect(url)
 
     def cancel(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         """Cancel a queued task now, or ask a running one to stop; 409 once it has ended."""

@@ -15,14 +15,14 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from django.db import models
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.utils import timezone
 from django.utils.html import escape
 from django_htmx.http import trigger_client_event
 
 from powercrud.bulk.delete import BulkDeleteService
 from powercrud.bulk.display import describe_examples
-from powercrud.bulk.forms import TOGGLE_PREFIX, BulkEditForm
+from powercrud.bulk.forms import TOGGLE_PREFIX, BulkEditForm, initial_for
 from powercrud.bulk.request import BulkRequest
 from powercrud.bulk.types import BulkContext, BulkInputError, BulkResult, Operation
 from powercrud.bulk.values import to_field_data
@@ -91,9 +91,10 @@ class BulkMixin(BulkHost):
         """Choices offered for a foreign-key or many-to-many bulk field (default: all)."""
         return queryset
 
-    def get_bulk_form(self, data: Any = None) -> BulkEditForm:
+    def get_bulk_form(self, data: Any = None, initial: Mapping[str, Any] | None = None) -> BulkEditForm:
         return BulkEditForm(
             data,
+            initial=initial,
             auto_id="bulk_%s",
             model=self.model,
             bulk_fields=self.get_bulk_fields(),
@@ -211,7 +212,28 @@ class BulkMixin(BulkHost):
 
     # ----- handlers ---------------------------------------------------------------------
     def show_bulk_form(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        return self.render_bulk_page({"form": self.get_bulk_form()})
+        """The bulk-edit form; ``?from_run=<id>`` fills in the values of that earlier run."""
+        try:
+            from_run = single(request.GET, "from_run")
+        except RepeatedParameter as exc:
+            return self.bad_request(exc.message)
+        if not from_run:
+            return self.render_bulk_page({"form": self.get_bulk_form()})
+        run = self.get_source_run(from_run)
+        stored = run.stored_request
+        initial = initial_for(self.model, stored) if stored is not None else {}
+        return self.render_bulk_page({"form": self.get_bulk_form(initial=initial), "source_run": run})
+
+    def get_source_run(self, run_id: str) -> BulkTask:
+        """An earlier bulk edit of this model that the user may see (own, or any for staff); else 404."""
+        user = self.request.user
+        runs = BulkTask.objects.filter(kind=BulkTask.Kind.UPDATE, model_label=self.model._meta.label_lower)
+        if not user.is_staff:
+            runs = runs.filter(owner_id=user.pk)
+        run = runs.filter(pk=int(run_id)).first() if run_id.isdigit() and len(run_id) < 19 else None
+        if run is None:
+            raise Http404("No such bulk run of yours.")
+        return run
 
     def process_bulk_form(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         allowed = set(self.get_bulk_fields())
