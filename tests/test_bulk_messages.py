@@ -100,6 +100,18 @@ def test_a_check_that_fails_for_no_row_says_why() -> None:
             "Deleted 1,200 of 1,200 rows.",
         ),
         (
+            {
+                "success": False,
+                "success_records": 0,
+                "failed": 19,
+                "total": 174,
+                "changed": None,
+                "dry_run": True,
+            },
+            "Check only, nothing was saved: 19 of 174 rows would fail and 155 would pass; "
+            "all-or-nothing saves none of them.",
+        ),
+        (
             {"success": True, "success_records": 5, "failed": 0, "total": 5, "changed": 4, "dry_run": True},
             "Check only, nothing was saved: 5 rows checked; 4 would change.",
         ),

@@ -321,7 +321,8 @@ def test_the_default_scope_is_every_row_at_no_cost(books: list[Book]) -> None:
         ({}, "1 of 4 rows failed, so nothing was saved (all-or-nothing)."),
         (
             {"dry_run": True},
-            "Check only, nothing was saved: 1 of 4 rows would fail, so nothing would be saved",
+            "Check only, nothing was saved: 1 of 4 rows would fail and 3 would pass; "
+            "all-or-nothing saves none",
         ),
         ({"atomic": False}, "1 of 4 rows failed; updated 3 (3 changed)."),
     ],

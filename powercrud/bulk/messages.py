@@ -73,9 +73,10 @@ def summarise(
             return f"{prefix}{success_records:,} of {rows(total)} would be {done}."
         if failed == 0:
             return f"{prefix}{why or 'the run would not succeed'}."
-        if atomic:
+        if atomic:  # every row was checked: the others passed
+            passed = f" and {total - failed:,} would pass" if total > failed else ""
             return (
-                f"{prefix}{failed:,} of {rows(total)} would fail, so nothing would be saved (all-or-nothing)."
+                f"{prefix}{failed:,} of {rows(total)} would fail{passed}; all-or-nothing saves none of them."
             )
         return f"{prefix}{failed:,} of {rows(total)} would fail; {success_records:,} would be {done}{counts}."
     if success:

@@ -221,6 +221,11 @@ class BulkResult:
         return self.failed or 0
 
     @property
+    def passed(self) -> int:
+        """Rows that did not fail (every row is checked, in all-or-nothing mode too)."""
+        return max(0, self.total - self.failed_records)
+
+    @property
     def errors_listed(self) -> int:
         """How many distinct failed rows ``errors`` names (at most ``failed_records``)."""
         return len({e.pk for e in self.errors if e.pk is not None})
