@@ -97,3 +97,37 @@ def test_another_users_run_cannot_be_retried_or_filled_in(
     assert other.get(f"/plain-books/bulk/edit/?from_run={run.pk}").status_code == 404
     assert other.get("/plain-books/bulk/edit/?from_run=abc").status_code == 404
     assert other.get(f"/plain-books/bulk/edit/?from_run={run.pk}&from_run=1").status_code == 400
+
+
+def test_applying_the_retried_form_records_which_run_it_retries(
+    admin_user: Any, catalogue: Catalogue, django_capture_on_commit_callbacks: Any
+) -> None:
+    pks = [catalogue["books"][2].pk, catalogue["books"][5].pk]
+    run = failed_run(admin_user, pks)
+    client = login(admin_user, htmx=True)
+    client.post(f"/powercrud/tasks/{run.pk}/retry/")
+    form = client.get(f"/plain-books/bulk/edit/?from_run={run.pk}").content.decode()
+    assert f'<input type="hidden" name="from_run" value="{run.pk}">' in form
+    data = {"change_price": "1", "price": "3.33", "from_run": str(run.pk)}
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post("/plain-books/bulk/edit/", data).status_code == 204
+    retry = BulkTask.objects.exclude(pk=run.pk).get()
+    request = retry.read_request()
+    assert (request.source_run, request.source_action) == (run.pk, "retry")
+    page = login(admin_user).get(f"/powercrud/tasks/{retry.pk}/").content.decode()
+    assert (
+        f'the failed rows of <a class="pc-link" href="/powercrud/tasks/{run.pk}/">run #{run.pk}</a>' in page
+    )
+
+
+def test_a_retry_of_someone_elses_run_is_refused(
+    admin_user: Any, user_factory: Any, catalogue: Catalogue
+) -> None:
+    run = failed_run(admin_user, [catalogue["books"][2].pk])
+    other = login(user_factory("stranger", "view_book", "change_book"))
+    other.post(
+        "/plain-books/selection/", {"action": "set", "checked": "1", "pk": [str(catalogue["books"][2].pk)]}
+    )
+    data = {"change_price": "1", "price": "3.33", "from_run": str(run.pk)}
+    assert other.post("/plain-books/bulk/edit/", data).status_code == 404
+    assert BulkTask.objects.count() == 1

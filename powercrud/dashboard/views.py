@@ -297,6 +297,7 @@ class BulkTaskView(PowerCRUDMixin, CRUDView):
             changes=describe_changes(task) if task.kind == BulkTask.Kind.UPDATE else [],
             errors=row_errors(task),
             retry_count=len(target[1]) if (target := retry_target(task)) else 0,
+            retry_of=stored.source_run if stored and stored.source_action == "retry" else None,
             max_stored_errors=MAX_STORED_ERRORS,
             atomic=stored.atomic if stored else True,
             dry_run=task.dry_run,

@@ -50,7 +50,7 @@ def _single_value_names(form: BulkEditForm) -> list[str]:
     """The parameters of a bulk edit that take one value: all but many-to-many choices."""
     fields = form.fields.items()
     names = [name for name, field in fields if not getattr(field.widget, "allow_multiple_selected", False)]
-    return [*names, "dry_run", "reason"]
+    return [*names, "dry_run", "reason", "from_run"]
 
 
 class BulkMixin(BulkHost):
@@ -115,6 +115,7 @@ class BulkMixin(BulkHost):
         field_data: Mapping[str, Any] | None = None,
         dry_run: bool = False,
         reason: str = "",
+        retry_of: int | None = None,
     ) -> BulkRequest:
         """The ``BulkRequest`` this view runs, in the request or on a worker.
 
@@ -134,6 +135,8 @@ class BulkMixin(BulkHost):
             backend_config=self.bulk_update_persistence_backend_config or {},
             view_name=f"{type(self).__module__}.{type(self).__qualname__}",
             reason=reason,
+            source_run=retry_of,
+            source_action="retry" if retry_of is not None else None,
         )
 
     def get_bulk_update_backend(self) -> BulkUpdatePersistenceBackend:
@@ -252,8 +255,10 @@ class BulkMixin(BulkHost):
             refuse_repeated(request.POST, _single_value_names(form))
         except RepeatedParameter as exc:
             return self.bad_request(exc.message)
+        from_run = single(request.POST, "from_run")
+        source_run = self.get_source_run(from_run) if from_run else None  # 404 unless the user's
         if not form.is_valid():
-            return self.render_bulk_page({"form": form})
+            return self.render_bulk_page({"form": form, "source_run": source_run})
         fields = form.selected_fields()
         try:
             bulk_request = self.build_bulk_request(
@@ -262,6 +267,7 @@ class BulkMixin(BulkHost):
                 field_data=to_field_data(self.model, fields, form.cleaned_data),
                 dry_run=single(request.POST, "dry_run") == "1",
                 reason=single(request.POST, "reason").strip(),
+                retry_of=source_run.pk if source_run is not None else None,
             )
             if self.should_run_async(size):
                 return self.launch_async(bulk_request, queryset, form=form)
@@ -272,7 +278,8 @@ class BulkMixin(BulkHost):
             return self.render_bulk_page({"form": form, "conflict": str(exc)}, status=409)
         if result.success and not bulk_request.dry_run:
             return self.success_response(self.bulk_success_message("Updated", result))
-        return self.bulk_result_response(self.render_bulk_page({"form": form, "result": result}), result)
+        page = self.render_bulk_page({"form": form, "result": result, "source_run": source_run})
+        return self.bulk_result_response(page, result)
 
     def confirm_bulk_delete(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         return self.render_bulk_page({})
