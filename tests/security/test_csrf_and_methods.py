@@ -1,5 +1,5 @@
 """Writes are POST only and need a CSRF token, on every endpoint that writes: create, update,
-delete, selection, bulk edit and bulk delete (in the request and queued), and task cancel.
+delete, selection, bulk edit and bulk delete (in the request and queued), task cancel and retry.
 GET, HEAD and the other methods change nothing."""
 
 from __future__ import annotations
@@ -39,7 +39,33 @@ WRITES: dict[str, tuple[Callable[[Catalogue, BulkTask], str], Callable[[Catalogu
     "bulk delete": (lambda c, t: "/plain-books/bulk/delete/", lambda c: {}),
     "bulk delete, queued": (lambda c, t: "/async-books/bulk/delete/", lambda c: {}),
     "task cancel": (lambda c, t: f"/powercrud/tasks/{t.pk}/cancel/", lambda c: {}),
+    "task retry": (lambda c, t: f"/powercrud/tasks/{failed_run(c, t).pk}/retry/", lambda c: {}),
 }
+
+
+def failed_run(c: Catalogue, queued: BulkTask) -> BulkTask:
+    """A finished bulk edit of ``queued``'s owner whose one failed row can be retried."""
+    from powercrud.bulk.request import BulkRequest
+
+    request = BulkRequest(
+        operation="update",
+        model_label="testapp.book",
+        fields_to_update=("price",),
+        field_data={"price": "1.00"},
+        bulk_fields=("price",),
+        view_name="tests.bulk_urls.PlainBookView",
+    )
+    return BulkTask.objects.create(
+        owner=queued.owner,
+        kind="update",
+        model_label="testapp.book",
+        status="failed",
+        failure_count=1,
+        errors=[{"pk": c["books"][7].pk, "field": "price", "messages": ["No."]}],
+        payload=request.to_dict(),
+    )
+
+
 SUCCESS = {
     "create": 302,
     "update": 302,
@@ -50,6 +76,7 @@ SUCCESS = {
     "bulk delete": 302,
     "bulk delete, queued": 202,
     "task cancel": 302,
+    "task retry": 302,
 }
 
 
@@ -110,7 +137,7 @@ def test_get_and_head_with_write_parameters_change_nothing(
     before = state(client)
     with django_capture_on_commit_callbacks(execute=True):
         response = getattr(client, method)(url, {**data, "action": "clear", "confirm": "yes"})
-    assert response.status_code == (405 if name == "task cancel" else 200)
+    assert response.status_code == (405 if name.startswith("task ") else 200)
     assert state(client) == before
 
 
