@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from django.utils.text import capfirst
 
 from powercrud.bulk.display import FieldChange, describe_request, field_label
+from powercrud.bulk.request import BulkRequest
+from powercrud.mixins.selection import SelectionMixin
 from powercrud.models import BulkTask
-from powercrud.views import view_named
+from powercrud.views import CRUDView, view_named
 
 Status = BulkTask.Status
 ACTIVE = (Status.QUEUED, Status.RUNNING)
@@ -56,11 +58,17 @@ class RowErrorLine:
     url: str | None = None  # the row's detail page, when the run's view has one
 
 
-def row_errors(task: BulkTask) -> list[RowErrorLine]:
-    """The task's stored row errors with readable field labels (bad entries are skipped)."""
+def source_view(stored: BulkRequest | None) -> type[CRUDView] | None:
+    """The registered view a run's request came from, or None."""
+    return view_named(stored.view_name) if stored is not None else None
+
+
+def row_errors(task: BulkTask, view: type[CRUDView] | None = None) -> list[RowErrorLine]:
+    """The task's stored row errors with readable field labels (bad entries are skipped).
+
+    With ``view`` (the run's ``source_view()``), each error links to its row there.
+    """
     model = task.model_class
-    stored = task.stored_request
-    view = view_named(stored.view_name) if stored is not None else None
     lines = []
     for item in task.row_errors():
         if not isinstance(item, Mapping):
@@ -80,24 +88,25 @@ def row_errors(task: BulkTask) -> list[RowErrorLine]:
     return lines
 
 
-def retry_target(task: BulkTask) -> tuple[type[Any], list[str]] | None:
-    """The screen a finished bulk edit came from and its failed rows' keys, when every failed
-    row is named (none beyond the stored errors) and that screen has a selection; else None."""
-    stored = task.stored_request
-    if not task.is_finished or task.kind != BulkTask.Kind.UPDATE or stored is None:
+def retry_target(
+    task: BulkTask, view: type[CRUDView] | None, errors: Sequence[RowErrorLine]
+) -> tuple[type[SelectionMixin], list[str]] | None:
+    """``view`` (the run's ``source_view()``) and the keys of ``errors`` (its ``row_errors()``),
+    when the task is a finished bulk edit whose every failed row is named there and ``view``
+    has a selection; else None."""
+    if not task.is_finished or task.kind != BulkTask.Kind.UPDATE or view is None:
         return None
-    if task.failure_count == 0 or task.errors_omitted:
+    if task.failure_count == 0 or task.errors_omitted or not issubclass(view, SelectionMixin):
         return None
-    pks = list(dict.fromkeys(str(e.pk) for e in row_errors(task) if e.pk is not None))
-    view = view_named(stored.view_name)
-    if not pks or len(pks) != task.failure_count or view is None or not hasattr(view, "save_selection"):
+    pks = list(dict.fromkeys(str(e.pk) for e in errors if e.pk is not None))
+    if not pks or len(pks) != task.failure_count:
         return None
     return view, pks
 
 
-def describe_changes(task: BulkTask) -> list[FieldChange]:
-    """What a bulk edit sets, field by field, in words (empty when the request cannot be read)."""
-    stored = task.stored_request
+def describe_changes(task: BulkTask, stored: BulkRequest | None) -> list[FieldChange]:
+    """What a bulk edit sets (``stored``, its request), field by field, in words; empty when
+    the request cannot be read."""
     if stored is None:
         return []
     return describe_request(task.model_class, stored)

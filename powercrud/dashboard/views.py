@@ -30,6 +30,7 @@ from powercrud.dashboard.describe import (
     model_display_name,
     retry_target,
     row_errors,
+    source_view,
     view_class_name,
 )
 from powercrud.dashboard.outcomes import csv_lines, outcome_rows
@@ -291,12 +292,15 @@ class BulkTaskView(PowerCRUDMixin, CRUDView):
         return context
 
     def detail_context(self, task: BulkTask, **extra: Any) -> dict[str, Any]:
-        stored = task.stored_request
+        stored = task.stored_request  # read once: the helpers below share it
+        view = source_view(stored)
+        errors = row_errors(task, view)
+        target = retry_target(task, view, errors)
         return self.get_task_context(
             task,
-            changes=describe_changes(task) if task.kind == BulkTask.Kind.UPDATE else [],
-            errors=row_errors(task),
-            retry_count=len(target[1]) if (target := retry_target(task)) else 0,
+            changes=describe_changes(task, stored) if task.kind == BulkTask.Kind.UPDATE else [],
+            errors=errors,
+            retry_count=len(target[1]) if target else 0,
             retry_of=stored.source_run if stored and stored.source_action == "retry" else None,
             max_stored_errors=MAX_STORED_ERRORS,
             atomic=stored.atomic if stored else True,
@@ -334,13 +338,14 @@ class BulkTaskView(PowerCRUDMixin, CRUDView):
         """Select the run's failed rows on the screen it came from and open its bulk edit there,
         with the run's values filled in; 409 when they cannot all be named."""
         self.object = task = self.get_object()
-        target = retry_target(task)
+        view = source_view(task.stored_request)
+        target = retry_target(task, view, row_errors(task, view))
         if target is None:
             error = bulk_messages.cannot_retry(task.pk)
             return self.render_page(self.detail_context(task, error=error), status=409)
         view_class, pks = target
-        source = view_class()
-        source.request = request
+        source = view_class(role=Role.BULK_EDIT)
+        source.setup(request)
         source.save_selection(Selection(mode="ids", ids=tuple(pks)))
         url = f"{source.reverse(Role.BULK_EDIT)}?from_run={task.pk}"
         if htmx_details(request):
