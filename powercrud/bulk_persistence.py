@@ -187,7 +187,7 @@ def _scoped_run(
     """``run`` over the rows ``scope`` keeps; rows it leaves out are row errors of the result."""
     scoped = scope(queryset, context=context) if scope is not None else queryset
     refused = _out_of_scope(queryset, scoped, context)
-    verb = "Deleted" if context.operation == "delete" else "Updated"
+    verb = messages.done_verb(context.operation)
     if not refused:
         return BulkResult.coerce(run(scoped), atomic=context.atomic, verb=verb)
     if context.atomic:  # one row that may not be written: nothing is

@@ -15,6 +15,7 @@ __all__ = [
     "cannot_retry",
     "cancelled",
     "check_only",
+    "done_verb",
     "job_not_queued",
     "never_picked_up",
     "no_heartbeat",
@@ -37,7 +38,8 @@ def nothing_saved(operation: str) -> str:
     return "nothing was deleted" if operation == "delete" else "nothing was saved"
 
 
-def _verb(operation: str) -> str:
+def done_verb(operation: str) -> str:
+    """``"Updated"`` (an edit) or ``"Deleted"`` (a delete): what a run does to a row."""
     return "Deleted" if operation == "delete" else "Updated"
 
 

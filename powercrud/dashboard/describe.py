@@ -8,6 +8,7 @@ from typing import Any
 
 from django.utils.text import capfirst
 
+from powercrud.bulk import messages as bulk_messages
 from powercrud.bulk.display import FieldChange, describe_request, field_label
 from powercrud.bulk.request import BulkRequest
 from powercrud.mixins.selection import SelectionMixin
@@ -122,4 +123,4 @@ def view_class_name(view_name: str) -> str:
 
 def done_verb(task: BulkTask) -> str:
     """``"deleted"`` or ``"updated"``: what the run does (or, for a check, would do) to a row."""
-    return "deleted" if task.kind == BulkTask.Kind.DELETE else "updated"
+    return bulk_messages.done_verb(task.kind).lower()

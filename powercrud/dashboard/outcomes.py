@@ -6,7 +6,7 @@ import csv
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from powercrud.dashboard.describe import ACTIVE, row_errors
+from powercrud.dashboard.describe import ACTIVE, done_verb, row_errors
 from powercrud.models import MAX_STORED_ERRORS, BulkTask
 
 Status = BulkTask.Status
@@ -35,7 +35,7 @@ def outcome_rows(task: BulkTask) -> Iterator[tuple[Any, str, str, str]]:
     those left unchanged, are summary lines with an empty ``pk``: once a task ends, its
     selection (the row locks) is released and their ids are no longer stored anywhere.
     """
-    done_word = "deleted" if task.kind == BulkTask.Kind.DELETE else "updated"
+    done_word = done_verb(task)
     stored = task.stored_request
     for error in row_errors(task):
         yield error.pk, "failed", error.field, " ".join(error.messages)
