@@ -30,6 +30,7 @@ __all__ = [
     "ProgressCallback",
     "Write",
     "backend_for",
+    "build_backend",
     "check_backend_path",
     "resolve_backend_class",
     "run_bulk_delete",
@@ -238,11 +239,16 @@ def _guarded_run(
     return _guarded(result, context)
 
 
+def build_backend(path: str | None, config: Mapping[str, Any] | None) -> BulkUpdatePersistenceBackend:
+    """The backend class at dotted ``path`` (default: ``DefaultBulkUpdatePersistenceBackend``),
+    made with ``config``."""
+    backend_class = resolve_backend_class(path) if path else DefaultBulkUpdatePersistenceBackend
+    return backend_class(dict(config or {}) or None)
+
+
 def backend_for(request: BulkRequest) -> BulkUpdatePersistenceBackend:
     """The backend ``request`` names (``backend_path`` and ``backend_config``), else the default."""
-    path = request.backend_path
-    backend_class = resolve_backend_class(path) if path else DefaultBulkUpdatePersistenceBackend
-    return backend_class(dict(request.backend_config) or None)
+    return build_backend(request.backend_path, request.backend_config)
 
 
 def run_request(

@@ -28,10 +28,9 @@ from powercrud.bulk.types import BulkContext, BulkInputError, BulkResult, Operat
 from powercrud.bulk.values import to_field_data
 from powercrud.bulk_persistence import (
     BulkUpdatePersistenceBackend,
-    DefaultBulkUpdatePersistenceBackend,
     Write,
     backend_for,
-    resolve_backend_class,
+    build_backend,
     run_request,
 )
 from powercrud.conf import settings as pc_settings
@@ -144,10 +143,9 @@ class BulkMixin(BulkHost):
         would build it); outside a run, the view's configured backend, else the default."""
         if self._bulk_backend is not None:
             return self._bulk_backend
-        config = self.bulk_update_persistence_backend_config
-        path = self.bulk_update_persistence_backend_path
-        backend_class = resolve_backend_class(path) if path else DefaultBulkUpdatePersistenceBackend
-        return backend_class(config)
+        return build_backend(
+            self.bulk_update_persistence_backend_path, self.bulk_update_persistence_backend_config
+        )
 
     def persist_bulk_update(
         self,
