@@ -17,7 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.db.models import QuerySet
 
-from powercrud.bulk import messages
+from powercrud.bulk import ledger, messages
 from powercrud.bulk.delete import BulkDeleteService
 from powercrud.bulk.request import BulkRequest
 from powercrud.bulk.runner import ProgressCallback, write_alias
@@ -176,7 +176,11 @@ def _out_of_scope(
         str(queryset.model._meta.verbose_name), context.operation, queued=context.mode == "async"
     )
     left_out = queryset.exclude(pk__in=scoped.values("pk")).order_by("pk").values_list("pk", flat=True)
-    return tuple(RowError(pk=pk, field=None, messages=(message,)) for pk in left_out.iterator())
+    refused = tuple(RowError(pk=pk, field=None, messages=(message,)) for pk in left_out.iterator())
+    recorder = ledger.active()
+    for error in refused:
+        recorder.skip(error.pk, (error,))
+    return refused
 
 
 def _scoped_run(

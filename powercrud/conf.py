@@ -34,6 +34,10 @@ DEFAULTS: dict[str, Any] = {
     "BULK_TASK_HEARTBEAT_TIMEOUT": 120,
     # Seconds a task may wait in the queue before cleanup checks that its job still exists.
     "BULK_TASK_QUEUED_TIMEOUT": 3600,
+    # Record every row of every bulk run (the run ledger: undo, retry, full outcomes).
+    "BULK_RUN_LEDGER": True,
+    # Days the ledger rows of a finished run are kept; powercrud_cleanup prunes older ones.
+    "BULK_RUN_ROWS_RETENTION_DAYS": 30,
     # The template the task dashboard extends; None means BASE_TEMPLATE.
     "TASK_DASHBOARD_BASE_TEMPLATE": None,
 }

@@ -69,6 +69,11 @@ class BulkTask(models.Model):
         default=0,
         help_text=f"Failed rows whose errors are not stored (beyond the first {MAX_STORED_ERRORS}).",
     )
+    row_counts = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="The run's rows by outcome, counted from its ledger when it ended.",
+    )
     message = models.TextField(blank=True, help_text="A readable summary of the outcome.")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -167,3 +172,38 @@ class RowLock(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_label} {self.object_pk} locked by bulk task #{self.task_id}"
+
+
+class RunRow(models.Model):
+    """What one bulk run did to one row: the run ledger, written set-based as the run goes.
+
+    ``object_pk`` is the row's key in the database's text form (as ``RowLock`` stores it).
+    ``old`` and ``new`` map field names to plain JSON values (many-to-many: the related
+    primary keys, sorted); a delete keeps every concrete field in ``old``. ``errors`` is
+    ``[{'field', 'messages'}, ...]`` for a failed, skipped or conflicting row.
+    """
+
+    class Outcome(models.TextChoices):
+        CHANGED = "changed", "Changed"
+        UNCHANGED = "unchanged", "Unchanged"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped"
+        NOT_REACHED = "not_reached", "Not reached"
+        CONFLICT = "conflict", "Conflict"
+
+    run = models.ForeignKey(BulkTask, on_delete=models.CASCADE, related_name="rows")
+    object_pk = models.CharField(max_length=255)
+    outcome = models.CharField(max_length=12, choices=Outcome.choices)
+    old = models.JSONField(null=True, blank=True)
+    new = models.JSONField(null=True, blank=True)
+    errors = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "object_pk"], name="powercrud_runrow_unique_row"),
+        ]
+        indexes = [models.Index(fields=["run", "outcome"], name="powercrud_runrow_outcome")]
+        verbose_name = "run row"
+
+    def __str__(self) -> str:
+        return f"{self.object_pk}: {self.outcome} in bulk run #{self.run_id}"

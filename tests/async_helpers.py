@@ -20,7 +20,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+from django.core.exceptions import ValidationError
+
 from powercrud.bulk.runner import ProgressCallback
+from powercrud.bulk.service import BulkUpdateService
 from powercrud.bulk.types import BulkContext, BulkResult
 from powercrud.bulk_persistence import DefaultBulkUpdatePersistenceBackend
 
@@ -309,3 +312,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+class _RefuseTitlesService(BulkUpdateService):
+    """Refuses every row whose title is in ``refuse`` (set per backend)."""
+
+    refuse: frozenset[str] = frozenset()
+    prefix: str = ""
+
+    def validate_row(self, instance: Any, new_values: Mapping[str, Any], context: BulkContext) -> None:
+        if instance.title in self.refuse or (self.prefix and instance.title.startswith(self.prefix)):
+            raise ValidationError({"status": f"“{instance.title}” may not change."})
+
+
+class RefuseTitlesBackend(DefaultBulkUpdatePersistenceBackend):
+    """The default backend, refusing rows whose title is in ``config["refuse"]`` or starts with
+    ``config["prefix"]`` (row errors)."""
+
+    def persist_bulk_update(self, **kwargs: Any) -> BulkResult:
+        rules = {"refuse": frozenset(self.config.get("refuse", ())), "prefix": self.config.get("prefix", "")}
+        service = type("Refusing", (_RefuseTitlesService,), rules)()
+        return service.apply(**kwargs)

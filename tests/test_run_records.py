@@ -180,7 +180,7 @@ def test_a_run_and_its_record_commit_together(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("the record could not be written")
 
-    monkeypatch.setattr(bulk_mixin, "record_request_run", broken)
+    monkeypatch.setattr(bulk_mixin, "close_request_run", broken)
     client = login(admin_user, htmx=True, raise_request_exception=False)
     books = catalogue["books"][:2]
     select(client, "plain-books", [b.pk for b in books])

@@ -14,6 +14,7 @@ from typing import Any
 from django.db import DatabaseError, models, transaction
 from django.db.models import ProtectedError, QuerySet, RestrictedError
 
+from powercrud.bulk import ledger
 from powercrud.bulk.db_errors import describe_db_error, is_run_error
 from powercrud.bulk.runner import (
     BatchOutcome,
@@ -98,7 +99,9 @@ class BulkDeleteService:
         return model._base_manager.using(using).filter(pk__in=pks)
 
     def _delete(self, model: type[models.Model], using: str, pks: Sequence[Any]) -> tuple[int, int]:
-        _, counts = self.batch_queryset(model, using, pks).delete()
+        rows = self.batch_queryset(model, using, pks)
+        ledger.active().snapshot(rows, old=[f.name for f in model._meta.concrete_fields], new=None)
+        _, counts = rows.delete()
         own = counts.get(model._meta.label, 0)
         return own, sum(counts.values()) - own
 

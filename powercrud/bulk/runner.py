@@ -26,6 +26,8 @@ from typing import Any
 from django.db import models, router, transaction
 from django.db.models import QuerySet
 
+from powercrud.bulk import ledger
+from powercrud.bulk.codec import json_pk
 from powercrud.bulk.db_errors import is_run_error
 from powercrud.bulk.types import MAX_EXAMPLES, BulkContext, RowChange, RowError
 
@@ -80,6 +82,17 @@ class BatchOutcome:
         self.failed_pks.add(pk)
         self.errors.extend(errors)
 
+    def report_failures(self) -> None:
+        """Tell the run ledger (if one records) which rows of this batch failed, and why."""
+        if not self.failed_pks or not ledger.is_recording():
+            return
+        by_pk: dict[Any, list[RowError]] = {}
+        for error in self.errors:
+            by_pk.setdefault(json_pk(error.pk), []).append(error)
+        recorder = ledger.active()
+        for pk in self.failed_pks:
+            recorder.fail(pk, by_pk.get(json_pk(pk), ()))
+
 
 @dataclass
 class RunOutcome:
@@ -95,7 +108,8 @@ class RunOutcome:
     rolled_back: bool = False
 
     def add(self, batch: BatchOutcome, max_errors: int) -> None:
-        """Fold one batch's outcome into the run's."""
+        """Fold one batch's outcome into the run's (and report its failed rows to the ledger)."""
+        batch.report_failures()
         self.succeeded += batch.succeeded
         self.changed += batch.changed
         self.failed += len(batch.failed_pks)

@@ -21,8 +21,10 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, models, transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
+from powercrud.bulk import ledger
+from powercrud.bulk.codec import to_json
 from powercrud.bulk.db_errors import describe_db_error, explain_db_error, is_run_error
 from powercrud.bulk.m2m import m2m_changes, resolve_edit, write_links
 from powercrud.bulk.plan import (
@@ -244,9 +246,11 @@ class BulkUpdateService:
             return self._process_fast(plan, batch, isolation)
         out = BatchOutcome()
         candidates: list[Row] = []
+        unchanged: list[ledger.Entry] = []
         for row in load_rows(plan, batch):
             if not row.changed:
                 out.succeeded += 1
+                unchanged.append(ledger.Entry(row.pk, ledger.UNCHANGED, old=to_json(row.old)))
                 continue
             errors = self._check(plan, row)
             if errors:
@@ -259,6 +263,15 @@ class BulkUpdateService:
         out.succeeded += len(written)
         out.changed += len(written)
         changes = [row.change() for row in written]
+        ledger.active().record(
+            [
+                *unchanged,
+                *(
+                    ledger.Entry(c.pk, ledger.CHANGED, old=to_json(c.old), new=to_json(c.new))
+                    for c in changes
+                ),
+            ]
+        )
         out.examples.extend(changes[:5])
         if written and plan.after_batch and not plan.context.dry_run:
             self.after_batch(changes, plan.context)
@@ -268,9 +281,14 @@ class BulkUpdateService:
         out = BatchOutcome()
         manager = plan.model._base_manager.using(plan.using)
 
+        recorder = ledger.active()
+        new_values = to_json(dict(plan.values))
+
         def write(pks: Sequence[Any]) -> int:
+            rows = manager.filter(pk__in=pks)
+            recorder.snapshot(rows, old=list(plan.values), new=new_values, unchanged=Q(**plan.values))
             update = {**plan.values, **auto_now_values(plan.auto_now)}
-            return manager.filter(pk__in=pks).exclude(**plan.values).update(**update)
+            return rows.exclude(**plan.values).update(**update)
 
         if isolation is Isolation.NONE:
             out.changed = write(batch)

@@ -23,11 +23,19 @@ from powercrud.bulk.request import BulkRequest
 from powercrud.bulk.types import BulkResult
 from powercrud.conf import settings as pc_settings
 from powercrud.jobs import progress
+from powercrud.jobs.ledger import counts, settle_unreached
 from powercrud.jobs.locks import release_locks
 from powercrud.models import MAX_STORED_ERRORS, BulkTask
 from powercrud.signals import bulk_run_finished
 
-__all__ = ["cleanup_stale_tasks", "fail_stale_tasks", "finish_task", "record_request_run", "request_cancel"]
+__all__ = [
+    "cleanup_stale_tasks",
+    "fail_stale_tasks",
+    "finish_task",
+    "close_request_run",
+    "open_request_run",
+    "request_cancel",
+]
 
 logger = logging.getLogger("powercrud.jobs")
 
@@ -56,31 +64,39 @@ def _outcome(result: BulkResult) -> dict[str, Any]:
     }
 
 
-def record_request_run(
-    request: BulkRequest, result: BulkResult, *, user: Any, started_at: datetime.datetime
-) -> BulkTask:
-    """The run record of a bulk run made in the request, already finished; returns it.
+def open_request_run(request: BulkRequest, *, user: Any, total: int) -> BulkTask:
+    """The record of a bulk run about to be made in the request (running); returns it.
 
-    Called inside the run's transaction, so a run and its record commit together.
+    Made inside the run's transaction, before the run, so its ledger rows can refer to it.
     """
-    run = BulkTask.objects.using(_alias()).create(
+    return BulkTask.objects.using(_alias()).create(
         kind=request.operation,
         model_label=request.model_label,
         owner=user if getattr(user, "is_authenticated", False) else None,
         mode=BulkTask.Mode.SYNC,
-        status=Status.SUCCEEDED if result.success else Status.FAILED,
+        status=Status.RUNNING,
         dry_run=request.dry_run,
         reason=request.reason,
         payload=request.to_dict(),
-        total=result.total,
-        done=result.total,
-        message=result.message,
-        started_at=started_at,
-        finished_at=timezone.now(),
+        total=total,
+        started_at=timezone.now(),
+        heartbeat_at=timezone.now(),
         attempts=1,
-        **_outcome(result),
     )
-    _announce(run)
+
+
+def close_request_run(run: BulkTask, result: BulkResult) -> BulkTask:
+    """Record ``result`` on ``run`` (from ``open_request_run()``), in the run's transaction."""
+    finish_task(
+        run,
+        Status.SUCCEEDED if result.success else Status.FAILED,
+        message=result.message,
+        result=result,
+        done=result.total,
+        release=False,
+    )
+    run.total = result.total
+    BulkTask.objects.using(_alias()).filter(pk=run.pk).update(total=result.total)
     return run
 
 
@@ -119,7 +135,15 @@ def finish_task(
         values.update(_outcome(result))
     using = _alias()
     with transaction.atomic(using=using):
-        changed = BulkTask.objects.using(using).filter(pk=task.pk, status__in=list(expect)).update(**values)
+        current = (
+            BulkTask.objects.using(using).select_for_update().filter(pk=task.pk, status__in=list(expect))
+        )
+        if not current.exists():
+            return False
+        if result is None and task.mode == BulkTask.Mode.ASYNC:
+            settle_unreached(task)  # cancelled, died or never ran: nothing it did was kept
+        values["row_counts"] = counts(task)
+        changed = current.update(**values)
         if changed and release:
             release_locks(task)
     if changed:

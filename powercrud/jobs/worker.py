@@ -27,8 +27,8 @@ from django_q.exceptions import TimeoutException
 
 from powercrud.bulk import messages
 from powercrud.bulk.types import BulkInputError, BulkResult
-from powercrud.bulk_persistence import run_request
 from powercrud.jobs import progress
+from powercrud.jobs.ledger import lock_keys, run_recorded
 from powercrud.jobs.locks import release_locks
 from powercrud.jobs.monitor import finish_task
 from powercrud.jobs.progress import ProgressWriter, TaskCancelled
@@ -88,7 +88,10 @@ def _execute(task: BulkTask, writer: ProgressWriter) -> BulkResult:
         extra={"task_id": task.pk},
     )
     queryset = locked_queryset(task, apps.get_model(task.model_label))
-    return run_request(request, queryset=queryset, context=context, progress_callback=writer)
+    result, _ = run_recorded(
+        task, request, queryset=queryset, keys=lock_keys(task), context=context, progress_callback=writer
+    )
+    return result
 
 
 ANALYZE_LOCKS_FROM = 10_000

@@ -16,7 +16,6 @@ from typing import Any, ClassVar
 
 from django.db import models
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
-from django.utils import timezone
 from django.utils.html import escape
 from django_htmx.http import trigger_client_event
 
@@ -31,12 +30,12 @@ from powercrud.bulk_persistence import (
     Write,
     backend_for,
     build_backend,
-    run_request,
 )
 from powercrud.conf import settings as pc_settings
 from powercrud.jobs.launch import LaunchError, launch_bulk_task
+from powercrud.jobs.ledger import run_recorded, selection_keys
 from powercrud.jobs.locks import LockConflict, hold_selection
-from powercrud.jobs.monitor import record_request_run
+from powercrud.jobs.monitor import close_request_run, open_request_run
 from powercrud.mixins.contracts import BulkHost
 from powercrud.models import BulkTask
 from powercrud.params import RepeatedParameter, refuse_repeated, single
@@ -196,17 +195,19 @@ class BulkMixin(BulkHost):
             mode="sync", user_id=user.pk if user.is_authenticated else None, selection_size=size
         )
         self._bulk_backend = backend_for(bulk_request)
-        started_at = timezone.now()
         try:
             with hold_selection(queryset):
-                result = run_request(
+                run = open_request_run(bulk_request, user=user, total=size)
+                result, _ = run_recorded(
+                    run,
                     bulk_request,
                     queryset=queryset,
+                    keys=selection_keys(queryset),
                     context=self._bulk_context,
                     backend=self._bulk_backend,
                     write=self._sync_hook(bulk_request),
                 )
-                self.bulk_run = record_request_run(bulk_request, result, user=user, started_at=started_at)
+                self.bulk_run = close_request_run(run, result)
                 return result
         finally:
             self._bulk_context = self._bulk_backend = None

@@ -1,0 +1,351 @@
+"""The run ledger: ``RunRow`` records of what every bulk run did to every row.
+
+``run_recorded()`` is the one call the view and the worker make: it keeps a ``Recorder``
+(the ``bulk.ledger.RowRecorder`` of the run) active around ``run_request()``. Set-based
+snapshots become one ``INSERT ... SELECT`` in the write's own transaction; rows a service
+read are written with one ``bulk_create`` per batch; a check (dry run) keeps its entries in
+memory and writes them once its rollback is over; failed and skipped rows are kept aside and
+written at the end, so an all-or-nothing rollback cannot lose them. ``settle()`` then gives
+every row of the frozen selection that has no entry yet its outcome (not reached, skipped),
+set-based.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from django.db import connections, models, router
+from django.db.models import Case, Count, F, Q, QuerySet, Value, When
+from django.db.models.functions import Cast, JSONObject
+
+from powercrud.bulk import ledger
+from powercrud.bulk.codec import to_json
+from powercrud.bulk.ledger import Entry, RowRecorder
+from powercrud.bulk.request import BulkRequest
+from powercrud.bulk.runner import ProgressCallback
+from powercrud.bulk.types import BulkContext, BulkResult, RowError
+from powercrud.bulk_persistence import BulkUpdatePersistenceBackend, Write, run_request
+from powercrud.conf import settings as pc_settings
+from powercrud.jobs.locks import lock_key
+from powercrud.models import BulkTask, RowLock, RunRow
+
+__all__ = [
+    "Recorder",
+    "counts",
+    "lock_keys",
+    "pk_text",
+    "run_recorded",
+    "selection_keys",
+    "settle",
+    "settle_result",
+    "settle_unreached",
+    "stored_value",
+]
+
+WRITE_BATCH = 2000
+"""Entries per ``bulk_create`` when a ledger is written from memory."""
+
+_KEY = "pc_key"
+
+
+def _alias() -> str:
+    return router.db_for_write(RunRow)
+
+
+def pk_text(model: type[models.Model], pk: Any) -> str:
+    """``pk`` in the database's text form, the ``RunRow.object_pk`` of that row."""
+    return lock_key(model, pk, using=_alias())
+
+
+def _keys(queryset: QuerySet[Any]) -> QuerySet[Any]:
+    if not queryset.query.is_sliced:
+        queryset = queryset.order_by()
+    return queryset.values(**{_KEY: Cast("pk", output_field=models.TextField())})
+
+
+def _old_expression(model: type[models.Model], name: str) -> Any:
+    """The SQL for field ``name``'s current value as JSON: text for decimals, as the codec has it."""
+    model_field = model._meta.get_field(name)
+    assert isinstance(model_field, models.Field)
+    column = F(model_field.attname)
+    internal = model_field.get_internal_type()
+    if internal in ("DecimalField", "DurationField", "UUIDField", "JSONField"):
+        return Cast(column, output_field=models.TextField())
+    return column
+
+
+def _column(name: str) -> str:
+    model_field = RunRow._meta.get_field(name)
+    assert isinstance(model_field, models.Field) and model_field.column
+    return model_field.column
+
+
+def _errors_json(errors: Iterable[RowError]) -> list[dict[str, Any]]:
+    return [{"field": e.field, "messages": list(e.messages)} for e in errors]
+
+
+def insert_select(rows: QuerySet[Any], columns: Sequence[str], expressions: Mapping[str, Any]) -> int:
+    """``INSERT INTO RunRow (columns) SELECT expressions FROM rows``; returns the rows inserted.
+
+    ``expressions`` maps each column of ``columns`` (in that order) to an expression over ``rows``.
+    """
+    using = _alias()
+    connection = connections[using]
+    qn = connection.ops.quote_name
+    named = {f"pc_{name}": expr for name, expr in expressions.items()}
+    select = rows.order_by().annotate(**named).values(*named)
+    try:
+        sql, params = select.query.get_compiler(using=using).as_sql()
+    except models.sql.datastructures.EmptyResultSet:  # type: ignore[attr-defined]
+        return 0
+    fields = ", ".join(qn(_column(name)) for name in columns)
+    picked = ", ".join(f"pc_sel.{qn('pc_' + name)}" for name in columns)
+    statement = f"INSERT INTO {qn(RunRow._meta.db_table)} ({fields}) SELECT {picked} FROM ({sql}) pc_sel"
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        return int(cursor.rowcount)
+
+
+class Recorder(RowRecorder):
+    """Writes one run's ``RunRow`` entries (see the module docs)."""
+
+    def __init__(
+        self, run: BulkTask, model: type[models.Model], *, check: bool, source: BulkTask | None = None
+    ):
+        self.run = run
+        self.model = model
+        self.check = check
+        self.source = source
+        self.aside: dict[str, tuple[str, tuple[RowError, ...]]] = {}
+        self.kept: list[RunRow] = []
+        self.reported = False  # a service reported rows (a view's own hook may not)
+
+    # --- what the services report -------------------------------------------------------------
+
+    def snapshot(
+        self,
+        rows: QuerySet[Any],
+        *,
+        old: Sequence[str],
+        new: Mapping[str, Any] | None,
+        unchanged: Q | None = None,
+    ) -> None:
+        self.reported = True
+        outcome: Any = Value(ledger.CHANGED)
+        if unchanged is not None:
+            outcome = Case(When(unchanged, then=Value(ledger.UNCHANGED)), default=Value(ledger.CHANGED))
+        old_json = JSONObject(**{name: _old_expression(self.model, name) for name in old})
+        expressions: dict[str, Any] = {
+            "run": Value(self.run.pk),
+            "object_pk": Cast("pk", output_field=models.TextField()),
+            "outcome": outcome,
+            "old": old_json,
+        }
+        if new is not None:
+            expressions["new"] = Value(dict(new), output_field=models.JSONField())
+        if self.check:
+            self._keep_selected(rows, expressions)
+        else:
+            insert_select(rows, list(expressions), expressions)
+
+    def _keep_selected(self, rows: QuerySet[Any], expressions: Mapping[str, Any]) -> None:
+        named = {f"pc_{name}": expr for name, expr in expressions.items() if name != "run"}
+        for found in rows.order_by().annotate(**named).values(*named):
+            self.kept.append(
+                RunRow(
+                    run_id=self.run.pk,
+                    object_pk=found["pc_object_pk"],
+                    outcome=found["pc_outcome"],
+                    old=found["pc_old"],
+                    new=found.get("pc_new"),
+                )
+            )
+
+    def record(self, entries: Sequence[Entry]) -> None:
+        self.reported = True
+        made = [
+            RunRow(
+                run_id=self.run.pk,
+                object_pk=pk_text(self.model, entry.pk),
+                outcome=entry.outcome,
+                old=to_json(entry.old),
+                new=to_json(entry.new),
+                errors=_errors_json(entry.errors) or None,
+            )
+            for entry in entries
+        ]
+        if self.check:
+            self.kept.extend(made)
+        elif made:
+            RunRow.objects.using(_alias()).bulk_create(made, batch_size=WRITE_BATCH)
+
+    def fail(self, pk: Any, errors: Sequence[RowError]) -> None:
+        self.reported = True
+        self.aside[pk_text(self.model, pk)] = (ledger.FAILED, tuple(errors))
+
+    def skip(self, pk: Any, errors: Sequence[RowError]) -> None:
+        self.aside[pk_text(self.model, pk)] = (ledger.SKIPPED, tuple(errors))
+
+    def earlier(self, pks: Sequence[Any]) -> Mapping[Any, Entry]:
+        if self.source is None:
+            return {}
+        keys = {pk_text(self.model, pk): pk for pk in pks}
+        found = RunRow.objects.using(_alias()).filter(run_id=self.source.pk, object_pk__in=list(keys))
+        return {
+            keys[row.object_pk]: Entry(keys[row.object_pk], row.outcome, old=row.old, new=row.new)
+            for row in found
+        }
+
+    # --- after the run ------------------------------------------------------------------------
+
+    def write_kept(self, *, rolled_back: bool) -> None:
+        """Write what stays in memory: a check's entries, then every failed or skipped row.
+
+        ``rolled_back``: the writes were undone (all-or-nothing with failures), so the entries
+        written during the run are gone and only the rows kept aside are written.
+        """
+        manager = RunRow.objects.using(_alias())
+        aside = set(self.aside)
+        if not rolled_back:
+            manager.bulk_create(
+                [row for row in self.kept if row.object_pk not in aside], batch_size=WRITE_BATCH
+            )
+        if aside and not rolled_back:
+            for chunk in _chunks(sorted(aside), WRITE_BATCH):
+                manager.filter(run_id=self.run.pk, object_pk__in=chunk).delete()
+        manager.bulk_create(
+            [
+                RunRow(
+                    run_id=self.run.pk, object_pk=key, outcome=outcome, errors=_errors_json(errors) or None
+                )
+                for key, (outcome, errors) in self.aside.items()
+            ],
+            batch_size=WRITE_BATCH,
+        )
+        self.kept = []
+        self.aside = {}
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def selection_keys(queryset: QuerySet[Any]) -> QuerySet[Any]:
+    """``queryset``'s primary keys in the ledger's text form, as a one-column subquery."""
+    return _keys(queryset)
+
+
+def lock_keys(task: BulkTask) -> QuerySet[Any]:
+    """A background run's frozen selection (its row locks) in the ledger's text form."""
+    return RowLock.objects.using(_alias()).filter(task_id=task.pk).values(**{_KEY: F("object_pk")})
+
+
+def settle(
+    recorder: Recorder,
+    keys: QuerySet[Any],
+    *,
+    rolled_back: bool,
+    rest: str,
+    rest_errors: Sequence[RowError] = (),
+) -> None:
+    """Finish ``recorder``'s ledger: what it kept in memory, then every row of ``keys`` (from
+    ``selection_keys()`` or ``lock_keys()``) without an entry gets outcome ``rest``, set-based.
+
+    ``rolled_back``: the run's writes were undone, so the entries written during it are gone.
+    """
+    recorder.write_kept(rolled_back=rolled_back)
+    run = recorder.run
+    recorded = RunRow.objects.using(_alias()).filter(run_id=run.pk).values("object_pk")
+    missing = keys.exclude(**{f"{_KEY}__in": recorded})
+    errors = _errors_json(rest_errors) or None
+    expressions: dict[str, Any] = {"run": Value(run.pk), "object_pk": F(_KEY), "outcome": Value(rest)}
+    if errors is not None:
+        expressions["errors"] = Value(errors, output_field=models.JSONField())
+    insert_select(missing, list(expressions), expressions)
+
+
+def settle_result(
+    recorder: Recorder, keys: QuerySet[Any], result: BulkResult, *, atomic: bool
+) -> dict[str, int]:
+    """Settle a run that returned ``result``; returns the ledger's counts by outcome.
+
+    An all-or-nothing run that failed was rolled back: its failed and skipped rows keep their
+    outcome, every other row was not reached. A view's own hook reports nothing per row: its
+    listed errors become failed rows and the rest take the run's outcome (changed).
+    """
+    rolled_back = atomic and not result.success and not result.dry_run
+    if not recorder.reported:
+        for error in result.errors:
+            if error.pk is not None and pk_text(recorder.model, error.pk) not in recorder.aside:
+                recorder.fail(error.pk, [error])
+    rest = ledger.NOT_REACHED if rolled_back else ledger.CHANGED if not recorder.reported else ledger.SKIPPED
+    settle(recorder, keys, rolled_back=rolled_back, rest=rest)
+    return counts(recorder.run)
+
+
+def settle_unreached(task: BulkTask) -> None:
+    """A background run that ended without a result (cancelled, died, never ran): no row was reached."""
+    model = task.model_class
+    if model is None:
+        return
+    recorder = Recorder(task, model, check=task.dry_run)
+    settle(recorder, lock_keys(task), rolled_back=True, rest=ledger.NOT_REACHED)
+
+
+def counts(run: BulkTask) -> dict[str, int]:
+    """The run's rows by outcome, from the ledger (one query)."""
+    found = (
+        RunRow.objects.using(_alias()).filter(run_id=run.pk).values_list("outcome").annotate(n=Count("id"))
+    )
+    return {outcome: n for outcome, n in found.order_by()}
+
+
+def run_recorded(
+    run: BulkTask,
+    request: BulkRequest,
+    *,
+    queryset: QuerySet[Any],
+    keys: QuerySet[Any],
+    context: BulkContext,
+    backend: BulkUpdatePersistenceBackend | None = None,
+    write: Write | None = None,
+    progress_callback: ProgressCallback | None = None,
+) -> tuple[BulkResult, dict[str, int]]:
+    """``run_request()`` with ``run``'s ledger recording, then settled over ``keys`` (the frozen
+    selection); returns the result and the ledger's counts. The one call both modes make."""
+    source = None
+    if request.source_action == "undo" and request.source_run is not None:
+        source = BulkTask.objects.using(_alias()).filter(pk=request.source_run).first()
+    recorder = Recorder(run, queryset.model, check=run.dry_run, source=source)
+    on = pc_settings.BULK_RUN_LEDGER
+    with ledger.recording(recorder) if on else contextlib.nullcontext(recorder):
+        result = run_request(
+            request,
+            queryset=queryset,
+            context=context,
+            backend=backend,
+            write=write,
+            progress_callback=progress_callback,
+        )
+    if not on:
+        return result, {}
+    return result, settle_result(recorder, keys, result, atomic=request.atomic)
+
+
+def stored_value(model: type[models.Model], name: str, value: Any) -> Any:
+    """A value as the ledger stores it for field ``name``, back as Python (``to_python``)."""
+    model_field = model._meta.get_field(name)
+    if model_field.many_to_many:
+        return tuple(value or ())
+    assert isinstance(model_field, models.Field)
+    target = model_field.target_field if model_field.is_relation else model_field  # type: ignore[attr-defined]
+    if value is None:
+        return None
+    if isinstance(target, models.DurationField) and isinstance(value, int):
+        import datetime
+
+        return datetime.timedelta(microseconds=value)
+    return target.to_python(value)
