@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 from django.db import transaction
 
+from powercrud.bulk.ledger import stored_value
 from powercrud.bulk.request import BulkRequest
-from powercrud.jobs.ledger import counts, pk_text, run_recorded, selection_keys, stored_value
+from powercrud.jobs.ledger import counts, pk_text, run_recorded, selection_keys
 from powercrud.jobs.monitor import close_request_run, fail_stale_tasks, open_request_run, request_cancel
 from powercrud.jobs.worker import run_bulk_task
 from powercrud.models import BulkTask, RunRow

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import datetime
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import models
 from django.db.models import Q, QuerySet
 
 from powercrud.bulk.types import RowError
@@ -77,6 +79,10 @@ class RowRecorder:
         """For an undo: the entries of the run being undone for ``pks``, by primary key."""
         return {}
 
+    def later_changes(self, pks: Sequence[Any]) -> Mapping[Any, int]:
+        """For an undo: the first later run that changed each of ``pks``, when one did."""
+        return {}
+
 
 _ACTIVE: contextvars.ContextVar[RowRecorder | None] = contextvars.ContextVar(
     "powercrud_recorder", default=None
@@ -102,3 +108,17 @@ def recording(recorder: RowRecorder) -> Iterator[RowRecorder]:
         yield recorder
     finally:
         _ACTIVE.reset(token)
+
+
+def stored_value(model: type[models.Model], name: str, value: Any) -> Any:
+    """A value as the ledger stores it for field ``name`` of ``model``, back as Python."""
+    model_field = model._meta.get_field(name)
+    if model_field.many_to_many:
+        return tuple(value or ())
+    assert isinstance(model_field, models.Field)
+    target = model_field.target_field if model_field.is_relation else model_field  # type: ignore[attr-defined]
+    if value is None:
+        return None
+    if isinstance(target, models.DurationField) and isinstance(value, int):
+        return datetime.timedelta(microseconds=value)  # SQLite stores durations as microseconds
+    return target.to_python(value)

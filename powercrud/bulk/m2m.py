@@ -78,9 +78,18 @@ def resolve_edit(model: type[models.Model], name: str, change: M2MChange, using:
                 f"'{name}': no {related._meta.verbose_name} with id {listed} can be linked "
                 "(it does not exist or is not an allowed choice).",
             )
+    return link_edit(model, name, change.op, ids)
+
+
+def link_edit(model: type[models.Model], name: str, op: M2MOp, ids: frozenset[Any]) -> M2MEdit:
+    """An ``M2MEdit`` of field ``name`` (its through table and columns), unchecked."""
+    field = model._meta.get_field(name)
+    assert isinstance(field, models.ManyToManyField)
+    through = field.remote_field.through
+    assert through is not None
     source = through._meta.get_field(field.m2m_field_name()).attname  # type: ignore[union-attr]
     target = through._meta.get_field(field.m2m_reverse_field_name()).attname  # type: ignore[union-attr]
-    return M2MEdit(name=name, op=change.op, ids=ids, through=through, source=source, target=target)
+    return M2MEdit(name=name, op=op, ids=ids, through=through, source=source, target=target)
 
 
 def read_links(edit: M2MEdit, using: str, pks: Sequence[Any]) -> dict[Any, frozenset[Any]]:

@@ -192,3 +192,35 @@ def task_failed(operation: str, cause: FailureCause, *, detail: str = "", task_n
         f"The task stopped because of an unexpected error; {nothing}. "
         f"The details are in the worker log under {task_name}."
     )
+
+
+_CANNOT_UNDO = {
+    "running": "Run #{run} has not ended yet; undo it once it has.",
+    "check": "Run #{run} was a check and saved nothing, so there is nothing to undo.",
+    "no_ledger": (
+        "Run #{run} has no row-by-row record (it ran before the run ledger, or with "
+        "BULK_RUN_LEDGER off), so it cannot be undone."
+    ),
+    "pruned": "The row details of run #{run} were removed after {days} days, so it can no longer be undone.",
+    "nothing_changed": "Run #{run} changed no rows, so there is nothing to undo.",
+    "undone": "Run #{run} was already undone by run #{by}. Undo run #{by} to apply it again.",
+}
+
+
+def cannot_undo(run: int, why: str, *, days: int | None = None, by: int | None = None) -> str:
+    """Why run ``run`` cannot be undone; ``why`` is one of the keys of ``_CANNOT_UNDO``."""
+    return _CANNOT_UNDO[why].format(run=run, days=days, by=by)
+
+
+def nothing_to_undo(run: int) -> str:
+    """Every row the run changed is gone or outside the screen the undo was asked from."""
+    return (
+        f"None of the rows run #{run} changed can be undone here: they were deleted since, "
+        "or this screen does not show them."
+    )
+
+
+def undo_conflicts(conflicts: int, run: int) -> str:
+    """The sentence added to an undo's summary when rows had changed since."""
+    rows_word = "row was" if conflicts == 1 else "rows were"
+    return f" {conflicts:,} {rows_word} changed since run #{run} and left as they are (conflicts)."

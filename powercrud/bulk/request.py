@@ -149,8 +149,13 @@ class BulkRequest:
             task_name=task_name,
             operation=self.operation,
             batch_size=self.batch_size,
-            extra={"view_name": self.view_name, **(extra or {})},
+            extra={"view_name": self.view_name, **self._source(), **(extra or {})},
         )
+
+    def _source(self) -> dict[str, Any]:
+        if self.source_action is None:
+            return {}
+        return {"source_run": self.source_run, "source_action": self.source_action}
 
     # ----- stored form ---------------------------------------------------------------------
 

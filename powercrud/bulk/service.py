@@ -15,7 +15,7 @@ old values (hooks, checks, many-to-many, a dry run's examples) reads the batch o
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
@@ -23,7 +23,7 @@ from django.core.exceptions import ValidationError
 from django.db import DatabaseError, models, transaction
 from django.db.models import Q, QuerySet
 
-from powercrud.bulk import ledger
+from powercrud.bulk import ledger, messages
 from powercrud.bulk.codec import to_json
 from powercrud.bulk.db_errors import describe_db_error, explain_db_error, is_run_error
 from powercrud.bulk.m2m import m2m_changes, resolve_edit, write_links
@@ -65,6 +65,7 @@ from powercrud.bulk.types import (
     json_pk,
     summarise,
 )
+from powercrud.bulk.undo import is_undo, plan_undo, process_undo
 from powercrud.bulk.values import from_field_data
 
 logger = logging.getLogger("powercrud.bulk")
@@ -159,13 +160,19 @@ class BulkUpdateService:
         if not fields_to_update:
             raise BulkInputError(None, "fields_to_update is empty; choose at least one field to change.")
         using = write_alias(queryset)
-        plan = self._plan(model, using, fields_to_update, field_data, context)
+        process: Callable[[Sequence[Any], Isolation], BatchOutcome]
+        if is_undo(context):
+            undo = plan_undo(self, model, using, fields_to_update, context)
+            process = lambda batch, isolation: process_undo(self, undo, batch, isolation)  # noqa: E731
+        else:
+            plan = self._plan(model, using, fields_to_update, field_data, context)
+            process = lambda batch, isolation: self._process(plan, batch, isolation)  # noqa: E731
         pks = freeze_pks(queryset, using)
         outcome = run_batches(
             pks=pks,
             context=context,
             using=using,
-            process=lambda batch, isolation: self._process(plan, batch, isolation),
+            process=process,
             retry_on=RETRY_ON,
             describe_error=lambda exc: describe_db_error(exc, model),
             progress_callback=progress_callback,
@@ -413,6 +420,8 @@ class BulkUpdateService:
             dry_run=context.dry_run,
             atomic=context.atomic,
         )
+        if is_undo(context) and outcome.extra:
+            message += messages.undo_conflicts(outcome.extra, context.extra.get("source_run"))
         message += capped_errors_note(outcome)
         return BulkResult(
             success=success,

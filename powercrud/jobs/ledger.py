@@ -20,9 +20,9 @@ from django.db import connections, models, router
 from django.db.models import Case, Count, F, Q, QuerySet, Value, When
 from django.db.models.functions import Cast, JSONObject
 
-from powercrud.bulk import ledger
+from powercrud.bulk import ledger, messages
 from powercrud.bulk.codec import to_json
-from powercrud.bulk.ledger import Entry, RowRecorder
+from powercrud.bulk.ledger import Entry, RowRecorder, stored_value
 from powercrud.bulk.request import BulkRequest
 from powercrud.bulk.runner import ProgressCallback
 from powercrud.bulk.types import BulkContext, BulkResult, RowError
@@ -33,6 +33,8 @@ from powercrud.models import BulkTask, RowLock, RunRow
 
 __all__ = [
     "Recorder",
+    "as_pks",
+    "changed_rows",
     "counts",
     "lock_keys",
     "pk_text",
@@ -42,6 +44,8 @@ __all__ = [
     "settle_result",
     "settle_unreached",
     "stored_value",
+    "undo_problem",
+    "undone_by",
 ]
 
 WRITE_BATCH = 2000
@@ -187,6 +191,25 @@ class Recorder(RowRecorder):
 
     def skip(self, pk: Any, errors: Sequence[RowError]) -> None:
         self.aside[pk_text(self.model, pk)] = (ledger.SKIPPED, tuple(errors))
+
+    def later_changes(self, pks: Sequence[Any]) -> Mapping[Any, int]:
+        if self.source is None:
+            return {}
+        keys = {pk_text(self.model, pk): pk for pk in pks}
+        later = (
+            RunRow.objects.using(_alias())
+            .filter(
+                run__model_label=self.source.model_label,
+                run_id__gt=self.source.pk,
+                run__dry_run=False,
+                outcome=RunRow.Outcome.CHANGED,
+                object_pk__in=list(keys),
+            )
+            .exclude(run_id=self.run.pk)
+            .order_by("run_id")
+            .values_list("object_pk", "run_id")
+        )
+        return {keys[key]: run_id for key, run_id in later}
 
     def earlier(self, pks: Sequence[Any]) -> Mapping[Any, Entry]:
         if self.source is None:
@@ -335,17 +358,43 @@ def run_recorded(
     return result, settle_result(recorder, keys, result, atomic=request.atomic)
 
 
-def stored_value(model: type[models.Model], name: str, value: Any) -> Any:
-    """A value as the ledger stores it for field ``name``, back as Python (``to_python``)."""
-    model_field = model._meta.get_field(name)
-    if model_field.many_to_many:
-        return tuple(value or ())
-    assert isinstance(model_field, models.Field)
-    target = model_field.target_field if model_field.is_relation else model_field  # type: ignore[attr-defined]
-    if value is None:
-        return None
-    if isinstance(target, models.DurationField) and isinstance(value, int):
-        import datetime
+def as_pks(model: type[models.Model], keys: QuerySet[Any], column: str) -> QuerySet[Any]:
+    """``keys``' text ``column`` as ``model``'s primary keys: a subquery for ``pk__in``."""
+    pk_field: Any = model._meta.pk
+    while pk_field.is_relation:  # multi-table inheritance: the parent link
+        pk_field = pk_field.target_field
+    return keys.values(pc_pk=Cast(column, output_field=pk_field.clone()))
 
-        return datetime.timedelta(microseconds=value)
-    return target.to_python(value)
+
+def changed_rows(run: BulkTask, model: type[models.Model]) -> QuerySet[Any]:
+    """The primary keys of the rows ``run`` changed, as a subquery for ``pk__in``."""
+    rows = RunRow.objects.using(_alias()).filter(run_id=run.pk, outcome=RunRow.Outcome.CHANGED)
+    return as_pks(model, rows, "object_pk")
+
+
+def undone_by(run: BulkTask) -> BulkTask | None:
+    """The undo that succeeded for ``run``, if one did."""
+    undos = BulkTask.objects.using(_alias()).filter(
+        payload__source_run=run.pk,
+        payload__source_action="undo",
+        dry_run=False,
+        status=BulkTask.Status.SUCCEEDED,
+    )
+    return undos.order_by("pk").first()
+
+
+def undo_problem(run: BulkTask) -> str | None:
+    """Why ``run`` cannot be undone, in the user's words; None when it can."""
+    if not run.is_finished:
+        return messages.cannot_undo(run.pk, "running")
+    if run.dry_run:
+        return messages.cannot_undo(run.pk, "check")
+    if not RunRow.objects.using(_alias()).filter(run_id=run.pk).exists():
+        why = "pruned" if run.row_counts else "no_ledger"
+        return messages.cannot_undo(run.pk, why, days=pc_settings.BULK_RUN_ROWS_RETENTION_DAYS)
+    if not run.row_counts.get(RunRow.Outcome.CHANGED):
+        return messages.cannot_undo(run.pk, "nothing_changed")
+    undo = undone_by(run)
+    if undo is not None:
+        return messages.cannot_undo(run.pk, "undone", by=undo.pk)
+    return None

@@ -21,14 +21,13 @@ from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, models, router, transaction
 from django.db.models import F
-from django.db.models.functions import Cast
 from django.utils import timezone
 from django_q.exceptions import TimeoutException
 
 from powercrud.bulk import messages
 from powercrud.bulk.types import BulkInputError, BulkResult
 from powercrud.jobs import progress
-from powercrud.jobs.ledger import lock_keys, run_recorded
+from powercrud.jobs.ledger import as_pks, lock_keys, run_recorded
 from powercrud.jobs.locks import release_locks
 from powercrud.jobs.monitor import finish_task
 from powercrud.jobs.progress import ProgressWriter, TaskCancelled
@@ -68,12 +67,7 @@ def describe_failure(task: BulkTask, exc: BaseException) -> str:
 
 def locked_queryset(task: BulkTask, model: type[models.Model]) -> models.QuerySet[Any]:
     """Exactly the rows ``task`` locked at submit (its frozen selection), on the task's database."""
-    pk_field: Any = model._meta.pk
-    while pk_field.is_relation:  # multi-table inheritance: the parent link
-        pk_field = pk_field.target_field
-    keys = RowLock.objects.filter(task_id=task.pk).values(
-        pc_pk=Cast("object_pk", output_field=pk_field.clone())
-    )
+    keys = as_pks(model, RowLock.objects.filter(task_id=task.pk), "object_pk")
     return model._base_manager.using(_alias()).filter(pk__in=keys)
 
 

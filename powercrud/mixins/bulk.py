@@ -11,14 +11,18 @@ of interleaving.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from django.db import models
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import redirect
+from django.urls import NoReverseMatch, reverse
 from django.utils.html import escape
-from django_htmx.http import trigger_client_event
+from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
+from powercrud.bulk import messages
 from powercrud.bulk.delete import BulkDeleteService
 from powercrud.bulk.display import describe_examples
 from powercrud.bulk.forms import TOGGLE_PREFIX, BulkEditForm, initial_for
@@ -33,7 +37,7 @@ from powercrud.bulk_persistence import (
 )
 from powercrud.conf import settings as pc_settings
 from powercrud.jobs.launch import LaunchError, launch_bulk_task
-from powercrud.jobs.ledger import run_recorded, selection_keys
+from powercrud.jobs.ledger import changed_rows, run_recorded, selection_keys, undo_problem
 from powercrud.jobs.locks import LockConflict, hold_selection
 from powercrud.jobs.monitor import close_request_run, open_request_run
 from powercrud.mixins.contracts import BulkHost
@@ -238,6 +242,8 @@ class BulkMixin(BulkHost):
         return run
 
     def process_bulk_form(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if "undo_run" in request.POST:
+            return self.process_undo(request)
         allowed = set(self.get_bulk_fields())
         for key in request.POST:
             if key.startswith(TOGGLE_PREFIX) and key[len(TOGGLE_PREFIX) :] not in allowed:
@@ -279,6 +285,60 @@ class BulkMixin(BulkHost):
             return self.success_response(self.bulk_success_message("Updated", result))
         page = self.render_bulk_page({"form": form, "result": result, "source_run": source_run})
         return self.bulk_result_response(page, result)
+
+    def process_undo(self, request: HttpRequest) -> HttpResponse:
+        """Undo an earlier bulk edit (``undo_run=<id>``): every row it changed gets its old
+        values back, except rows changed since (conflicts). A bulk run like any other: in the
+        request or on a worker by size, rows held, recorded; answers with the undo's run page."""
+        try:
+            run = self.get_source_run(single(request.POST, "undo_run"))  # 404 unless the user's
+        except RepeatedParameter as exc:
+            return self.bad_request(exc.message)
+        problem = undo_problem(run)
+        if problem:
+            return self.conflict(problem)
+        queryset = self.get_queryset().filter(pk__in=changed_rows(run, self.model))
+        size = queryset.count()
+        if size == 0:
+            return self.conflict(messages.nothing_to_undo(run.pk))
+        stored = run.read_request()
+        try:
+            undo = dataclasses.replace(
+                self.build_bulk_request(
+                    "update",
+                    fields_to_update=stored.fields_to_update,
+                    field_data=stored.field_data,
+                    reason=single(request.POST, "reason").strip() or f"Undo of run #{run.pk}",
+                ),
+                source_run=run.pk,
+                source_action="undo",
+            )
+            if self.should_run_async(size):
+                task = launch_bulk_task(undo, queryset, user=request.user)
+                return self.run_page(task.pk)
+            self.run_in_request(undo, queryset, size)
+        except BulkInputError as exc:
+            return self.bad_request(str(exc))
+        except (LockConflict, LaunchError) as exc:
+            return self.conflict(str(exc))
+        assert self.bulk_run is not None
+        return self.run_page(self.bulk_run.pk)
+
+    def run_page(self, run_id: int) -> HttpResponse:
+        """Go to run ``run_id``'s page on the task dashboard (the list when there is none)."""
+        try:
+            url = reverse("powercrud:tasks-detail", args=[run_id])
+        except NoReverseMatch:
+            url = self.reverse(Role.LIST)
+        if getattr(self.request, "htmx", False):
+            return HttpResponseClientRedirect(url)
+        return redirect(url)
+
+    def conflict(self, message: str) -> HttpResponse:
+        """A 409 whose body is the escaped message."""
+        return HttpResponse(
+            f'<div class="pc-alert pc-alert-error" role="alert">{escape(message)}</div>', status=409
+        )
 
     def confirm_bulk_delete(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         return self.render_bulk_page({})

@@ -1,0 +1,222 @@
+"""Undo of a bulk edit: a bulk run that writes back, row by row, what the run's ledger says
+each row held before, except rows changed since (conflicts); itself recorded and undoable."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from powercrud.jobs.worker import run_bulk_task
+from powercrud.models import BulkTask, RunRow
+from tests.bulk_urls import select, selection_url
+from tests.conftest import make_user
+from tests.security.conftest import login
+from tests.testapp.models import Book
+
+pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.security.urls")]
+
+Catalogue = dict[str, Any]
+
+
+def state(pks: list[Any]) -> dict[Any, tuple[str, Decimal, tuple[int, ...]]]:
+    books = Book.objects.filter(pk__in=pks).prefetch_related("tags")
+    return {b.pk: (b.status, b.price, tuple(sorted(t.pk for t in b.tags.all()))) for b in books}
+
+
+def edit(client: Any, base: str, pks: list[Any], data: dict[str, Any], capture: Any) -> BulkTask:
+    client.post(selection_url(base), {"action": "clear"})
+    select(client, base, pks)
+    with capture(execute=True):
+        response = client.post(f"/{base}/bulk/edit/", data)
+    assert response.status_code in (202, 204, 302), response.content
+    run = BulkTask.objects.order_by("-pk").first()
+    assert run is not None
+    if run.mode == "async":
+        run_bulk_task(run.pk)
+        run.refresh_from_db()
+    return run
+
+
+def undo(client: Any, base: str, run: BulkTask, capture: Any, **data: Any) -> Any:
+    with capture(execute=True):
+        return client.post(f"/{base}/bulk/edit/", {"undo_run": str(run.pk), **data})
+
+
+def latest() -> BulkTask:
+    run = BulkTask.objects.order_by("-pk").first()
+    assert run is not None
+    return run
+
+
+def test_undo_of_a_sync_edit_restores_every_changed_row_and_is_recorded(
+    admin_user: Any, catalogue: Catalogue, django_capture_on_commit_callbacks: Any
+) -> None:
+    client = login(admin_user)
+    pks = [b.pk for b in catalogue["books"][:6]]
+    before = state(pks)
+    run = edit(
+        client,
+        "plain-books",
+        pks,
+        {"change_price": "1", "price": "9.99", "change_status": "1", "status": "archived"},
+        django_capture_on_commit_callbacks,
+    )
+    assert state(pks) != before
+    response = undo(client, "plain-books", run, django_capture_on_commit_callbacks)
+    undo_run = latest()
+    assert response.status_code == 302
+    assert response["Location"] == f"/powercrud/tasks/{undo_run.pk}/"
+    assert state(pks) == before
+    request = undo_run.read_request()
+    assert (request.source_action, request.source_run) == ("undo", run.pk)
+    assert undo_run.reason == f"Undo of run #{run.pk}"
+    assert undo_run.status == "succeeded" and undo_run.row_counts == {"changed": 6}
+    page = client.get(f"/powercrud/tasks/{undo_run.pk}/").content.decode()
+    assert f"run #{run.pk}" in page.lower()
+
+
+def test_rows_changed_since_are_conflicts_left_alone_naming_the_later_run(
+    admin_user: Any, catalogue: Catalogue, django_capture_on_commit_callbacks: Any
+) -> None:
+    client = login(admin_user)
+    books = catalogue["books"][:4]
+    pks = [b.pk for b in books]
+    before = state(pks)
+    run = edit(
+        client, "plain-books", pks, {"change_price": "1", "price": "9.99"}, django_capture_on_commit_callbacks
+    )
+    later = edit(
+        client,
+        "plain-books",
+        [pks[1]],
+        {"change_price": "1", "price": "1.00"},
+        django_capture_on_commit_callbacks,
+    )
+    Book.objects.filter(pk=pks[2]).update(price=Decimal("3.00"))  # outside powercrud: no run knows
+    undo(client, "plain-books", run, django_capture_on_commit_callbacks)
+    undo_run = latest()
+    after = state(pks)
+    assert after[pks[0]] == before[pks[0]] and after[pks[3]] == before[pks[3]]
+    assert after[pks[1]][1] == Decimal("1.00") and after[pks[2]][1] == Decimal("3.00")
+    assert undo_run.row_counts == {"changed": 2, "conflict": 2}
+    conflicts = dict(
+        RunRow.objects.filter(run=undo_run, outcome="conflict").values_list("object_pk", "errors")
+    )
+    assert conflicts[str(pks[1])][0]["messages"] == [
+        f"Changed since run #{run.pk} by run #{later.pk} (price); left as it is."
+    ]
+    assert conflicts[str(pks[2])][0]["messages"] == [f"Changed since run #{run.pk} (price); left as it is."]
+    assert "2 rows were changed since run" in undo_run.message
+
+
+def test_undo_of_an_undo_applies_the_run_again_and_a_second_undo_is_refused(
+    admin_user: Any, catalogue: Catalogue, django_capture_on_commit_callbacks: Any
+) -> None:
+    client = login(admin_user)
+    pks = [b.pk for b in catalogue["books"][:3]]
+    run = edit(
+        client,
+        "plain-books",
+        pks,
+        {"change_status": "1", "status": "archived"},
+        django_capture_on_commit_callbacks,
+    )
+    edited = state(pks)
+    undo(client, "plain-books", run, django_capture_on_commit_callbacks)
+    first_undo = latest()
+    again = undo(client, "plain-books", run, django_capture_on_commit_callbacks)
+    assert again.status_code == 409
+    assert f"already undone by run #{first_undo.pk}" in again.content.decode()
+    undo(client, "plain-books", first_undo, django_capture_on_commit_callbacks)
+    assert state(pks) == edited
+
+
+def test_undo_restores_many_to_many_links_after_add_remove_and_replace(
+    admin_user: Any, catalogue: Catalogue, django_capture_on_commit_callbacks: Any
+) -> None:
+    client = login(admin_user)
+    award, signed = catalogue["tags"]
+    pks = [b.pk for b in catalogue["books"][:3]]  # book 0 has both tags, the others none
+    for op, ids in (("add", [signed.pk]), ("remove", [award.pk]), ("replace", [signed.pk])):
+        before = state(pks)
+        data = {"change_tags": "1", "tags__op": op, "tags": [str(i) for i in ids]}
+        run = edit(client, "plain-books", pks, data, django_capture_on_commit_callbacks)
+        assert state(pks) != before, op
+        undo(client, "plain-books", run, django_capture_on_commit_callbacks)
+        assert state(pks) == before, op
+
+
+def test_undo_of_a_background_run_runs_on_a_worker_too(
+    admin_user: Any, catalogue: Catalogue, django_capture_on_commit_callbacks: Any
+) -> None:
+    client = login(admin_user)
+    pks = [b.pk for b in catalogue["books"][:5]]
+    before = state(pks)
+    run = edit(
+        client, "async-books", pks, {"change_price": "1", "price": "2.50"}, django_capture_on_commit_callbacks
+    )
+    assert run.mode == "async" and run.row_counts == {"changed": 5}
+    response = undo(client, "async-books", run, django_capture_on_commit_callbacks)
+    undo_task = latest()
+    assert response.status_code == 302 and undo_task.mode == "async"
+    assert run_bulk_task(undo_task.pk) == "succeeded"
+    assert state(pks) == before
+
+
+def test_undo_of_a_per_object_model_saves_each_row(
+    admin_user: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    from tests.testapp.models import Shelf, ShelfEvent
+
+    shelves = [Shelf.objects.create(name=f"S{i}", capacity=10 + i) for i in range(3)]
+    client = login(admin_user)
+    pks = [s.pk for s in shelves]
+    select(client, "async-shelves", pks)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post("/async-shelves/bulk/edit/", {"change_capacity": "1", "capacity": "99"})
+    run = latest()
+    if run.mode == "async":
+        run_bulk_task(run.pk)
+    events = ShelfEvent.objects.count()
+    undo(client, "async-shelves", run, django_capture_on_commit_callbacks)
+    undo_run = latest()
+    if undo_run.mode == "async":
+        run_bulk_task(undo_run.pk)
+    assert sorted(Shelf.objects.values_list("capacity", flat=True)) == [10, 11, 12]
+    assert ShelfEvent.objects.count() == events + 3  # save() and its receiver ran for each row
+
+
+def test_another_users_run_is_404_and_undo_needs_the_change_permission(
+    admin_user: Any, catalogue: Catalogue, django_capture_on_commit_callbacks: Any
+) -> None:
+    owner = make_user("owner", "view_book", "change_book")
+    run = edit(
+        login(owner),
+        "plain-books",
+        [catalogue["books"][0].pk],
+        {"change_price": "1", "price": "9.99"},
+        django_capture_on_commit_callbacks,
+    )
+    other = make_user("other", "view_book", "change_book")
+    assert undo(login(other), "plain-books", run, django_capture_on_commit_callbacks).status_code == 404
+    viewer = make_user("viewer", "view_book")
+    assert undo(login(viewer), "plain-books", run, django_capture_on_commit_callbacks).status_code == 403
+    repeated = login(owner).post("/plain-books/bulk/edit/", {"undo_run": [str(run.pk), str(run.pk)]})
+    assert repeated.status_code == 400
+    staff = undo(login(admin_user), "plain-books", run, django_capture_on_commit_callbacks)
+    assert staff.status_code == 302  # staff may undo anyone's run
+    assert Book.objects.get(pk=catalogue["books"][0].pk).price == Decimal("5.00")
+
+
+def test_a_check_cannot_be_undone(
+    admin_user: Any, catalogue: Catalogue, django_capture_on_commit_callbacks: Any
+) -> None:
+    client = login(admin_user)
+    select(client, "plain-books", [catalogue["books"][0].pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post("/plain-books/bulk/edit/", {"change_price": "1", "price": "9.99", "dry_run": "1"})
+    response = undo(client, "plain-books", latest(), django_capture_on_commit_callbacks)
+    assert response.status_code == 409
+    assert "was a check and saved nothing" in response.content.decode()
