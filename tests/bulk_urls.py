@@ -138,6 +138,19 @@ class PerRowBookView(PlainBookView):
     bulk_update_persistence_backend_path = "tests.testapp.backends.BookBulkUpdateBackend"
 
 
+class RuleBookView(PlainBookView):
+    """All-or-nothing through the test app's backend (archived books cannot be re-priced)."""
+
+    url_base = "rule-books"
+    bulk_update_persistence_backend_path = "tests.testapp.backends.BookBulkUpdateBackend"
+
+
+class AsyncRuleBookView(RuleBookView):
+    url_base = "async-rule-books"
+    bulk_async = True
+    bulk_min_async_records = 1
+
+
 class LimitedChoicesBookView(PlainBookView):
     """``get_bulk_choices_queryset``: only authors from Italy or Nigeria may be chosen."""
 
@@ -206,6 +219,8 @@ TEST_VIEWS = [
     WriteThenFailBookView,
     IgnoresDryRunBookView,
     PerRowBookView,
+    RuleBookView,
+    AsyncRuleBookView,
     LimitedChoicesBookView,
     HeldBookView,
     AuthorBulkView,

@@ -224,3 +224,26 @@ def undo_conflicts(conflicts: int, run: int) -> str:
     """The sentence added to an undo's summary when rows had changed since."""
     rows_word = "row was" if conflicts == 1 else "rows were"
     return f" {conflicts:,} {rows_word} changed since run #{run} and left as they are (conflicts)."
+
+
+_CANNOT_APPLY = {
+    "running": "Run #{run} has not ended yet; apply it once it has.",
+    "not_a_check": "Run #{run} was not a check; its changes were already applied where they could be.",
+    "not_rolled_back": (
+        "Only a check, or an all-or-nothing run that saved nothing because rows failed, "
+        "can be applied to the rows that passed; run #{run} is neither."
+    ),
+}
+
+
+def cannot_apply(run: int, why: str) -> str:
+    """Why run ``run``'s values cannot be applied; ``why`` is one of the keys of ``_CANNOT_APPLY``."""
+    return _CANNOT_APPLY[why].format(run=run)
+
+
+def nothing_to_apply(run: int) -> str:
+    """None of the run's rows is left to write."""
+    return (
+        f"None of the rows of run #{run} can be written here: they were deleted since, "
+        "or this screen does not show them."
+    )

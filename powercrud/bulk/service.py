@@ -421,7 +421,7 @@ class BulkUpdateService:
             atomic=context.atomic,
         )
         if is_undo(context) and outcome.extra:
-            message += messages.undo_conflicts(outcome.extra, context.extra.get("source_run"))
+            message += messages.undo_conflicts(outcome.extra, int(context.extra["source_run"]))
         message += capped_errors_note(outcome)
         return BulkResult(
             success=success,

@@ -33,11 +33,13 @@ from powercrud.models import BulkTask, RowLock, RunRow
 
 __all__ = [
     "Recorder",
+    "apply_problem",
     "as_pks",
     "changed_rows",
     "counts",
     "lock_keys",
     "pk_text",
+    "rows_to_apply",
     "run_recorded",
     "selection_keys",
     "settle",
@@ -397,4 +399,35 @@ def undo_problem(run: BulkTask) -> str | None:
     undo = undone_by(run)
     if undo is not None:
         return messages.cannot_undo(run.pk, "undone", by=undo.pk)
+    return None
+
+
+NOT_PASSED = (RunRow.Outcome.FAILED, RunRow.Outcome.SKIPPED, RunRow.Outcome.CONFLICT)
+"""Outcomes of rows that did not pass a run's checks (or were left out of it)."""
+
+
+def rows_to_apply(run: BulkTask, model: type[models.Model], *, passed_only: bool) -> QuerySet[Any]:
+    """The rows an apply of ``run`` writes, as a subquery for ``pk__in``: every row of the
+    check, or (``passed_only``) the rows that passed it."""
+    rows = RunRow.objects.using(_alias()).filter(run_id=run.pk)
+    if passed_only:
+        rows = rows.exclude(outcome__in=NOT_PASSED)
+    else:
+        rows = rows.exclude(outcome=RunRow.Outcome.SKIPPED)
+    return as_pks(model, rows, "object_pk")
+
+
+def apply_problem(run: BulkTask, *, passed_only: bool) -> str | None:
+    """Why ``run``'s values cannot be applied to its rows (or to those that passed); None when they can."""
+    if not run.is_finished:
+        return messages.cannot_apply(run.pk, "running")
+    if not RunRow.objects.using(_alias()).filter(run_id=run.pk).exists():
+        why = "pruned" if run.row_counts else "no_ledger"
+        return messages.cannot_undo(run.pk, why, days=pc_settings.BULK_RUN_ROWS_RETENTION_DAYS)
+    if passed_only:
+        if not run.dry_run and not (run.status == BulkTask.Status.FAILED and run.read_request().atomic):
+            return messages.cannot_apply(run.pk, "not_rolled_back")
+        return None
+    if not run.dry_run:
+        return messages.cannot_apply(run.pk, "not_a_check")
     return None

@@ -37,7 +37,14 @@ from powercrud.bulk_persistence import (
 )
 from powercrud.conf import settings as pc_settings
 from powercrud.jobs.launch import LaunchError, launch_bulk_task
-from powercrud.jobs.ledger import changed_rows, run_recorded, selection_keys, undo_problem
+from powercrud.jobs.ledger import (
+    apply_problem,
+    changed_rows,
+    rows_to_apply,
+    run_recorded,
+    selection_keys,
+    undo_problem,
+)
 from powercrud.jobs.locks import LockConflict, hold_selection
 from powercrud.jobs.monitor import close_request_run, open_request_run
 from powercrud.mixins.contracts import BulkHost
@@ -244,6 +251,8 @@ class BulkMixin(BulkHost):
     def process_bulk_form(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if "undo_run" in request.POST:
             return self.process_undo(request)
+        if "apply_run" in request.POST or "apply_passed" in request.POST:
+            return self.process_apply(request)
         allowed = set(self.get_bulk_fields())
         for key in request.POST:
             if key.startswith(TOGGLE_PREFIX) and key[len(TOGGLE_PREFIX) :] not in allowed:
@@ -274,6 +283,21 @@ class BulkMixin(BulkHost):
                 reason=single(request.POST, "reason").strip(),
                 retry_of=source_run.pk if source_run is not None else None,
             )
+        except BulkInputError as exc:
+            return self.bad_request(str(exc))
+        return self.run_edit(bulk_request, queryset, size, form=form, source_run=source_run)
+
+    def run_edit(
+        self,
+        bulk_request: BulkRequest,
+        queryset: models.QuerySet[Any],
+        size: int,
+        *,
+        form: BulkEditForm,
+        source_run: BulkTask | None = None,
+    ) -> HttpResponse:
+        """Run a bulk edit in the request or on a worker by size, and answer as the modal expects."""
+        try:
             if self.should_run_async(size):
                 return self.launch_async(bulk_request, queryset, form=form)
             result = self.run_in_request(bulk_request, queryset, size)
@@ -285,6 +309,42 @@ class BulkMixin(BulkHost):
             return self.success_response(self.bulk_success_message("Updated", result))
         page = self.render_bulk_page({"form": form, "result": result, "source_run": source_run})
         return self.bulk_result_response(page, result)
+
+    def process_apply(self, request: HttpRequest) -> HttpResponse:
+        """Apply a finished check's values to its rows (``apply_run=<id>``), or an earlier run's
+        values to the rows that passed it (``apply_passed=<id>``): the same values, no re-entry;
+        the rows re-scoped through ``get_queryset()`` and held again."""
+        passed_only = "apply_passed" in request.POST
+        if passed_only and "apply_run" in request.POST:
+            return self.bad_request("Send apply_run (every row of a check) or apply_passed, not both.")
+        try:
+            run = self.get_source_run(single(request.POST, "apply_passed" if passed_only else "apply_run"))
+            reason = single(request.POST, "reason").strip()
+        except RepeatedParameter as exc:
+            return self.bad_request(exc.message)
+        problem = apply_problem(run, passed_only=passed_only)
+        if problem:
+            return self.conflict(problem)
+        queryset = self.get_queryset().filter(pk__in=rows_to_apply(run, self.model, passed_only=passed_only))
+        size = queryset.count()
+        if size == 0:
+            return self.conflict(messages.nothing_to_apply(run.pk))
+        stored = run.read_request()
+        try:
+            bulk_request = dataclasses.replace(
+                self.build_bulk_request(
+                    "update",
+                    fields_to_update=stored.fields_to_update,
+                    field_data=stored.field_data,
+                    reason=reason or stored.reason,
+                ),
+                source_run=run.pk,
+                source_action="apply",
+            )
+        except BulkInputError as exc:
+            return self.bad_request(str(exc))
+        form = self.get_bulk_form(initial=initial_for(self.model, stored))
+        return self.run_edit(bulk_request, queryset, size, form=form, source_run=run)
 
     def process_undo(self, request: HttpRequest) -> HttpResponse:
         """Undo an earlier bulk edit (``undo_run=<id>``): every row it changed gets its old
@@ -440,6 +500,7 @@ class BulkMixin(BulkHost):
             **selection_context,
             "bulk_atomic": self.bulk_atomic,
             "bulk_runs_async": self.should_run_async(selection_context["selection_count"]),
+            "bulk_run": self.bulk_run,
             **context,
         }
         return self.render_page(context, status=status)
