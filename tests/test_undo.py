@@ -220,3 +220,118 @@ def test_a_check_cannot_be_undone(
     response = undo(client, "plain-books", latest(), django_capture_on_commit_callbacks)
     assert response.status_code == 409
     assert "was a check and saved nothing" in response.content.decode()
+
+
+def delete_run(client: Any, base: str, pks: list[Any], capture: Any) -> BulkTask:
+    client.post(selection_url(base), {"action": "clear"})
+    select(client, base, pks)
+    with capture(execute=True):
+        response = client.post(f"/{base}/bulk/delete/", {})
+    assert response.status_code in (202, 204, 302), response.content
+    run = latest()
+    if run.mode == "async":
+        run_bulk_task(run.pk)
+        run.refresh_from_db()
+    return run
+
+
+def undo_delete(client: Any, base: str, run: BulkTask, capture: Any) -> Any:
+    with capture(execute=True):
+        return client.post(f"/{base}/bulk/delete/", {"undo_run": str(run.pk)})
+
+
+def full_rows(pks: list[Any]) -> list[tuple[Any, ...]]:
+    rows = Book.objects.filter(pk__in=pks).order_by("pk").prefetch_related("tags")
+    return [
+        (
+            b.pk,
+            b.title,
+            b.author_id,
+            b.genre_id,
+            b.status,
+            b.price,
+            b.published_date,
+            b.pages,
+            b.is_available,
+            tuple(sorted(t.pk for t in b.tags.all())),
+        )
+        for b in rows
+    ]
+
+
+@pytest.mark.parametrize("base", ["plain-books", "async-books"])
+def test_undo_of_a_delete_recreates_the_rows_with_their_keys_values_and_links(
+    base: str, admin_user: Any, catalogue: Catalogue, django_capture_on_commit_callbacks: Any
+) -> None:
+    client = login(admin_user)
+    pks = [b.pk for b in catalogue["books"][:5]]  # book 0 is linked to both tags
+    before = full_rows(pks)
+    run = delete_run(client, base, pks, django_capture_on_commit_callbacks)
+    assert not Book.objects.filter(pk__in=pks).exists() and run.row_counts == {"changed": 5}
+    response = undo_delete(client, base, run, django_capture_on_commit_callbacks)
+    undo_run = latest()
+    assert response.status_code == 302
+    if undo_run.mode == "async":
+        assert run_bulk_task(undo_run.pk) == "succeeded"
+        undo_run.refresh_from_db()
+    assert full_rows(pks) == before
+    assert undo_run.row_counts == {"changed": 5} and undo_run.kind == "delete"
+    again = undo_delete(client, base, run, django_capture_on_commit_callbacks)
+    assert again.status_code == 409 and "already undone" in again.content.decode()
+    restore_undo = undo_delete(client, base, undo_run, django_capture_on_commit_callbacks)
+    assert restore_undo.status_code == 409 and "restored deleted rows" in restore_undo.content.decode()
+
+
+def test_a_row_whose_key_is_in_use_again_is_a_conflict_of_the_restore(
+    admin_user: Any, catalogue: Catalogue, django_capture_on_commit_callbacks: Any
+) -> None:
+    client = login(admin_user)
+    books = catalogue["books"][:3]
+    pks = [b.pk for b in books]
+    run = delete_run(client, "plain-books", pks, django_capture_on_commit_callbacks)
+    Book.objects.create(pk=pks[1], title="Taken", author=catalogue["authors"][0], price=Decimal("1.00"))
+    undo_delete(client, "plain-books", run, django_capture_on_commit_callbacks)
+    undo_run = latest()
+    assert undo_run.row_counts == {"changed": 2, "conflict": 1}
+    assert Book.objects.get(pk=pks[1]).title == "Taken"
+    assert set(Book.objects.filter(pk__in=pks).values_list("title", flat=True)) == {
+        books[0].title,
+        "Taken",
+        books[2].title,
+    }
+
+
+def test_a_delete_whose_cascade_removed_other_rows_is_not_undone(
+    admin_user: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    from tests.testapp.models import Shelf, ShelfEvent
+
+    shelves = [Shelf.objects.create(name=f"S{i}") for i in range(2)]  # each save leaves an event
+    client = login(admin_user)
+    run = delete_run(client, "async-shelves", [s.pk for s in shelves], django_capture_on_commit_callbacks)
+    assert run.row_counts == {"changed": 2, "cascaded": 2} and not ShelfEvent.objects.exists()
+    response = undo_delete(client, "async-shelves", run, django_capture_on_commit_callbacks)
+    assert response.status_code == 409
+    assert "also removed 2 related rows through cascades" in response.content.decode()
+    assert not Shelf.objects.exists()
+
+
+def test_undo_of_a_delete_saves_rows_one_by_one_where_signals_watch(
+    admin_user: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    from tests.testapp.models import Shelf, ShelfEvent
+
+    shelves = [Shelf.objects.create(name=f"S{i}", capacity=20 + i) for i in range(3)]
+    ShelfEvent.objects.all().delete()
+    client = login(admin_user)
+    run = delete_run(client, "async-shelves", [s.pk for s in shelves], django_capture_on_commit_callbacks)
+    assert run.row_counts == {"changed": 3}
+    undo_delete(client, "async-shelves", run, django_capture_on_commit_callbacks)
+    undo_run = latest()
+    assert undo_run.mode == "async" and run_bulk_task(undo_run.pk) == "succeeded"
+    assert sorted(Shelf.objects.values_list("pk", "capacity")) == [(s.pk, s.capacity) for s in shelves]
+    assert sorted(ShelfEvent.objects.values_list("message", flat=True)) == [
+        "S0 created",
+        "S1 created",
+        "S2 created",
+    ]

@@ -15,10 +15,14 @@ from django.db import DatabaseError, models, transaction
 from django.db.models import ProtectedError, QuerySet, RestrictedError
 
 from powercrud.bulk import ledger
+from powercrud.bulk.codec import sorted_values, to_json
 from powercrud.bulk.db_errors import describe_db_error, is_run_error
+from powercrud.bulk.m2m import link_edit, read_links
+from powercrud.bulk.restore import forward_links, link_labels, restore_batch
 from powercrud.bulk.runner import (
     BatchOutcome,
     Isolation,
+    ProcessBatch,
     ProgressCallback,
     RunOutcome,
     capped_errors_note,
@@ -28,6 +32,7 @@ from powercrud.bulk.runner import (
     write_alias,
 )
 from powercrud.bulk.types import BulkContext, BulkResult, RowError, summarise
+from powercrud.bulk.undo import is_undo
 
 RETRY_ON: tuple[type[BaseException], ...] = (DatabaseError,)
 """What a row's delete may raise as that row's refusal (``ProtectedError`` and ``RestrictedError``
@@ -65,6 +70,28 @@ def describe_protection(model: type[models.Model], pk: Any, exc: BaseException) 
     )
 
 
+def _record(recorder: ledger.RowRecorder, model: type[models.Model], using: str, rows: QuerySet[Any]) -> None:
+    """Tell the ledger what the rows about to be deleted hold: every concrete field, and the
+    links of the model's own many-to-many fields (read once per field), so an undo can
+    re-create them."""
+    names = [f.name for f in model._meta.concrete_fields]
+    links = forward_links(model)
+    if not links:
+        recorder.snapshot(rows, old=names, new=None)
+        return
+    attnames = [f.attname for f in model._meta.concrete_fields]
+    found = list(rows.order_by("pk").values_list(*attnames))
+    pks = [row[names.index(model._meta.pk.name)] for row in found]
+    linked = {name: read_links(link_edit(model, name, "add", frozenset()), using, pks) for name in links}
+    entries = []
+    for pk, row in zip(pks, found, strict=True):
+        old: dict[str, Any] = dict(zip(names, row, strict=True))
+        for name in links:
+            old[name] = sorted_values(linked[name].get(pk, frozenset()))
+        entries.append(ledger.Entry(pk, ledger.CHANGED, old=to_json(old)))
+    recorder.record(entries)
+
+
 class BulkDeleteService:
     """Deletes a selection in batches. Subclass to change ``batch_queryset`` or the messages."""
 
@@ -81,12 +108,18 @@ class BulkDeleteService:
         model = queryset.model
         check_context(model, context, "delete")
         using = write_alias(queryset)
-        pks = freeze_pks(queryset, using)
+        process: ProcessBatch
+        if is_undo(context):  # re-create what a delete removed (see powercrud.bulk.restore)
+            pks = ledger.active().source_pks()
+            process = lambda batch, isolation: restore_batch(model, using, batch, isolation)  # noqa: E731
+        else:
+            pks = freeze_pks(queryset, using)
+            process = lambda batch, isolation: self._process(model, using, batch, isolation)  # noqa: E731
         outcome = run_batches(
             pks=pks,
             context=context,
             using=using,
-            process=lambda batch, isolation: self._process(model, using, batch, isolation),
+            process=process,
             retry_on=RETRY_ON,
             describe_error=lambda exc: describe_db_error(exc, model),
             progress_callback=progress_callback,
@@ -100,9 +133,13 @@ class BulkDeleteService:
 
     def _delete(self, model: type[models.Model], using: str, pks: Sequence[Any]) -> tuple[int, int]:
         rows = self.batch_queryset(model, using, pks)
-        ledger.active().snapshot(rows, old=[f.name for f in model._meta.concrete_fields], new=None)
+        recorder = ledger.active()
+        if ledger.is_recording():
+            _record(recorder, model, using, rows)
         _, counts = rows.delete()
         own = counts.get(model._meta.label, 0)
+        links = sum(n for label, n in counts.items() if label in link_labels(model))
+        recorder.note_cascade(sum(counts.values()) - own - links)
         return own, sum(counts.values()) - own
 
     def _process(

@@ -79,6 +79,13 @@ class RowRecorder:
         """For an undo: the entries of the run being undone for ``pks``, by primary key."""
         return {}
 
+    def source_pks(self) -> list[Any]:
+        """For an undo of a delete: the primary keys of the rows it deleted, sorted."""
+        return []
+
+    def note_cascade(self, count: int) -> None:
+        """A delete also removed ``count`` other rows (not its own many-to-many links)."""
+
     def later_changes(self, pks: Sequence[Any]) -> Mapping[Any, int]:
         """For an undo: the first later run that changed each of ``pks``, when one did."""
         return {}

@@ -204,12 +204,17 @@ _CANNOT_UNDO = {
     "pruned": "The row details of run #{run} were removed after {days} days, so it can no longer be undone.",
     "nothing_changed": "Run #{run} changed no rows, so there is nothing to undo.",
     "undone": "Run #{run} was already undone by run #{by}. Undo run #{by} to apply it again.",
+    "cascaded": (
+        "Run #{run} also removed {count:,} related rows through cascades; restoring only the "
+        "rows it was asked to delete would bring back half of what went, so it cannot be undone."
+    ),
+    "restore": "Run #{run} restored deleted rows; to remove them again, select them and delete them.",
 }
 
 
-def cannot_undo(run: int, why: str, *, days: int | None = None, by: int | None = None) -> str:
+def cannot_undo(run: int, why: str, *, days: int | None = None, by: int | None = None, count: int = 0) -> str:
     """Why run ``run`` cannot be undone; ``why`` is one of the keys of ``_CANNOT_UNDO``."""
-    return _CANNOT_UNDO[why].format(run=run, days=days, by=by)
+    return _CANNOT_UNDO[why].format(run=run, days=days, by=by, count=count)
 
 
 def nothing_to_undo(run: int) -> str:

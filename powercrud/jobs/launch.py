@@ -52,13 +52,20 @@ def _broker_errors() -> tuple[type[BaseException], ...]:
     return (*errors, RedisError)
 
 
-def launch_bulk_task(request: BulkRequest, queryset: models.QuerySet[Any], *, user: Any) -> BulkTask:
+def launch_bulk_task(
+    request: BulkRequest,
+    queryset: models.QuerySet[Any],
+    *,
+    user: Any,
+    keys: models.QuerySet[Any] | None = None,
+) -> BulkTask:
     """Create, lock and enqueue a background run of ``request`` over ``queryset`` (already
     scoped); returns its task.
 
     Raises ``LockConflict`` when another run holds any of the rows and ``LaunchError`` when
     the selection is empty, the backend path does not resolve or the job cannot be queued;
-    in each case no task is left queued and no lock is left behind.
+    in each case no task is left queued and no lock is left behind. ``keys``: lock these
+    keys (``locks.acquire_locks``) instead of the queryset's rows.
     """
     model = queryset.model
     if model._meta.label_lower != request.model_label:
@@ -81,7 +88,7 @@ def launch_bulk_task(request: BulkRequest, queryset: models.QuerySet[Any], *, us
             reason=request.reason,
             payload=request.to_dict(),
         )
-        total = acquire_locks(task, queryset)
+        total = acquire_locks(task, queryset, keys)
         if total == 0:
             raise LaunchError(
                 f"No {model._meta.verbose_name_plural} are selected (or you may not change them), "

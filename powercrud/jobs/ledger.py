@@ -16,6 +16,7 @@ import contextlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connections, models, router
 from django.db.models import Case, Count, F, Q, QuerySet, Value, When
 from django.db.models.functions import Cast, JSONObject
@@ -28,7 +29,7 @@ from powercrud.bulk.runner import ProgressCallback
 from powercrud.bulk.types import BulkContext, BulkResult, RowError
 from powercrud.bulk_persistence import BulkUpdatePersistenceBackend, Write, run_request
 from powercrud.conf import settings as pc_settings
-from powercrud.jobs.locks import lock_key
+from powercrud.jobs.locks import KEY_COLUMN, lock_key
 from powercrud.models import BulkTask, RowLock, RunRow
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "as_pks",
     "changed_rows",
     "counts",
+    "deleted_keys",
     "lock_keys",
     "pk_text",
     "rows_to_apply",
@@ -54,6 +56,9 @@ WRITE_BATCH = 2000
 """Entries per ``bulk_create`` when a ledger is written from memory."""
 
 _KEY = "pc_key"
+
+CASCADED = "cascaded"
+"""``row_counts`` key (beside the outcomes): rows a delete's cascade removed besides its own."""
 
 
 def _alias() -> str:
@@ -104,7 +109,7 @@ def insert_select(rows: QuerySet[Any], columns: Sequence[str], expressions: Mapp
     select = rows.order_by().annotate(**named).values(*named)
     try:
         sql, params = select.query.get_compiler(using=using).as_sql()
-    except models.sql.datastructures.EmptyResultSet:  # type: ignore[attr-defined]
+    except EmptyResultSet:
         return 0
     fields = ", ".join(qn(_column(name)) for name in columns)
     picked = ", ".join(f"pc_sel.{qn('pc_' + name)}" for name in columns)
@@ -127,6 +132,7 @@ class Recorder(RowRecorder):
         self.aside: dict[str, tuple[str, tuple[RowError, ...]]] = {}
         self.kept: list[RunRow] = []
         self.reported = False  # a service reported rows (a view's own hook may not)
+        self.cascaded = 0  # rows a delete removed besides its own (and their links)
 
     # --- what the services report -------------------------------------------------------------
 
@@ -193,6 +199,16 @@ class Recorder(RowRecorder):
 
     def skip(self, pk: Any, errors: Sequence[RowError]) -> None:
         self.aside[pk_text(self.model, pk)] = (ledger.SKIPPED, tuple(errors))
+
+    def source_pks(self) -> list[Any]:
+        if self.source is None:
+            return []
+        pk_field: Any = self.model._meta.pk
+        keys = changed_keys(self.source).values_list("object_pk", flat=True)
+        return sorted(pk_field.to_python(key) for key in keys.iterator(chunk_size=WRITE_BATCH))
+
+    def note_cascade(self, count: int) -> None:
+        self.cascaded += count
 
     def later_changes(self, pks: Sequence[Any]) -> Mapping[Any, int]:
         if self.source is None:
@@ -308,7 +324,10 @@ def settle_result(
                 recorder.fail(error.pk, [error])
     rest = ledger.NOT_REACHED if rolled_back else ledger.CHANGED if not recorder.reported else ledger.SKIPPED
     settle(recorder, keys, rolled_back=rolled_back, rest=rest)
-    return counts(recorder.run)
+    found = counts(recorder.run)
+    if recorder.cascaded and not rolled_back and not result.dry_run:
+        found[CASCADED] = recorder.cascaded
+    return found
 
 
 def settle_unreached(task: BulkTask) -> None:
@@ -368,10 +387,19 @@ def as_pks(model: type[models.Model], keys: QuerySet[Any], column: str) -> Query
     return keys.values(pc_pk=Cast(column, output_field=pk_field.clone()))
 
 
+def changed_keys(run: BulkTask) -> QuerySet[RunRow]:
+    """The ledger rows of the rows ``run`` changed."""
+    return RunRow.objects.using(_alias()).filter(run_id=run.pk, outcome=RunRow.Outcome.CHANGED)
+
+
 def changed_rows(run: BulkTask, model: type[models.Model]) -> QuerySet[Any]:
     """The primary keys of the rows ``run`` changed, as a subquery for ``pk__in``."""
-    rows = RunRow.objects.using(_alias()).filter(run_id=run.pk, outcome=RunRow.Outcome.CHANGED)
-    return as_pks(model, rows, "object_pk")
+    return as_pks(model, changed_keys(run), "object_pk")
+
+
+def deleted_keys(run: BulkTask) -> QuerySet[Any]:
+    """The keys of the rows a delete ``run`` removed, for ``acquire_locks(keys=...)``."""
+    return changed_keys(run).values(**{KEY_COLUMN: F("object_pk")})
 
 
 def undone_by(run: BulkTask) -> BulkTask | None:
@@ -396,6 +424,11 @@ def undo_problem(run: BulkTask) -> str | None:
         return messages.cannot_undo(run.pk, why, days=pc_settings.BULK_RUN_ROWS_RETENTION_DAYS)
     if not run.row_counts.get(RunRow.Outcome.CHANGED):
         return messages.cannot_undo(run.pk, "nothing_changed")
+    if run.kind == BulkTask.Kind.DELETE:
+        if run.row_counts.get(CASCADED):
+            return messages.cannot_undo(run.pk, "cascaded", count=run.row_counts[CASCADED])
+        if run.stored_request is not None and run.stored_request.source_action == "undo":
+            return messages.cannot_undo(run.pk, "restore")
     undo = undone_by(run)
     if undo is not None:
         return messages.cannot_undo(run.pk, "undone", by=undo.pk)

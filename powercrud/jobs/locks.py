@@ -49,7 +49,7 @@ __all__ = [
 LOCK_WAIT = "5s"
 """How long PostgreSQL waits for another transaction's row or lock-table locks."""
 
-_KEY = "pc_lock_key"
+_KEY = KEY_COLUMN = "pc_lock_key"
 _LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL SQLSTATE for lock_timeout and NOWAIT
 _ADVISORY_SPACE = 0x70637264  # powercrud's first advisory-lock key ("pcrd"); the second is the model's
 
@@ -147,8 +147,13 @@ def _is_lock_timeout(exc: OperationalError) -> bool:
     return getattr(exc.__cause__, "sqlstate", None) == _LOCK_NOT_AVAILABLE
 
 
-def acquire_locks(task: BulkTask, queryset: models.QuerySet[Any]) -> int:
+def acquire_locks(
+    task: BulkTask, queryset: models.QuerySet[Any], keys: models.QuerySet[Any] | None = None
+) -> int:
     """Lock every row of ``queryset`` (already scoped) for ``task``; returns how many were locked.
+
+    ``keys``: the rows' keys in text form as a one-column ``values()`` queryset (column
+    ``KEY_COLUMN``) instead, for rows that do not exist yet (the undo of a delete).
 
     One ``INSERT ... SELECT`` in a savepoint of the caller's transaction. Raises
     ``LockConflict`` (leaving no lock of ``task`` behind) when another task holds any row.
@@ -162,7 +167,7 @@ def acquire_locks(task: BulkTask, queryset: models.QuerySet[Any]) -> int:
         )
     connection = connections[using]
     qn = connection.ops.quote_name
-    keys = _keys(queryset)
+    keys = _keys(queryset) if keys is None else keys
     try:
         select_sql, select_params = keys.query.get_compiler(using=using).as_sql()
     except EmptyResultSet:  # e.g. .none() or pk__in=[]

@@ -85,8 +85,11 @@ def open_request_run(request: BulkRequest, *, user: Any, total: int) -> BulkTask
     )
 
 
-def close_request_run(run: BulkTask, result: BulkResult) -> BulkTask:
-    """Record ``result`` on ``run`` (from ``open_request_run()``), in the run's transaction."""
+def close_request_run(
+    run: BulkTask, result: BulkResult, row_counts: dict[str, int] | None = None
+) -> BulkTask:
+    """Record ``result`` on ``run`` (from ``open_request_run()``), in the run's transaction;
+    ``row_counts``: the ledger's counts from ``run_recorded()``."""
     finish_task(
         run,
         Status.SUCCEEDED if result.success else Status.FAILED,
@@ -94,6 +97,7 @@ def close_request_run(run: BulkTask, result: BulkResult) -> BulkTask:
         result=result,
         done=result.total,
         release=False,
+        row_counts=row_counts,
     )
     run.total = result.total
     BulkTask.objects.using(_alias()).filter(pk=run.pk).update(total=result.total)
@@ -116,11 +120,13 @@ def finish_task(
     done: int | None = None,
     expect: Iterable[str] = (Status.RUNNING,),
     release: bool = True,
+    row_counts: dict[str, int] | None = None,
 ) -> bool:
     """Record ``task``'s outcome and release its locks, in one transaction.
 
     Only a task whose status is in ``expect`` is changed; returns whether it was.
     ``release=False`` when the caller has already released the locks in its transaction.
+    ``row_counts``: the ledger's counts when the caller settled the run (else counted here).
     """
     values: dict[str, Any] = {
         "status": status,
@@ -142,7 +148,7 @@ def finish_task(
             return False
         if result is None and task.mode == BulkTask.Mode.ASYNC:
             settle_unreached(task)  # cancelled, died or never ran: nothing it did was kept
-        values["row_counts"] = counts(task)
+        values["row_counts"] = counts(task) if row_counts is None else row_counts
         changed = current.update(**values)
         if changed and release:
             release_locks(task)

@@ -71,8 +71,9 @@ def locked_queryset(task: BulkTask, model: type[models.Model]) -> models.QuerySe
     return model._base_manager.using(_alias()).filter(pk__in=keys)
 
 
-def _execute(task: BulkTask, writer: ProgressWriter) -> BulkResult:
-    """Run the task's stored ``BulkRequest`` through the guard the sync view uses, in ``"async"`` mode."""
+def _execute(task: BulkTask, writer: ProgressWriter) -> tuple[BulkResult, dict[str, int]]:
+    """Run the task's stored ``BulkRequest`` through the guard the sync view uses, in ``"async"``
+    mode; returns the result and the ledger's counts."""
     request = task.read_request()
     context = request.context(
         mode="async",
@@ -82,10 +83,9 @@ def _execute(task: BulkTask, writer: ProgressWriter) -> BulkResult:
         extra={"task_id": task.pk},
     )
     queryset = locked_queryset(task, apps.get_model(task.model_label))
-    result, _ = run_recorded(
+    return run_recorded(
         task, request, queryset=queryset, keys=lock_keys(task), context=context, progress_callback=writer
     )
-    return result
 
 
 ANALYZE_LOCKS_FROM = 10_000
@@ -137,14 +137,20 @@ def run_bulk_task(task_id: int) -> str:
     try:
         _prepare_selection(task)
         with transaction.atomic(using=using):
-            result = _execute(task, writer)
+            result, row_counts = _execute(task, writer)
             release_locks(task)  # slow for big selections: the heartbeat goes on meanwhile
             writer.stop()  # before the task row is written (PostgreSQL: it is the writer's row)
             if writer.cancelled.is_set():
                 raise TaskCancelled(task.task_name)
             status = Status.SUCCEEDED if result.success else Status.FAILED
             finished = finish_task(
-                task, status, message=result.message, result=result, done=result.total, release=False
+                task,
+                status,
+                message=result.message,
+                result=result,
+                done=result.total,
+                release=False,
+                row_counts=row_counts,
             )
             if not finished:
                 raise _Superseded(task.task_name)

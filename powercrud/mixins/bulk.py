@@ -40,6 +40,7 @@ from powercrud.jobs.launch import LaunchError, launch_bulk_task
 from powercrud.jobs.ledger import (
     apply_problem,
     changed_rows,
+    deleted_keys,
     rows_to_apply,
     run_recorded,
     selection_keys,
@@ -209,7 +210,7 @@ class BulkMixin(BulkHost):
         try:
             with hold_selection(queryset):
                 run = open_request_run(bulk_request, user=user, total=size)
-                result, _ = run_recorded(
+                result, row_counts = run_recorded(
                     run,
                     bulk_request,
                     queryset=queryset,
@@ -218,7 +219,7 @@ class BulkMixin(BulkHost):
                     backend=self._bulk_backend,
                     write=self._sync_hook(bulk_request),
                 )
-                self.bulk_run = close_request_run(run, result)
+                self.bulk_run = close_request_run(run, result, row_counts)
                 return result
         finally:
             self._bulk_context = self._bulk_backend = None
@@ -237,10 +238,11 @@ class BulkMixin(BulkHost):
         initial = initial_for(self.model, stored) if stored is not None else {}
         return self.render_bulk_page({"form": self.get_bulk_form(initial=initial), "source_run": run})
 
-    def get_source_run(self, run_id: str) -> BulkTask:
-        """An earlier bulk edit of this model that the user may see (own, or any for staff); else 404."""
+    def get_source_run(self, run_id: str, kind: Operation = "update") -> BulkTask:
+        """An earlier bulk edit (or delete) of this model that the user may see (own, or any for
+        staff); else 404."""
         user = self.request.user
-        runs = BulkTask.objects.filter(kind=BulkTask.Kind.UPDATE, model_label=self.model._meta.label_lower)
+        runs = BulkTask.objects.filter(kind=kind, model_label=self.model._meta.label_lower)
         if not user.is_staff:
             runs = runs.filter(owner_id=user.pk)
         run = runs.filter(pk=int(run_id)).first() if run_id.isdigit() and len(run_id) < 19 else None
@@ -346,35 +348,44 @@ class BulkMixin(BulkHost):
         form = self.get_bulk_form(initial=initial_for(self.model, stored))
         return self.run_edit(bulk_request, queryset, size, form=form, source_run=run)
 
-    def process_undo(self, request: HttpRequest) -> HttpResponse:
-        """Undo an earlier bulk edit (``undo_run=<id>``): every row it changed gets its old
-        values back, except rows changed since (conflicts). A bulk run like any other: in the
-        request or on a worker by size, rows held, recorded; answers with the undo's run page."""
+    def process_undo(self, request: HttpRequest, kind: Operation = "update") -> HttpResponse:
+        """Undo an earlier bulk edit or delete (``undo_run=<id>``, posted to the bulk edit or
+        bulk delete screen). An edit: every row it changed gets its old values back, except
+        rows changed since (conflicts). A delete: the rows it removed are re-created. A bulk
+        run like any other: in the request or on a worker by size, rows held, recorded; answers
+        with the undo's run page."""
         try:
-            run = self.get_source_run(single(request.POST, "undo_run"))  # 404 unless the user's
+            run = self.get_source_run(single(request.POST, "undo_run"), kind)  # 404 unless the user's
+            reason = single(request.POST, "reason").strip() or f"Undo of run #{run.pk}"
         except RepeatedParameter as exc:
             return self.bad_request(exc.message)
         problem = undo_problem(run)
         if problem:
             return self.conflict(problem)
-        queryset = self.get_queryset().filter(pk__in=changed_rows(run, self.model))
-        size = queryset.count()
+        keys = None
+        if kind == "delete":  # the rows are gone: the ledger says which to re-create
+            queryset = self.get_queryset().none()
+            keys = deleted_keys(run)
+            size = int(run.row_counts.get("changed", 0))
+        else:
+            queryset = self.get_queryset().filter(pk__in=changed_rows(run, self.model))
+            size = queryset.count()
         if size == 0:
             return self.conflict(messages.nothing_to_undo(run.pk))
         stored = run.read_request()
         try:
             undo = dataclasses.replace(
                 self.build_bulk_request(
-                    "update",
+                    kind,
                     fields_to_update=stored.fields_to_update,
                     field_data=stored.field_data,
-                    reason=single(request.POST, "reason").strip() or f"Undo of run #{run.pk}",
+                    reason=reason,
                 ),
                 source_run=run.pk,
                 source_action="undo",
             )
             if self.should_run_async(size):
-                task = launch_bulk_task(undo, queryset, user=request.user)
+                task = launch_bulk_task(undo, queryset, user=request.user, keys=keys)
                 return self.run_page(task.pk)
             self.run_in_request(undo, queryset, size)
         except BulkInputError as exc:
@@ -404,6 +415,8 @@ class BulkMixin(BulkHost):
         return self.render_bulk_page({})
 
     def process_bulk_delete(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if "undo_run" in request.POST:
+            return self.process_undo(request, "delete")
         try:
             dry_run = single(request.POST, "dry_run") == "1"
             reason = single(request.POST, "reason").strip()
