@@ -274,6 +274,8 @@ def test_cancel_running_stops_at_the_next_batch_and_writes_nothing(atomic: bool)
     assert task.message.startswith("Cancelled after ") and task.message.endswith("; nothing was saved.")
     assert statuses() == {"draft"}
     assert not RowLock.objects.exists()
+    assert task.row_counts == {"not_reached": 40}  # the ledger: no row was kept
+    assert set(task.rows.values_list("outcome", flat=True)) == {"not_reached"}
 
 
 # --- progress -----------------------------------------------------------------------------------
