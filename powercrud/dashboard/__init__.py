@@ -5,15 +5,19 @@ LIST and DETAIL roles, filtered, sorted and paginated by ``PowerCRUDMixin``). Th
 *actions* share its scoping and permission check, so every URL of one task answers the same
 way to the same user:
 
-==========================  =========================  ============================================
-URL (under the include)     name                       what
-==========================  =========================  ============================================
-``tasks/``                  ``powercrud:tasks-list``     the list, polling while a shown task is active
-``tasks/<pk>/``             ``powercrud:tasks-detail``   one task: progress, changes, timings, errors
-``tasks/<pk>/progress/``    ``powercrud:tasks-progress`` the ``task_progress.html`` fragment (modal, list)
-``tasks/<pk>/outcomes.csv`` ``powercrud:tasks-outcomes`` ``pk,outcome,field,message`` rows, streamed
-``tasks/<pk>/cancel/``      ``powercrud:tasks-cancel``   POST: cancel a queued task, stop a running one
-==========================  =========================  ============================================
+=============================  =================================  ===========================================
+URL (under the include)        name                               what
+=============================  =================================  ===========================================
+``tasks/``                     ``powercrud:tasks-list``           the list, polling while a task is active
+``tasks/<pk>/``                ``powercrud:tasks-detail``         one task: progress, changes, timings, rows
+``tasks/<pk>/progress/``       ``powercrud:tasks-progress``       the ``task_progress.html`` fragment
+``tasks/<pk>/outcomes.csv``    ``powercrud:tasks-outcomes``       every row of the run, CSV, streamed
+``tasks/<pk>/outcomes.jsonl``  ``powercrud:tasks-outcomes-json``  the same as JSON Lines, streamed
+``tasks/<pk>/cancel/``         ``powercrud:tasks-cancel``         POST: cancel a queued or running task
+=============================  =================================  ===========================================
+
+The task page of a finished run lists its rows from the run ledger (``runrows.rows_page()``:
+``?outcome=``, ``?page=``); ``docs/reference/outcomes.md`` describes the downloads.
 
 Who sees what: every signed-in user sees the tasks they started; staff see every task
 (``get_queryset()``). A task outside that set is a 404 on every URL. Viewing needs no model

@@ -33,12 +33,22 @@ from powercrud.dashboard.describe import (
     source_view,
     view_class_name,
 )
-from powercrud.dashboard.outcomes import csv_lines, outcome_rows
+from powercrud.dashboard.outcomes import (
+    csv_lines,
+    has_ledger_rows,
+    ledger_csv,
+    ledger_jsonl,
+    outcome_rows,
+    run_fields,
+    summary_jsonl,
+)
+from powercrud.dashboard.runrows import UnknownOutcome, outcome_counts, read_outcome, rows_page
 from powercrud.jobs import progress
 from powercrud.jobs.monitor import request_cancel
 from powercrud.mixins import PowerCRUDMixin
 from powercrud.models import MAX_STORED_ERRORS, BulkTask
 from powercrud.notices import mark_seen
+from powercrud.params import RepeatedParameter, single
 from powercrud.views import CRUDView, Role, htmx_details
 
 Status = BulkTask.Status
@@ -111,15 +121,23 @@ class TaskRow:
 _ACTIONS: dict[str, dict[str, str]] = {
     "progress": {"get": "progress"},
     "outcomes": {"get": "outcomes"},
+    "outcomes_json": {"get": "outcomes_json"},
     "cancel": {"post": "cancel"},
     "retry": {"post": "retry"},
 }
 _ACTION_ROUTES = {
     "progress": "{pk}/progress/",
     "outcomes": "{pk}/outcomes.csv",
+    "outcomes_json": "{pk}/outcomes.jsonl",
     "cancel": "{pk}/cancel/",
     "retry": "{pk}/retry/",
 }
+
+
+def _url_name(base: str, action: str) -> str:
+    """``tasks-outcomes-json`` for the action ``outcomes_json``."""
+    return f"{base}-{action.replace('_', '-')}"
+
 
 # List columns: (key, label, sortable field or None, alignment).
 _LIST_COLUMNS = (
@@ -175,7 +193,7 @@ class BulkTaskView(PowerCRUDMixin, CRUDView):
         base = cls.get_url_base()
         for action, route in _ACTION_ROUTES.items():
             view = cls.as_view(role=Role.DETAIL, action=action)
-            patterns.append(path(f"{base}/{route.format(pk='<int:pk>')}", view, name=f"{base}-{action}"))
+            patterns.append(path(f"{base}/{route.format(pk='<int:pk>')}", view, name=_url_name(base, action)))
         return patterns
 
     def setup(self, request: HttpRequest, *args: Any, **kwargs: Any) -> None:
@@ -272,7 +290,7 @@ class BulkTaskView(PowerCRUDMixin, CRUDView):
         base = self.get_url_base()
         urls = {"detail": self.reverse(Role.DETAIL, task)}
         for action in _ACTIONS:
-            urls[action] = reverse(f"{prefix}{base}-{action}", kwargs={"pk": task.pk})
+            urls[action] = reverse(f"{prefix}{_url_name(base, action)}", kwargs={"pk": task.pk})
         return urls
 
     def get_task_context(self, task: BulkTask, **extra: Any) -> dict[str, Any]:
@@ -287,6 +305,7 @@ class BulkTaskView(PowerCRUDMixin, CRUDView):
             "can_cancel": task.status in ACTIVE and self.may_cancel(task),
             "cancelling": task.status == Status.RUNNING and task.cancel_requested,
             "sees_all": self.sees_all_tasks(),
+            "run_counts": outcome_counts(task),
         }
         context.update(extra)
         return context
@@ -310,8 +329,20 @@ class BulkTaskView(PowerCRUDMixin, CRUDView):
         )
 
     def detail(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        """The task page; with ledger rows, one page of them (``?outcome=``, ``?page=``)."""
         self.object = task = self.get_object()
-        return self.render_page(self.detail_context(task))
+        if not task.row_counts or not task.is_finished:
+            return self.render_page(self.detail_context(task))
+        try:
+            outcome = read_outcome(request.GET, task)
+            page = single(request.GET, "page")
+        except (RepeatedParameter, UnknownOutcome) as exc:
+            return self.render_page(self.detail_context(task, error=exc.message), status=400)
+        stored = task.stored_request
+        rows = rows_page(
+            task, outcome=outcome, page=page, fields=run_fields(task, stored), view=source_view(stored)
+        )
+        return self.render_page(self.detail_context(task, **rows))
 
     def progress(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         """The progress fragment; to an HTMX poll of a finished task, 286 stops the polling."""
@@ -325,14 +356,21 @@ class BulkTaskView(PowerCRUDMixin, CRUDView):
         return HttpResponse(html)
 
     def outcomes(self, request: HttpRequest, *args: Any, **kwargs: Any) -> StreamingHttpResponse:
-        """``pk,outcome,field,message`` for the task, streamed as a CSV download."""
+        """Every row of the run from its ledger (``pk, outcome, <field> before, <field> after,
+        ..., error field, error messages``), streamed as a CSV download; a run without ledger
+        rows gives ``pk,outcome,field,message`` from its record."""
         task = self.get_object()
-        response = StreamingHttpResponse(
-            csv_lines(outcome_rows(task)), content_type="text/csv; charset=utf-8"
-        )
-        response["Content-Disposition"] = f'attachment; filename="task-{task.pk}-outcomes.csv"'
-        response["Cache-Control"] = "no-store"
-        return response
+        if has_ledger_rows(task):
+            lines = ledger_csv(task, task.stored_request)
+        else:
+            lines = csv_lines(outcome_rows(task))
+        return _download(lines, "text/csv; charset=utf-8", f"task-{task.pk}-outcomes.csv")
+
+    def outcomes_json(self, request: HttpRequest, *args: Any, **kwargs: Any) -> StreamingHttpResponse:
+        """The same outcomes as JSON Lines (one object per line), streamed as a download."""
+        task = self.get_object()
+        lines = ledger_jsonl(task) if has_ledger_rows(task) else summary_jsonl(task)
+        return _download(lines, "application/jsonl; charset=utf-8", f"task-{task.pk}-outcomes.jsonl")
 
     def retry(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         """Select the run's failed rows on the screen it came from and open its bulk edit there,
@@ -387,6 +425,13 @@ class BulkTaskView(PowerCRUDMixin, CRUDView):
     def get_base_template_path(self) -> str:
         """``base_template_path``, else ``TASK_DASHBOARD_BASE_TEMPLATE``, else ``BASE_TEMPLATE``."""
         return self.base_template_path or _dashboard_base_template() or pc_settings.BASE_TEMPLATE
+
+
+def _download(lines: Iterable[str], content_type: str, filename: str) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(lines, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 def _dashboard_base_template() -> str | None:

@@ -145,12 +145,14 @@ def test_a_queued_run_and_its_task_pages_escape_data_and_backend_messages(
     detail = client.get(pages["detail"]).content.decode()
     assert f"Add: {ESCAPED}" in detail and detail.count(ESCAPED) >= 5
     # The CSV: no cell a spreadsheet would run as a formula.
+    # Every row of the run from its ledger; the error columns are the last two.
     rows = read_csv(client.get(f"/powercrud/tasks/{task.pk}/outcomes.csv"))
-    assert rows[0] == ["pk", "outcome", "field", "message"]
+    assert rows[0][:2] == ["pk", "outcome"] and rows[0][-2:] == ["error field", "error messages"]
     cells = [cell for row in rows[1:] for cell in row]
     assert not [cell for cell in cells if cell[:1] in ("=", "+", "-", "@", "\t", "\r")]
-    assert sorted(row[2] for row in rows[1:7]) == sorted(f"'{formula}" for formula in FORMULAS)
-    assert all(row[3] == f"'{row[2][1:]} {SCRIPT}" for row in rows[1:7])
+    failed = [row for row in rows[1:] if row[1] == "failed"]
+    assert sorted(row[-2] for row in failed) == sorted(f"'{formula}" for formula in FORMULAS)
+    assert all(row[-1] == f"'{row[-2][1:]} {SCRIPT}" for row in failed)
     assert RowLock.objects.count() == 0
 
 
@@ -188,7 +190,9 @@ def test_a_backend_exception_shows_no_internals_in_the_request_or_on_task_pages(
         response = client.get(url)
         body = (b"".join(response.streaming_content) if response.streaming else response.content).decode()
         assert not [text for text in internals if text in body], url
-        if "tasks/" + str(task.pk) in url:
+        if url.endswith("outcomes.csv"):  # every row from the ledger: none was reached
+            assert body.count("not_reached") == 6, url
+        elif "tasks/" + str(task.pk) in url:
             assert "The task stopped because of an unexpected error" in body, url
     assert book_snapshot() == before
     assert RowLock.objects.count() == 0
