@@ -18,13 +18,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from django.db import models, transaction
+from django.db import models
 
 from powercrud.bulk import ledger
 from powercrud.bulk.codec import to_json
-from powercrud.bulk.db_errors import is_run_error
 from powercrud.bulk.m2m import link_edit
-from powercrud.bulk.runner import BatchOutcome, Isolation
+from powercrud.bulk.runner import BatchOutcome, Isolation, write_isolated
 from powercrud.bulk.strategies import WriteStrategy, choose_strategy
 from powercrud.bulk.types import RowError
 
@@ -93,27 +92,16 @@ def _write(
 ) -> list[tuple[Any, Mapping[str, Any]]]:
     from powercrud.bulk.delete import RETRY_ON, describe_protection
 
-    if not rows:
-        return []
-    if isolation is not Isolation.ROW:
-        try:
-            with transaction.atomic(using=using):
-                _insert(model, using, rows)
-            return rows
-        except RETRY_ON as exc:
-            if is_run_error(exc) or isolation is Isolation.NONE:
-                raise
-    written = []
-    for pk, old in rows:
-        try:
-            with transaction.atomic(using=using):
-                _insert(model, using, [(pk, old)])
-            written.append((pk, old))
-        except RETRY_ON as exc:
-            if is_run_error(exc):
-                raise
-            out.fail(pk, [RowError(pk, None, (describe_protection(model, pk, exc),))])
-    return written
+    return write_isolated(
+        rows,
+        isolation,
+        using,
+        lambda chunk: _insert(model, using, chunk),
+        lambda row, exc: out.fail(
+            row[0], [RowError(row[0], None, (describe_protection(model, row[0], exc),))]
+        ),
+        RETRY_ON,
+    )
 
 
 def _insert(model: type[models.Model], using: str, rows: Sequence[tuple[Any, Mapping[str, Any]]]) -> None:

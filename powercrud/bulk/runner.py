@@ -21,7 +21,7 @@ import contextlib
 import enum
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import models, router, transaction
 from django.db.models import QuerySet
@@ -32,6 +32,7 @@ from powercrud.bulk.db_errors import is_run_error
 from powercrud.bulk.types import MAX_EXAMPLES, BulkContext, RowChange, RowError
 
 ProgressCallback = Callable[[int, int], None]
+T = TypeVar("T")
 
 
 class Isolation(enum.Enum):
@@ -229,6 +230,46 @@ def _loop(
         if report is not None:
             report(done, len(pks))
     return outcome
+
+
+def write_isolated(
+    items: Sequence[T],
+    isolation: Isolation,
+    using: str,
+    write: Callable[[Sequence[T]], None],
+    fail: Callable[[T, BaseException], None],
+    retry_on: tuple[type[BaseException], ...],
+) -> list[T]:
+    """``write(items)`` as ``isolation`` says; returns the items written.
+
+    ``NONE``: one call, errors escape. ``BATCH``: one call behind a savepoint; if it raises one
+    of ``retry_on``, then as ``ROW``: each item behind its own savepoint, ``fail(item, exc)`` for
+    each one refused. Errors of the run itself (``is_run_error``) always escape.
+    """
+    if not items:
+        return []
+    if isolation is Isolation.NONE:
+        write(items)
+        return list(items)
+    if isolation is Isolation.BATCH:
+        try:
+            with transaction.atomic(using=using):
+                write(items)
+            return list(items)
+        except retry_on as exc:
+            if is_run_error(exc):
+                raise
+    written = []
+    for item in items:
+        try:
+            with transaction.atomic(using=using):
+                write([item])
+            written.append(item)
+        except retry_on as exc:
+            if is_run_error(exc):
+                raise
+            fail(item, exc)
+    return written
 
 
 def check_context(model: type[models.Model], context: BulkContext, operation: str) -> None:

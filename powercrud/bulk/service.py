@@ -46,6 +46,7 @@ from powercrud.bulk.runner import (
     freeze_pks,
     run_batches,
     write_alias,
+    write_isolated,
 )
 from powercrud.bulk.strategies import (
     RowChecks,
@@ -78,6 +79,14 @@ def _db_row_error(pk: Any, exc: BaseException, model: type[models.Model]) -> Row
     """Row ``pk``'s error for a refusal by the database (or by a save), naming the field when known."""
     refusal = explain_db_error(exc, model)
     return RowError(pk=pk, field=refusal.field, messages=(refusal.message,))
+
+
+def refusal(pk: Any, exc: BaseException, model: type[models.Model]) -> list[RowError]:
+    """Row ``pk``'s errors when its write raised ``exc``: a ``ValidationError`` (from ``save()``)
+    by field, a database refusal in the model's words."""
+    if isinstance(exc, ValidationError):
+        return [RowError(pk, name, tuple(msgs)) for name, msgs in validation_messages(exc).items()]
+    return [_db_row_error(pk, exc, model)]
 
 
 class BulkUpdateService:
@@ -364,32 +373,14 @@ class BulkUpdateService:
     # --- writing --------------------------------------------------------------------------------
 
     def _write(self, plan: UpdatePlan, rows: list[Row], isolation: Isolation, out: BatchOutcome) -> list[Row]:
-        if not rows:
-            return []
-        if isolation is Isolation.NONE:
-            self._write_rows(plan, rows)
-            return rows
-        if isolation is Isolation.BATCH:
-            try:
-                with transaction.atomic(using=plan.using):
-                    self._write_rows(plan, rows)
-                return rows
-            except RETRY_ON as exc:
-                if is_run_error(exc):
-                    raise
-        written = []
-        for row in rows:
-            try:
-                with transaction.atomic(using=plan.using):
-                    self._write_rows(plan, [row])
-                written.append(row)
-            except ValidationError as exc:
-                out.fail(row.pk, [RowError(row.pk, n, tuple(m)) for n, m in validation_messages(exc).items()])
-            except RETRY_ON as exc:
-                if is_run_error(exc):
-                    raise
-                out.fail(row.pk, [_db_row_error(row.pk, exc, plan.model)])
-        return written
+        return write_isolated(
+            rows,
+            isolation,
+            plan.using,
+            lambda chunk: self._write_rows(plan, chunk),
+            lambda row, exc: out.fail(row.pk, refusal(row.pk, exc, plan.model)),
+            RETRY_ON,
+        )
 
     def _write_rows(self, plan: UpdatePlan, rows: Sequence[Row]) -> None:
         plain_rows = [row for row in rows if row.plain_changed]

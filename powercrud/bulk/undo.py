@@ -25,14 +25,13 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
-from django.db import models, transaction
+from django.db import models
 
 from powercrud.bulk import ledger
 from powercrud.bulk.codec import sorted_values, to_json
-from powercrud.bulk.db_errors import is_run_error
 from powercrud.bulk.m2m import M2MEdit, link_edit, read_links
 from powercrud.bulk.plan import validation_messages
-from powercrud.bulk.runner import BatchOutcome, Isolation
+from powercrud.bulk.runner import BatchOutcome, Isolation, write_isolated
 from powercrud.bulk.strategies import WriteStrategy, auto_now_fields, auto_now_values
 from powercrud.bulk.types import BulkContext, BulkHookError, RowChange, RowError
 
@@ -223,32 +222,16 @@ def _errors(pk: Any, exc: ValidationError | BulkHookError) -> list[RowError]:
 
 
 def _write(plan: UndoPlan, rows: list[_Row], isolation: Isolation, out: BatchOutcome) -> list[_Row]:
-    from powercrud.bulk.service import RETRY_ON, _db_row_error
+    from powercrud.bulk.service import RETRY_ON, refusal
 
-    if not rows:
-        return []
-    if isolation is Isolation.NONE:
-        _write_rows(plan, rows)
-        return rows
-    if isolation is Isolation.BATCH:
-        try:
-            with transaction.atomic(using=plan.using):
-                _write_rows(plan, rows)
-            return rows
-        except RETRY_ON as exc:
-            if is_run_error(exc):
-                raise
-    written = []
-    for row in rows:
-        try:
-            with transaction.atomic(using=plan.using):
-                _write_rows(plan, [row])
-            written.append(row)
-        except RETRY_ON as exc:
-            if is_run_error(exc):
-                raise
-            out.fail(row.pk, [_db_row_error(row.pk, exc, plan.model)])
-    return written
+    return write_isolated(
+        rows,
+        isolation,
+        plan.using,
+        lambda chunk: _write_rows(plan, chunk),
+        lambda row, exc: out.fail(row.pk, refusal(row.pk, exc, plan.model)),
+        RETRY_ON,
+    )
 
 
 def _write_rows(plan: UndoPlan, rows: Sequence[_Row]) -> None:
