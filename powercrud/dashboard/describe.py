@@ -11,8 +11,9 @@ from django.utils.text import capfirst
 from powercrud.bulk import messages as bulk_messages
 from powercrud.bulk.display import FieldChange, describe_request, field_label
 from powercrud.bulk.request import BulkRequest
+from powercrud.conf import settings as pc_settings
 from powercrud.mixins.selection import SelectionMixin
-from powercrud.models import BulkTask
+from powercrud.models import BulkTask, RunRow
 from powercrud.views import CRUDView, view_named
 
 Status = BulkTask.Status
@@ -92,17 +93,54 @@ def row_errors(task: BulkTask, view: type[CRUDView] | None = None) -> list[RowEr
 def retry_target(
     task: BulkTask, view: type[CRUDView] | None, errors: Sequence[RowErrorLine]
 ) -> tuple[type[SelectionMixin], list[str]] | None:
-    """``view`` (the run's ``source_view()``) and the keys of ``errors`` (its ``row_errors()``),
-    when the task is a finished bulk edit whose every failed row is named there and ``view``
-    has a selection; else None."""
+    """``view`` (the run's ``source_view()``) and the keys of the task's failed rows, when the
+    task is a finished bulk edit with failed rows and ``view`` has a selection; else None.
+
+    The keys come from the run's ledger (every failed row); a run without one names its rows
+    through ``errors`` (its ``row_errors()``), and only when every failed row is listed there.
+    """
     if not task.is_finished or task.kind != BulkTask.Kind.UPDATE or view is None:
         return None
-    if task.failure_count == 0 or task.errors_omitted or not issubclass(view, SelectionMixin):
+    if not issubclass(view, SelectionMixin):
+        return None
+    failed = RunRow.objects.filter(run_id=task.pk, outcome=RunRow.Outcome.FAILED)
+    if task.row_counts.get(RunRow.Outcome.FAILED):
+        pks = list(
+            failed.order_by("id").values_list("object_pk", flat=True)[: pc_settings.SELECTION_ID_CAP + 1]
+        )
+        return (view, pks) if 0 < len(pks) <= pc_settings.SELECTION_ID_CAP else None
+    if task.failure_count == 0 or task.errors_omitted:
         return None
     pks = list(dict.fromkeys(str(e.pk) for e in errors if e.pk is not None))
     if not pks or len(pks) != task.failure_count:
         return None
     return view, pks
+
+
+def retry_count(task: BulkTask, view: type[CRUDView] | None, errors: Sequence[RowErrorLine]) -> int:
+    """How many failed rows the run's page offers to retry (0: none, see ``retry_target()``),
+    without reading their keys when the ledger counted them."""
+    failed = task.row_counts.get(RunRow.Outcome.FAILED, 0)
+    if failed and task.kind == BulkTask.Kind.UPDATE and task.is_finished:
+        ok = view is not None and issubclass(view, SelectionMixin) and failed <= pc_settings.SELECTION_ID_CAP
+        return failed if ok else 0
+    target = retry_target(task, view, errors)
+    return len(target[1]) if target else 0
+
+
+_SOURCE_WORDS = {
+    "retry": ("Retries", "the failed rows of"),
+    "undo": ("Undoes", ""),
+    "apply": ("Applies", "the values checked by"),
+}
+
+
+def source_of(stored: BulkRequest | None) -> dict[str, Any]:
+    """The run this one was made from, for its page: ``source_run``, ``source_verb``, ``source_what``."""
+    if stored is None or stored.source_run is None or stored.source_action not in _SOURCE_WORDS:
+        return {"source_run": None}
+    verb, what = _SOURCE_WORDS[stored.source_action]
+    return {"source_run": stored.source_run, "source_verb": verb, "source_what": what}
 
 
 def describe_changes(task: BulkTask, stored: BulkRequest | None) -> list[FieldChange]:

@@ -28,11 +28,14 @@ from powercrud.dashboard.describe import (
     done_verb,
     format_duration,
     model_display_name,
+    retry_count,
+    source_of,
     retry_target,
     row_errors,
     source_view,
     view_class_name,
 )
+from powercrud.dashboard.next_steps import next_steps
 from powercrud.dashboard.outcomes import (
     csv_lines,
     has_ledger_rows,
@@ -314,17 +317,17 @@ class BulkTaskView(PowerCRUDMixin, CRUDView):
         stored = task.stored_request  # read once: the helpers below share it
         view = source_view(stored)
         errors = row_errors(task, view)
-        target = retry_target(task, view, errors)
         return self.get_task_context(
             task,
             changes=describe_changes(task, stored) if task.kind == BulkTask.Kind.UPDATE else [],
             errors=errors,
-            retry_count=len(target[1]) if target else 0,
-            retry_of=stored.source_run if stored and stored.source_action == "retry" else None,
+            retry_count=retry_count(task, view, errors),
+            **source_of(stored),
             max_stored_errors=MAX_STORED_ERRORS,
             atomic=stored.atomic if stored else True,
             dry_run=task.dry_run,
             view_class=view_class_name(stored.view_name if stored else ""),
+            next=next_steps(task, stored, view, self.request),
             **extra,
         )
 
