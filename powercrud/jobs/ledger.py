@@ -18,7 +18,7 @@ from typing import Any
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connections, models, router
-from django.db.models import Case, Count, F, Q, QuerySet, Value, When
+from django.db.models import Case, Count, Exists, F, OuterRef, Q, QuerySet, Value, When
 from django.db.models.functions import Cast, JSONObject
 
 from powercrud.bulk import ledger, messages
@@ -299,8 +299,9 @@ def settle(
     """
     recorder.write_kept(rolled_back=rolled_back)
     run = recorder.run
-    recorded = RunRow.objects.using(_alias()).filter(run_id=run.pk).values("object_pk")
-    missing = keys.exclude(**{f"{_KEY}__in": recorded})
+    # NOT EXISTS, an anti-join: NOT IN over a million keys is quadratic once PostgreSQL cannot hash it.
+    recorded = RunRow.objects.using(_alias()).filter(run_id=run.pk, object_pk=OuterRef(_KEY))
+    missing = keys.exclude(Exists(recorded))
     errors = _errors_json(rest_errors) or None
     expressions: dict[str, Any] = {"run": Value(run.pk), "object_pk": F(_KEY), "outcome": Value(rest)}
     if errors is not None:
