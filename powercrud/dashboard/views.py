@@ -29,9 +29,9 @@ from powercrud.dashboard.describe import (
     format_duration,
     model_display_name,
     retry_count,
-    source_of,
     retry_target,
     row_errors,
+    source_of,
     source_view,
     view_class_name,
 )

@@ -29,7 +29,7 @@ from powercrud.bulk.runner import ProgressCallback
 from powercrud.bulk.types import BulkContext, BulkResult, RowError
 from powercrud.bulk_persistence import BulkUpdatePersistenceBackend, Write, run_request
 from powercrud.conf import settings as pc_settings
-from powercrud.jobs.locks import KEY_COLUMN, lock_key
+from powercrud.jobs.locks import KEY_COLUMN, key_values, lock_key
 from powercrud.models import BulkTask, RowLock, RunRow
 
 __all__ = [
@@ -55,8 +55,6 @@ __all__ = [
 WRITE_BATCH = 2000
 """Entries per ``bulk_create`` when a ledger is written from memory."""
 
-_KEY = "pc_key"
-
 CASCADED = "cascaded"
 """``row_counts`` key (beside the outcomes): rows a delete's cascade removed besides its own."""
 
@@ -68,12 +66,6 @@ def _alias() -> str:
 def pk_text(model: type[models.Model], pk: Any) -> str:
     """``pk`` in the database's text form, the ``RunRow.object_pk`` of that row."""
     return lock_key(model, pk, using=_alias())
-
-
-def _keys(queryset: QuerySet[Any]) -> QuerySet[Any]:
-    if not queryset.query.is_sliced:
-        queryset = queryset.order_by()
-    return queryset.values(**{_KEY: Cast("pk", output_field=models.TextField())})
 
 
 def _old_expression(model: type[models.Model], name: str) -> Any:
@@ -276,12 +268,12 @@ def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
 
 def selection_keys(queryset: QuerySet[Any]) -> QuerySet[Any]:
     """``queryset``'s primary keys in the ledger's text form, as a one-column subquery."""
-    return _keys(queryset)
+    return key_values(queryset)
 
 
 def lock_keys(task: BulkTask) -> QuerySet[Any]:
     """A background run's frozen selection (its row locks) in the ledger's text form."""
-    return RowLock.objects.using(_alias()).filter(task_id=task.pk).values(**{_KEY: F("object_pk")})
+    return RowLock.objects.using(_alias()).filter(task_id=task.pk).values(**{KEY_COLUMN: F("object_pk")})
 
 
 def settle(
@@ -300,10 +292,10 @@ def settle(
     recorder.write_kept(rolled_back=rolled_back)
     run = recorder.run
     # NOT EXISTS, an anti-join: NOT IN over a million keys is quadratic once PostgreSQL cannot hash it.
-    recorded = RunRow.objects.using(_alias()).filter(run_id=run.pk, object_pk=OuterRef(_KEY))
+    recorded = RunRow.objects.using(_alias()).filter(run_id=run.pk, object_pk=OuterRef(KEY_COLUMN))
     missing = keys.exclude(Exists(recorded))
     errors = _errors_json(rest_errors) or None
-    expressions: dict[str, Any] = {"run": Value(run.pk), "object_pk": F(_KEY), "outcome": Value(rest)}
+    expressions: dict[str, Any] = {"run": Value(run.pk), "object_pk": F(KEY_COLUMN), "outcome": Value(rest)}
     if errors is not None:
         expressions["errors"] = Value(errors, output_field=models.JSONField())
     insert_select(missing, list(expressions), expressions)

@@ -49,7 +49,7 @@ __all__ = [
 LOCK_WAIT = "5s"
 """How long PostgreSQL waits for another transaction's row or lock-table locks."""
 
-_KEY = KEY_COLUMN = "pc_lock_key"
+_KEY = KEY_COLUMN = "pc_lock_key"  # the column of key_values()
 _LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL SQLSTATE for lock_timeout and NOWAIT
 _ADVISORY_SPACE = 0x70637264  # powercrud's first advisory-lock key ("pcrd"); the second is the model's
 
@@ -85,7 +85,7 @@ def lock_key(model: type[models.Model] | str, pk: Any, using: str | None = None)
     return str(pk_field.get_db_prep_value(pk_field.to_python(pk), connection, prepared=False))
 
 
-def _keys(queryset: models.QuerySet[Any]) -> models.QuerySet[Any]:
+def key_values(queryset: models.QuerySet[Any]) -> models.QuerySet[Any]:
     """``queryset``'s primary keys in the database's text form, as a one-column subquery."""
     if not queryset.query.is_sliced:
         queryset = queryset.order_by()
@@ -167,7 +167,7 @@ def acquire_locks(
         )
     connection = connections[using]
     qn = connection.ops.quote_name
-    keys = _keys(queryset) if keys is None else keys
+    keys = key_values(queryset) if keys is None else keys
     try:
         select_sql, select_params = keys.query.get_compiler(using=using).as_sql()
     except EmptyResultSet:  # e.g. .none() or pk__in=[]
@@ -202,7 +202,7 @@ def acquire_locks(
         if conflict:
             locks = (
                 RowLock.objects.using(using)
-                .filter(model_label=model._meta.label_lower, object_pk__in=_keys(queryset))
+                .filter(model_label=model._meta.label_lower, object_pk__in=key_values(queryset))
                 .exclude(task_id=task.pk)
             )
             rows, tasks = _holders(locks)
@@ -252,7 +252,7 @@ def assert_queryset_unlocked(queryset: models.QuerySet[Any]) -> None:
     """Raise ``LockConflict`` when any row of ``queryset`` is locked (one query when none is)."""
     model = queryset.model
     locks = RowLock.objects.using(_alias()).filter(
-        model_label=model._meta.label_lower, object_pk__in=_keys(queryset)
+        model_label=model._meta.label_lower, object_pk__in=key_values(queryset)
     )
     if not locks.exists():
         return
