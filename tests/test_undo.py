@@ -74,7 +74,10 @@ def test_undo_of_a_sync_edit_restores_every_changed_row_and_is_recorded(
     assert undo_run.reason == f"Undo of run #{run.pk}"
     assert undo_run.status == "succeeded" and undo_run.row_counts == {"changed": 6}
     page = client.get(f"/powercrud/tasks/{undo_run.pk}/").content.decode()
-    assert f"run #{run.pk}" in page.lower()
+    toast = f"Undo of run #{run.pk}: Updated 6 of 6 rows (6 changed)."
+    assert toast in page  # once
+    assert toast not in client.get(f"/powercrud/tasks/{undo_run.pk}/").content.decode()
+    assert f"<h1>Undo of run #{run.pk}: Bulk edit of 6 books" in page
 
 
 def test_rows_changed_since_are_conflicts_left_alone_naming_the_later_run(

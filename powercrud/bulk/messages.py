@@ -252,3 +252,13 @@ def nothing_to_apply(run: int) -> str:
         f"None of the rows of run #{run} can be written here: they were deleted since, "
         "or this screen does not show them."
     )
+
+
+def undo_done(run: int, summary: str) -> str:
+    """The toast after an undo made in the request: which run, then its summary."""
+    return f"Undo of run #{run}: {summary}"
+
+
+def undo_started(run: int, task: int) -> str:
+    """The toast after an undo was handed to a worker."""
+    return f"Undo of run #{run} is running on a worker as run #{task}."

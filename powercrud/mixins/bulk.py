@@ -15,6 +15,7 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
+from django.contrib import messages as django_messages
 from django.db import models
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect
@@ -386,17 +387,20 @@ class BulkMixin(BulkHost):
             )
             if self.should_run_async(size):
                 task = launch_bulk_task(undo, queryset, user=request.user, keys=keys)
-                return self.run_page(task.pk)
-            self.run_in_request(undo, queryset, size)
+                return self.run_page(task.pk, messages.undo_started(run.pk, task.pk))
+            result = self.run_in_request(undo, queryset, size)
         except BulkInputError as exc:
             return self.bad_request(str(exc))
         except (LockConflict, LaunchError) as exc:
             return self.conflict(str(exc))
         assert self.bulk_run is not None
-        return self.run_page(self.bulk_run.pk)
+        return self.run_page(self.bulk_run.pk, messages.undo_done(run.pk, result.message), ok=result.success)
 
-    def run_page(self, run_id: int) -> HttpResponse:
-        """Go to run ``run_id``'s page on the task dashboard (the list when there is none)."""
+    def run_page(self, run_id: int, message: str = "", *, ok: bool = True) -> HttpResponse:
+        """Go to run ``run_id``'s page on the task dashboard (the list when there is none),
+        where ``message`` shows as a toast."""
+        if message:
+            (django_messages.success if ok else django_messages.error)(self.request, message)
         try:
             url = reverse("powercrud:tasks-detail", args=[run_id])
         except NoReverseMatch:
