@@ -4,26 +4,34 @@
     python -m bench.async_bulk --rows 10000 --db all            # also PostgreSQL + Redis when reachable
     python -m bench.async_bulk --rows 100000 --db postgres --broker orm
     python -m bench.async_bulk --reuse /tmp/async-bench        # seed SQLite once, reuse after
+    python -m bench.async_bulk --rows 10000 --ledger on         # only the run ledger on (or off)
 
 For each database (a SQLite file in WAL mode in a temp dir with the ORM broker; the PostgreSQL
 database ``bench_powercrud_async`` on 127.0.0.1:5432 as user ``postgres`` with the Redis
 broker on 127.0.0.1:6379/14, or the ORM broker with ``--broker orm``) and each N, a fresh
 process migrates, seeds N books (``seed_books --books N --quiet``), starts ``manage.py
-qcluster`` with one worker, and then:
+qcluster`` with one worker, and then, once with the run ledger on (the default) and once
+with it off (``POWERCRUD_SETTINGS["BULK_RUN_LEDGER"]``; the cluster is restarted between the
+two, the database is the same):
 
-0. sets every book to ``status="draft", is_available=True`` (not timed), so every row changes;
+0. sets every book to ``status="draft", is_available=True`` (not timed), so every row changes,
+   then tidies the database (SQLite: WAL checkpoint; PostgreSQL: ``VACUUM`` of the books);
 1. times plain Django's ``Book.objects.update(status=..., is_available=...)`` on the same rows
    (inside a transaction that is rolled back, so the real run still changes every row);
 2. launches an all-or-nothing bulk edit of the same two fields over every book, as a view
    does (``launch_bulk_task``: task record + one ``INSERT ... SELECT`` of N row locks + the
    enqueue after commit), with the default service and ``BULK_BATCH_SIZE`` rows per batch;
 3. polls the task every 20 ms from this (other) process, the way the dashboard reads it
-   (``live_progress``), until it has finished.
+   (``live_progress``), until it has finished;
+4. checks (not timed) that every book has the new values and counts the run's ``RunRow``
+   rows by outcome: N ``changed`` with the ledger on, none with it off.
 
 It prints the submit time, submit-to-succeeded seconds, rows/s, the ratio to plain
 ``update()``, and the gaps between the progress updates this process saw (a new heartbeat or
-a new ``done``): median and max. Targets (DESIGN): 1,000,000 rows in under 60 s, progress at
-least every 2 s. Exit status 1 when a target is missed.
+a new ``done``): median and max; then, per database and N, the ratio of submit-to-succeeded
+seconds with the ledger on to with it off. Targets (DESIGN): 1,000,000 rows in under 60 s,
+progress at least every 2 s, ledger on / off at most 1.5x. Exit status 1 when a target is
+missed.
 """
 
 from __future__ import annotations
@@ -47,6 +55,7 @@ PG_DATABASE = "bench_powercrud_async"
 REDIS_URL = "redis://127.0.0.1:6379/14"
 TOTAL_TARGET_S = 60.0  # at N = 1,000,000
 GAP_TARGET_S = 2.0
+LEDGER_RATIO_TARGET = 1.5  # submit-to-succeeded, ledger on / ledger off
 
 SETTINGS = """
 import os
@@ -63,6 +72,7 @@ else:
     DATABASES = {"default": sqlite_database(os.environ["BENCH_DB"])}
 Q_CLUSTER = {"name": os.environ["BENCH_CLUSTER"], "workers": 1, "timeout": 1800, "retry": 2000,
              "max_attempts": 1, "catch_up": False, "poll": 0.1}
+POWERCRUD_SETTINGS = {**POWERCRUD_SETTINGS, "BULK_RUN_LEDGER": os.environ["BENCH_LEDGER"] == "on"}
 if os.environ["BENCH_BROKER"] == "redis":
     Q_CLUSTER["redis"] = os.environ["BENCH_REDIS"]
 else:
@@ -85,8 +95,11 @@ def postgres(sql: str) -> None:
         conn.execute(sql)
 
 
-def run_config(engine: str, broker: str, rows: int, reuse: Path | None = None) -> dict[str, Any]:
-    """Build a database, seed it and measure in a child process, with a real qcluster beside it.
+def run_config(
+    engine: str, broker: str, rows: int, ledgers: list[str], reuse: Path | None = None
+) -> list[dict[str, Any]]:
+    """Build a database, seed it and measure in a child process, with a real qcluster beside it,
+    once per ledger setting in ``ledgers`` ("on", "off"), the cluster restarted for each.
 
     ``reuse`` (SQLite only) keeps the database in that directory and seeds it only once per N.
     """
@@ -103,9 +116,11 @@ def run_config(engine: str, broker: str, rows: int, reuse: Path | None = None) -
         "BENCH_BROKER": broker,
         "BENCH_REDIS": REDIS_URL,
         "BENCH_CLUSTER": f"powercrud-async-bench-{os.getpid()}",
+        "BENCH_LEDGER": "on",
     }
     manage = [sys.executable, str(ROOT / "manage.py")]
     cluster = None
+    results = []
     try:
         if engine == "postgres":
             postgres(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)')
@@ -125,39 +140,49 @@ def run_config(engine: str, broker: str, rows: int, reuse: Path | None = None) -
                 stdout=subprocess.DEVNULL,
             )
         seed_s = time.perf_counter() - started
-        log = (work / "qcluster.log").open("wb")
-        cluster = subprocess.Popen(
-            [*manage, "qcluster"],
-            env=env,
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        time.sleep(2)  # let the cluster start its worker
-        child = subprocess.run(
-            [sys.executable, "-m", "bench.async_bulk", "--child"],
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if child.returncode:
-            raise RuntimeError(f"bench child failed:\n{child.stdout}\n{child.stderr}")
-        result: dict[str, Any] = json.loads(child.stdout.strip().splitlines()[-1])
-        result.update(engine=engine, broker=broker, seed_s=seed_s)
-        return result
+        for ledger in ledgers:
+            env["BENCH_LEDGER"] = ledger
+            log = (work / f"qcluster-{ledger}.log").open("wb")
+            cluster = subprocess.Popen(
+                [*manage, "qcluster"],
+                env=env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            time.sleep(2)  # let the cluster start its worker
+            child = subprocess.run(
+                [sys.executable, "-m", "bench.async_bulk", "--child"],
+                env=env,
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            stop(cluster)
+            cluster = None
+            if child.returncode:
+                raise RuntimeError(f"bench child failed:\n{child.stdout}\n{child.stderr}")
+            result: dict[str, Any] = json.loads(child.stdout.strip().splitlines()[-1])
+            result.update(engine=engine, broker=broker, seed_s=seed_s, ledger=ledger)
+            results.append(result)
+        return results
     finally:
         if cluster is not None:
-            os.killpg(cluster.pid, signal.SIGTERM)
-            try:
-                cluster.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(cluster.pid, signal.SIGKILL)
+            stop(cluster)
         if engine == "postgres":
             postgres(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)')
         shutil.rmtree(work, ignore_errors=True)
+
+
+def stop(cluster: subprocess.Popen[bytes]) -> None:
+    os.killpg(cluster.pid, signal.SIGTERM)
+    try:
+        cluster.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(cluster.pid, signal.SIGKILL)
+        cluster.wait()
 
 
 def child() -> None:
@@ -166,17 +191,24 @@ def child() -> None:
 
     django.setup()
     from django.db import connection, transaction
+    from django.db.models import Count
 
     from powercrud.bulk.request import BulkRequest
     from powercrud.conf import settings as pc_settings
     from powercrud.jobs.launch import launch_bulk_task
     from powercrud.jobs.progress import live_progress
-    from powercrud.models import BulkTask
+    from powercrud.models import BulkTask, RunRow
     from sample.models import Book
 
     rows = Book.objects.count()
-    # Every row starts from the same values (untimed), so every row changes in every run.
+    # Every row starts from the same values (untimed), so every row changes in every run;
+    # then the database is tidied, so that no run pays for an earlier one's dead rows.
     Book.objects.update(status="draft", is_available=True)
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        else:
+            cursor.execute(f"VACUUM ANALYZE {connection.ops.quote_name(Book._meta.db_table)}")
     values = {"status": "archived", "is_available": False}
     started = time.perf_counter()
     with transaction.atomic():
@@ -218,6 +250,10 @@ def child() -> None:
     if first_running is not None:
         updates.append(now)  # the finish is the last update
     gaps = [b - a for a, b in zip(updates, updates[1:], strict=False)]
+    changed = Book.objects.filter(**values).count()
+    ledger = dict(
+        RunRow.objects.filter(run_id=task.pk).values_list("outcome").annotate(n=Count("id")).order_by()
+    )
     print(
         json.dumps(
             {
@@ -233,6 +269,9 @@ def child() -> None:
                 "median_gap_s": statistics.median(gaps) if gaps else None,
                 "max_gap_s": max(gaps) if gaps else None,
                 "queued_s": (first_running - started) if first_running else None,
+                "ledger_setting": bool(pc_settings.BULK_RUN_LEDGER),
+                "changed_rows": changed,
+                "ledger_rows": ledger,
             }
         )
     )
@@ -246,6 +285,9 @@ def main() -> int:
     parser.add_argument("--db", choices=["sqlite", "postgres", "all"], default="sqlite")
     parser.add_argument("--broker", choices=["redis", "orm"], default="redis", help="PostgreSQL's broker")
     parser.add_argument("--reuse", type=Path, help="SQLite: keep the seeded databases in this directory")
+    parser.add_argument(
+        "--ledger", choices=["both", "on", "off"], default="both", help="the run ledger: both (default)"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -262,31 +304,58 @@ def main() -> int:
         else:
             configs.append(("postgres", args.broker))
     missed = False
+    ledgers = ["on", "off"] if args.ledger == "both" else [args.ledger]
     header = (
-        f"{'db':<9}{'broker':<7}{'rows':>10}{'seed s':>9}{'plain s':>9}{'submit s':>10}{'total s':>9}"
-        f"{'rows/s':>10}{'x plain':>9}{'gap med':>9}{'gap max':>9}  status"
+        f"{'db':<9}{'broker':<7}{'ledger':<7}{'rows':>10}{'seed s':>9}{'plain s':>9}{'submit s':>10}"
+        f"{'total s':>9}{'rows/s':>10}{'x plain':>9}{'gap med':>9}{'gap max':>9}  status, RunRow rows"
     )
     print(header)
+    pairs = []
     for engine, broker in configs:
         for rows in args.rows or [10_000, 1_000_000]:
-            r = run_config(engine, broker, rows, args.reuse if engine == "sqlite" else None)
-            ratio = r["total_s"] / r["plain_update_s"] if r["plain_update_s"] else float("nan")
+            found = run_config(engine, broker, rows, ledgers, args.reuse if engine == "sqlite" else None)
+            for r in found:
+                ratio = r["total_s"] / r["plain_update_s"] if r["plain_update_s"] else float("nan")
+                print(
+                    f"{engine:<9}{broker:<7}{r['ledger']:<7}{r['rows']:>10,}{r['seed_s']:>9.1f}"
+                    f"{r['plain_update_s']:>9.2f}{r['submit_s']:>10.2f}{r['total_s']:>9.2f}"
+                    f"{r['rows_per_s']:>10,.0f}{ratio:>9.1f}{(r['median_gap_s'] or 0):>9.2f}"
+                    f"{(r['max_gap_s'] or 0):>9.2f}  {r['status']}, {r['ledger_rows'] or 'none'}",
+                    flush=True,
+                )
+                if r["status"] != "succeeded":
+                    print(f"    {r['message']}")
+                    missed = True
+                expected = {"changed": r["rows"]} if r["ledger"] == "on" else {}
+                if r["ledger_rows"] != expected or r["changed_rows"] != r["rows"]:
+                    print(
+                        f"    CHECK FAILED: {r['changed_rows']:,} of {r['rows']:,} books have the new values;"
+                        f" ledger {r['ledger_rows']}, expected {expected}"
+                    )
+                    missed = True
+                if r["ledger_setting"] != (r["ledger"] == "on"):
+                    print(f"    CHECK FAILED: BULK_RUN_LEDGER was {r['ledger_setting']} in the child")
+                    missed = True
+                if (r["max_gap_s"] or 0) > GAP_TARGET_S:
+                    missed = True
+                if r["rows"] >= 1_000_000 and r["total_s"] > TOTAL_TARGET_S:
+                    missed = True
+            by = {r["ledger"]: r for r in found}
+            if "on" in by and "off" in by:
+                pairs.append((engine, broker, rows, by["on"]["total_s"], by["off"]["total_s"]))
+    if pairs:
+        print("\nrun ledger on / off, submit-to-succeeded seconds:")
+        for engine, broker, rows, on_s, off_s in pairs:
+            ok = on_s / off_s <= LEDGER_RATIO_TARGET
+            missed = missed or not ok
             print(
-                f"{engine:<9}{broker:<7}{r['rows']:>10,}{r['seed_s']:>9.1f}{r['plain_update_s']:>9.2f}"
-                f"{r['submit_s']:>10.2f}{r['total_s']:>9.2f}{r['rows_per_s']:>10,.0f}{ratio:>9.1f}"
-                f"{(r['median_gap_s'] or 0):>9.2f}{(r['max_gap_s'] or 0):>9.2f}  {r['status']}",
-                flush=True,
+                f"  {engine:<9}{broker:<7}{rows:>10,}  {on_s:7.2f} s / {off_s:7.2f} s = {on_s / off_s:5.2f}x"
+                f"  target <= {LEDGER_RATIO_TARGET:g}x  {'PASS' if ok else 'MISS'}"
             )
-            if r["status"] != "succeeded":
-                print(f"    {r['message']}")
-                missed = True
-            if (r["max_gap_s"] or 0) > GAP_TARGET_S:
-                missed = True
-            if r["rows"] >= 1_000_000 and r["total_s"] > TOTAL_TARGET_S:
-                missed = True
     print(
         f"\nTargets: 1,000,000 rows submit-to-succeeded under {TOTAL_TARGET_S:.0f} s; "
-        f"a progress update at least every {GAP_TARGET_S:.0f} s. {'MISSED' if missed else 'Met.'}"
+        f"a progress update at least every {GAP_TARGET_S:.0f} s; ledger on / off at most "
+        f"{LEDGER_RATIO_TARGET:g}x. {'MISSED' if missed else 'Met.'}"
     )
     return 1 if missed else 0
 

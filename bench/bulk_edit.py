@@ -13,11 +13,18 @@ on the same rows, every run on freshly reset data so that every run changes ever
 * Book (no ``save()`` override, no save signals; ``bench.bulk_views``, the default service):
   powercrud through the view with the Django test client as a signed-in superuser (POST
   ``selection/`` with ``action=all``, then the timed POST ``bulk/edit/`` changing ``status``
-  and ``is_available``), in all-or-nothing and in per-row mode; and plain Django on the same
+  and ``is_available``), in all-or-nothing and in per-row mode, and all-or-nothing again with
+  the run ledger off (``POWERCRUD_SETTINGS["BULK_RUN_LEDGER"] = False`` via
+  ``override_settings``, in the same process, round by round with the ledger-on run; before
+  every run the ledger table is emptied); and plain Django on the same
   rows: ``QuerySet.update()``, ``bulk_update(batch_size=1000)`` over the loaded objects, and
   a ``full_clean()`` + ``save(update_fields=...)`` loop.
 * Shelf (a ``post_save`` receiver and ``clean()``, so powercrud saves row by row): the view,
   against a ``full_clean()`` + ``save(update_fields=...)`` loop with the same receiver.
+
+After every view run the benchmark checks the run's ledger: exactly N ``RunRow`` rows, all
+``changed``, with the old and new values (none with the ledger off), and the rows' new values.
+Query budgets: 25 + 2N/1000 with the ledger (the default), 20 + N/1000 without.
 
 Seconds: median of the timed runs (wall clock); paths compared with each other run in turn,
 round by round, so a busy machine slows them alike. Queries: every statement sent, counted
@@ -57,6 +64,7 @@ PG_DATABASE = "bench_powercrud"
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
 
 SET_RATIO_TARGET = 10.0  # set-based view / QuerySet.update(), at N = 10,000
+LEDGER_RATIO_TARGET = 1.5  # set-based view, run ledger on / off (BULK_RUN_LEDGER)
 PER_OBJECT_RATIO_TARGET = 1.3  # per-object view / full_clean() + save() loop
 MEMORY_TARGET_MB = 30.0  # set-based view peak at N = 100,000 minus at N = 1,000
 
@@ -80,6 +88,7 @@ class Path_:
 
 PATHS = {
     "pc_set": Path_("powercrud view, set-based (all-or-nothing)", "book", False, True),
+    "pc_set_off": Path_("powercrud view, set-based, run ledger off", "book", False, True),
     "pc_set_per_row": Path_("powercrud view, set-based (per-row mode)", "book", False, False),
     "qs_update": Path_("QuerySet.update()", "book", False, True),
     "bulk_update": Path_("bulk_update(batch_size=1000)", "book", True, False),
@@ -90,12 +99,13 @@ PATHS = {
 }
 # Measured together, run by run in turn, so a busy machine slows each member alike.
 GROUPS = [
-    ("pc_set", "pc_set_per_row", "qs_update"),
+    ("pc_set", "pc_set_off", "pc_set_per_row", "qs_update"),
     ("bulk_update",),
     ("book_loop",),
     ("pc_obj", "shelf_loop", "pc_obj_per_row"),
 ]
 OPTIONAL = {"pc_obj_per_row"}  # only with --full
+LEDGER_OFF = {"pc_set_off"}  # run with POWERCRUD_SETTINGS["BULK_RUN_LEDGER"] = False
 
 
 @dataclass
@@ -191,6 +201,7 @@ class Bench:
         self.client.force_login(User.objects.get(username="bench"))
         self.urls = {
             "pc_set": BenchBookView.get_url_base(),
+            "pc_set_off": BenchBookView.get_url_base(),
             "pc_set_per_row": BenchBookPerRowModeView.get_url_base(),
             "pc_obj": BenchShelfView.get_url_base(),
             "pc_obj_per_row": BenchShelfPerRowModeView.get_url_base(),
@@ -210,15 +221,17 @@ class Bench:
         an earlier one (SQLite: the WAL checkpointed; PostgreSQL: dead row versions vacuumed)."""
         from django.db import connection
 
+        from powercrud.models import RunRow
         from sample.models import Book, Shelf, ShelfEvent
 
+        RunRow.objects.all().delete()  # every ledger-on run starts from an empty ledger
         if PATHS[key].table == "book":
             Book.objects.update(**BOOK_RESET)
-            tables = [Book._meta.db_table]
+            tables = [Book._meta.db_table, RunRow._meta.db_table]
         else:
             Shelf.objects.update(**SHELF_RESET)
             ShelfEvent.objects.all().delete()
-            tables = [Shelf._meta.db_table, ShelfEvent._meta.db_table]
+            tables = [Shelf._meta.db_table, ShelfEvent._meta.db_table, RunRow._meta.db_table]
         with connection.cursor() as cursor:
             if connection.vendor == "sqlite":
                 cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -238,6 +251,36 @@ class Bench:
                 raise AssertionError(f"{key}: {events} post_save events for {rows} rows")
         if done != rows:
             raise AssertionError(f"{key}: {done} of {rows} rows have the new values")
+        if key in self.urls:
+            self.check_ledger(key)
+
+    def check_ledger(self, key: str) -> None:
+        """The run just made: its ledger has one ``changed`` row per row with the old and new
+        values (ledger on), or no row at all (ledger off)."""
+        from django.db.models import Count
+
+        from powercrud.models import BulkTask, RunRow
+
+        rows = self.rows(key)
+        run = BulkTask.objects.order_by("-pk").first()
+        if run is None or run.total != rows or run.status != BulkTask.Status.SUCCEEDED:
+            raise AssertionError(f"{key}: the last bulk run is {run and (run.status, run.total)}")
+        entries = RunRow.objects.filter(run_id=run.pk)
+        found = dict(entries.values_list("outcome").annotate(n=Count("id")).order_by())
+        expected = {} if key in LEDGER_OFF else {"changed": rows}
+        if found != expected:
+            raise AssertionError(f"{key}: run #{run.pk} ledger {found}, expected {expected}")
+        if key in LEDGER_OFF:
+            return
+        reset, target = (
+            (BOOK_RESET, BOOK_TARGET) if PATHS[key].table == "book" else (SHELF_RESET, SHELF_TARGET)
+        )
+        sample = entries.order_by("pk").first()
+        assert sample is not None
+        if (sample.old, sample.new) != (reset, target):
+            raise AssertionError(f"{key}: ledger row old={sample.old} new={sample.new}")
+        if not entries.filter(object_pk=str(self.pks[PATHS[key].table][0])).exists():
+            raise AssertionError(f"{key}: the first row is not in the ledger")
 
     # --- the view ---------------------------------------------------------------------------------
 
@@ -255,9 +298,17 @@ class Bench:
             data[f"change_{name}"] = "on"
             data[name] = ("true" if value else "false") if isinstance(value, bool) else str(value)
         url = f"/{self.urls[key]}/bulk/edit/"
+        from django.conf import settings
+        from django.test import override_settings
+
+        settings_off = {**getattr(settings, "POWERCRUD_SETTINGS", {}), "BULK_RUN_LEDGER": False}
 
         def run() -> None:
-            response = self.client.post(url, data, headers=HTMX)
+            if key in LEDGER_OFF:
+                with override_settings(POWERCRUD_SETTINGS=settings_off):
+                    response = self.client.post(url, data, headers=HTMX)
+            else:
+                response = self.client.post(url, data, headers=HTMX)
             if response.status_code != 204:
                 body = response.content.decode()[:600]
                 raise AssertionError(f"{key}: bulk edit answered {response.status_code}: {body}")
@@ -566,7 +617,7 @@ def print_report(report: dict[str, Any]) -> dict[str, bool]:
         end="",
     )
     print()
-    for key in ("pc_set", "pc_set_per_row", "pc_obj"):
+    for key in ("pc_set", "pc_set_off", "pc_set_per_row", "pc_obj"):
         if key in res:
             m = res[key]
             kinds = ", ".join(f"{k} {v:,}" for k, v in sorted(m["kinds"].items(), key=lambda kv: -kv[1]))
@@ -591,6 +642,8 @@ def print_report(report: dict[str, Any]) -> dict[str, bool]:
     ratio("powercrud set-based / QuerySet.update()", "pc_set", "qs_update", set_target)
     if rows != 10_000 and "pc_set" in res and "qs_update" in res:
         print(f"  {'':54} {'':9}   (the {SET_RATIO_TARGET:g}x target is stated for N = 10,000)")
+    ratio("run ledger on / off (set-based view)", "pc_set", "pc_set_off", LEDGER_RATIO_TARGET)
+    ratio("powercrud set-based, ledger off / QuerySet.update()", "pc_set_off", "qs_update", None)
     ratio("powercrud set-based / bulk_update()", "pc_set", "bulk_update", None)
     ratio("powercrud set-based / Book full_clean()+save() loop", "pc_set", "book_loop", None)
     ratio("powercrud set-based, per-row mode / QuerySet.update()", "pc_set_per_row", "qs_update", None)
@@ -606,8 +659,8 @@ def print_report(report: dict[str, Any]) -> dict[str, bool]:
         "shelf_loop",
         PER_OBJECT_RATIO_TARGET,
     )
-    budget = 20 + rows // 1000
-    print(f"query budget 20 + N/1000 = {budget}:")
+    budget = 25 + 2 * rows // 1000
+    print(f"query budget with the run ledger, 25 + 2N/1000 = {budget}:")
     for key in ("pc_set", "pc_set_per_row"):
         if key in res:
             queries = res[key]["queries"]
@@ -616,6 +669,16 @@ def print_report(report: dict[str, Any]) -> dict[str, bool]:
                 checks["queries"] = ok
             note = "" if key == "pc_set" else "  (per-row mode: no target)"
             print(f"  {PATHS[key].label:54} {queries:9,}   {verdict(ok)}{note}")
+    if "pc_set_off" in res:
+        budget_off = 20 + rows // 1000
+        queries = res["pc_set_off"]["queries"]
+        ok = queries <= budget_off
+        checks["queries_off"] = ok
+        print(f"query budget without it, 20 + N/1000 = {budget_off}:")
+        print(f"  {PATHS['pc_set_off'].label:54} {queries:9,}   {verdict(ok)}")
+        if "pc_set" in res:
+            extra = res["pc_set"]["queries"] - queries
+            print(f"  {'queries the ledger adds (on - off)':54} {extra:9,}")
     print()
     return checks
 
@@ -625,7 +688,7 @@ def print_memory(reports: list[dict[str, Any]]) -> bool | None:
     ok: bool | None = None
     lines = []
     for engine in dict.fromkeys(r["engine"] for r in reports):
-        for key in ("pc_set", "pc_set_per_row", "pc_obj"):
+        for key in ("pc_set", "pc_set_off", "pc_set_per_row", "pc_obj"):
             peaks = {
                 r["rows"]: r["results"][key]["peak_mb"]
                 for r in reports
