@@ -193,3 +193,13 @@ def test_the_ledger_and_the_core_name_the_same_outcomes() -> None:
     from powercrud.bulk import ledger
 
     assert set(ledger.OUTCOMES) == set(RunRow.Outcome.values)
+
+
+def test_each_batch_records_its_own_rows_when_the_statement_is_reused() -> None:
+    """Batches of one length share one compiled snapshot; each must still record its own rows."""
+    books = make_books(11)  # batches of 3, 3, 3 and 2
+    old_prices = {b.pk: Book.objects.get(pk=b.pk).price for b in books}
+    run, _ = run_sync(Book.objects.all(), {"price": "99.00"}, batch_size=3)
+    assert RunRow.objects.filter(run=run).count() == 11
+    for book in books:
+        assert stored_value(Book, "price", entry(run, book.pk).old["price"]) == old_prices[book.pk]

@@ -299,10 +299,11 @@ class BulkUpdateService:
 
         recorder = ledger.active()
         new_values = to_json(dict(plan.values))
+        names = list(plan.values)
 
         def write(pks: Sequence[Any]) -> int:
             rows = manager.filter(pk__in=pks)
-            recorder.snapshot(rows, old=list(plan.values), new=new_values, unchanged=Q(**plan.values))
+            recorder.snapshot(rows, old=names, new=new_values, unchanged=Q(**plan.values), pks=pks)
             update = {**plan.values, **auto_now_values(plan.auto_now)}
             return rows.exclude(**plan.values).update(**update)
 

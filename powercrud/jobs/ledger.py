@@ -89,26 +89,48 @@ def _errors_json(errors: Iterable[RowError]) -> list[dict[str, Any]]:
     return [{"field": e.field, "messages": list(e.messages)} for e in errors]
 
 
-def insert_select(rows: QuerySet[Any], columns: Sequence[str], expressions: Mapping[str, Any]) -> int:
-    """``INSERT INTO RunRow (columns) SELECT expressions FROM rows``; returns the rows inserted.
+def insert_statement(
+    rows: QuerySet[Any], columns: Sequence[str], expressions: Mapping[str, Any]
+) -> tuple[str, list[Any]] | None:
+    """The SQL and parameters of ``INSERT INTO RunRow (columns) SELECT expressions FROM rows``;
+    None when ``rows`` is empty by construction (``pk__in=[]``).
 
     ``expressions`` maps each column of ``columns`` (in that order) to an expression over ``rows``.
     """
     using = _alias()
-    connection = connections[using]
-    qn = connection.ops.quote_name
+    qn = connections[using].ops.quote_name
     named = {f"pc_{name}": expr for name, expr in expressions.items()}
     select = rows.order_by().annotate(**named).values(*named)
     try:
         sql, params = select.query.get_compiler(using=using).as_sql()
     except EmptyResultSet:
-        return 0
+        return None
     fields = ", ".join(qn(_column(name)) for name in columns)
     picked = ", ".join(f"pc_sel.{qn('pc_' + name)}" for name in columns)
     statement = f"INSERT INTO {qn(RunRow._meta.db_table)} ({fields}) SELECT {picked} FROM ({sql}) pc_sel"
-    with connection.cursor() as cursor:
-        cursor.execute(statement, params)
+    return statement, list(params)
+
+
+def execute(statement: tuple[str, Sequence[Any]] | None) -> int:
+    """Run an ``insert_statement()``; returns the rows inserted."""
+    if statement is None:
+        return 0
+    with connections[_alias()].cursor() as cursor:
+        cursor.execute(*statement)
         return int(cursor.rowcount)
+
+
+def insert_select(rows: QuerySet[Any], columns: Sequence[str], expressions: Mapping[str, Any]) -> int:
+    """``INSERT INTO RunRow (columns) SELECT expressions FROM rows``; returns the rows inserted."""
+    return execute(insert_statement(rows, columns, expressions))
+
+
+def _integer_keys(model: type[models.Model]) -> bool:
+    """True when ``model``'s primary key is an integer column (its prepared value is ``int(pk)``)."""
+    pk_field: Any = model._meta.pk
+    while pk_field.is_relation:
+        pk_field = pk_field.target_field
+    return isinstance(pk_field, models.IntegerField)
 
 
 class Recorder(RowRecorder):
@@ -125,6 +147,9 @@ class Recorder(RowRecorder):
         self.kept: list[RunRow] = []
         self.reported = False  # a service reported rows (a view's own hook may not)
         self.cascaded = 0  # rows a delete removed besides its own (and their links)
+        # Snapshot statements by (fields, new, unchanged, batch length), for integer keys: a run's
+        # batches differ only in their keys, and compiling pk__in again costs as much as the SQL.
+        self._statements: dict[tuple[Any, ...], tuple[str, list[Any]] | None] = {}
 
     # --- what the services report -------------------------------------------------------------
 
@@ -135,8 +160,15 @@ class Recorder(RowRecorder):
         old: Sequence[str],
         new: Mapping[str, Any] | None,
         unchanged: Q | None = None,
+        pks: Sequence[Any] | None = None,
     ) -> None:
         self.reported = True
+        key = (tuple(old), repr(new), str(unchanged), len(pks)) if pks and _integer_keys(self.model) else None
+        cached = self._statements.get(key) if key is not None and not self.check else None
+        if cached is not None and pks:
+            statement, params = cached
+            execute((statement, [*params[: -len(pks)], *(int(pk) for pk in pks)]))
+            return
         outcome: Any = Value(ledger.CHANGED)
         if unchanged is not None:
             outcome = Case(When(unchanged, then=Value(ledger.UNCHANGED)), default=Value(ledger.CHANGED))
@@ -151,8 +183,13 @@ class Recorder(RowRecorder):
             expressions["new"] = Value(dict(new), output_field=models.JSONField())
         if self.check:
             self._keep_selected(rows, expressions)
-        else:
-            insert_select(rows, list(expressions), expressions)
+            return
+        compiled = insert_statement(rows, list(expressions), expressions)
+        if key is not None and compiled is not None and pks is not None:
+            prepared = [int(pk) for pk in pks]
+            # Reused only when the keys are exactly the statement's last parameters.
+            self._statements[key] = compiled if compiled[1][-len(pks) :] == prepared else None
+        execute(compiled)
 
     def _keep_selected(self, rows: QuerySet[Any], expressions: Mapping[str, Any]) -> None:
         named = {f"pc_{name}": expr for name, expr in expressions.items() if name != "run"}
@@ -283,14 +320,20 @@ def settle(
     rolled_back: bool,
     rest: str,
     rest_errors: Sequence[RowError] = (),
-) -> None:
+    total: int | None = None,
+) -> dict[str, int]:
     """Finish ``recorder``'s ledger: what it kept in memory, then every row of ``keys`` (from
     ``selection_keys()`` or ``lock_keys()``) without an entry gets outcome ``rest``, set-based.
 
     ``rolled_back``: the run's writes were undone, so the entries written during it are gone.
+    ``total``: the selection's size when known; a ledger that already has that many entries is
+    complete and the selection is not read again. Returns the ledger's counts.
     """
     recorder.write_kept(rolled_back=rolled_back)
     run = recorder.run
+    found = counts(run)
+    if total is not None and sum(found.values()) >= total:
+        return found
     # NOT EXISTS, an anti-join: NOT IN over a million keys is quadratic once PostgreSQL cannot hash it.
     recorded = RunRow.objects.using(_alias()).filter(run_id=run.pk, object_pk=OuterRef(KEY_COLUMN))
     missing = keys.exclude(Exists(recorded))
@@ -298,11 +341,13 @@ def settle(
     expressions: dict[str, Any] = {"run": Value(run.pk), "object_pk": F(KEY_COLUMN), "outcome": Value(rest)}
     if errors is not None:
         expressions["errors"] = Value(errors, output_field=models.JSONField())
-    insert_select(missing, list(expressions), expressions)
+    if insert_select(missing, list(expressions), expressions):
+        found = counts(run)
+    return found
 
 
 def settle_result(
-    recorder: Recorder, keys: QuerySet[Any], result: BulkResult, *, atomic: bool
+    recorder: Recorder, keys: QuerySet[Any], result: BulkResult, *, atomic: bool, total: int | None = None
 ) -> dict[str, int]:
     """Settle a run that returned ``result``; returns the ledger's counts by outcome.
 
@@ -316,8 +361,7 @@ def settle_result(
             if error.pk is not None and pk_text(recorder.model, error.pk) not in recorder.aside:
                 recorder.fail(error.pk, [error])
     rest = ledger.NOT_REACHED if rolled_back else ledger.CHANGED if not recorder.reported else ledger.SKIPPED
-    settle(recorder, keys, rolled_back=rolled_back, rest=rest)
-    found = counts(recorder.run)
+    found = settle(recorder, keys, rolled_back=rolled_back, rest=rest, total=total)
     if recorder.cascaded and not rolled_back and not result.dry_run:
         found[CASCADED] = recorder.cascaded
     return found
@@ -369,7 +413,7 @@ def run_recorded(
         )
     if not on:
         return result, {}
-    return result, settle_result(recorder, keys, result, atomic=request.atomic)
+    return result, settle_result(recorder, keys, result, atomic=request.atomic, total=context.selection_size)
 
 
 def as_pks(model: type[models.Model], keys: QuerySet[Any], column: str) -> QuerySet[Any]:
