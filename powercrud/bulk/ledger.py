@@ -89,7 +89,7 @@ class RowRecorder:
         """A delete also removed ``count`` other rows (not its own many-to-many links)."""
 
     def later_changes(self, pks: Sequence[Any]) -> Mapping[Any, int]:
-        """For an undo: the first later run that changed each of ``pks``, when one did."""
+        """For an undo: the latest later run that changed each of ``pks``, when one did."""
         return {}
 
 
