@@ -338,3 +338,25 @@ def test_undo_of_a_delete_saves_rows_one_by_one_where_signals_watch(
         "S1 created",
         "S2 created",
     ]
+
+
+def test_undo_writes_only_rows_the_screen_it_is_posted_to_shows(
+    admin_user: Any, catalogue: Catalogue, django_capture_on_commit_callbacks: Any
+) -> None:
+    """An undo is re-scoped like any selection: posted to a screen that hides some of the
+    run's rows, it leaves those rows alone."""
+    client = login(admin_user)
+    books = catalogue["books"][:8]
+    pks = [b.pk for b in books]
+    before = state(pks)
+    run = edit(
+        client, "plain-books", pks, {"change_price": "1", "price": "9.99"}, django_capture_on_commit_callbacks
+    )
+    Book.objects.filter(pk__in=pks[:2]).update(status="archived")  # now outside unarchived-books
+    hidden = set(Book.objects.filter(pk__in=pks, status="archived").values_list("pk", flat=True))
+    assert set(pks[:2]) <= hidden and len(hidden) < len(pks)
+    undo(client, "unarchived-books", run, django_capture_on_commit_callbacks)
+    after = state(pks)
+    assert {after[pk][1] for pk in hidden} == {Decimal("9.99")}
+    assert all(after[pk][1] == before[pk][1] for pk in pks if pk not in hidden)
+    assert latest().row_counts == {"changed": len(pks) - len(hidden)}
