@@ -60,7 +60,8 @@ class ExampleRow:
     changes: tuple[FieldChange, ...]
 
 
-def _field(model: type[models.Model] | None, name: str) -> Any:
+def model_field(model: type[models.Model] | None, name: str) -> Any:
+    """``model``'s field ``name``, or None when there is no such model or field."""
     if model is None:
         return None
     try:
@@ -71,7 +72,7 @@ def _field(model: type[models.Model] | None, name: str) -> Any:
 
 def field_label(model: type[models.Model] | None, name: str | None) -> str:
     """``"Published date"`` for ``"published_date"``; the name itself when there is no such field."""
-    field = _field(model, name or "")
+    field = model_field(model, name or "")
     if field is None or not hasattr(field, "verbose_name"):
         return name or ""
     return capfirst(str(field.verbose_name))
@@ -181,7 +182,7 @@ def describe_request(model: type[models.Model] | None, request: BulkRequest) -> 
         values = {}
     changes = []
     for name in request.fields_to_update:
-        field = _field(model, name)
+        field = model_field(model, name)
         if name not in values:
             text = str(request.field_data.get(name))
         elif isinstance(values[name], M2MChange):

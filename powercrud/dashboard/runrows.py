@@ -22,7 +22,7 @@ from django.http import QueryDict
 from django.utils.text import capfirst
 
 from powercrud.bulk import ledger
-from powercrud.bulk.display import field_label, related_names, show_value
+from powercrud.bulk.display import field_label, model_field, related_names, show_value
 from powercrud.conf import settings as pc_settings
 from powercrud.jobs.ledger import stored_value
 from powercrud.models import BulkTask, RunRow
@@ -181,15 +181,6 @@ class RowLine:
     errors: tuple[ErrorLine, ...]
 
 
-def _field(model: type[models.Model] | None, name: str) -> Any:
-    if model is None:
-        return None
-    try:
-        return model._meta.get_field(name)
-    except FieldDoesNotExist:
-        return None
-
-
 def _python(model: type[models.Model] | None, name: str, value: Any) -> Any:
     """The stored ``value`` as Python; a decimal with its field's places (SQLite drops them)."""
     if model is None or value is None:
@@ -198,7 +189,7 @@ def _python(model: type[models.Model] | None, name: str, value: Any) -> Any:
         found = stored_value(model, name, value)
     except (FieldDoesNotExist, ValidationError, ValueError, TypeError, AttributeError):
         return value
-    field = _field(model, name)
+    field = model_field(model, name)
     if (
         isinstance(found, Decimal)
         and isinstance(field, models.DecimalField)
@@ -217,7 +208,7 @@ def _names_on_page(
     for row in rows:
         for values in (row.old or {}, row.new or {}):
             for name in fields:
-                field = _field(model, name)
+                field = model_field(model, name)
                 value = values.get(name) if isinstance(values, Mapping) else None
                 if field is None or not field.is_relation or value is None:
                     continue
@@ -225,11 +216,11 @@ def _names_on_page(
                     wanted[name].update(value if isinstance(value, list) else [])
                 else:
                     wanted[name].add(value)
-    return {name: related_names(_field(model, name), ids) for name, ids in wanted.items() if ids}
+    return {name: related_names(model_field(model, name), ids) for name, ids in wanted.items() if ids}
 
 
 def _shown(model: type[models.Model] | None, name: str, value: Any, names: Mapping[str, str]) -> str:
-    return show_value(_field(model, name), value, names)
+    return show_value(model_field(model, name), value, names)
 
 
 def _errors(model: type[models.Model] | None, errors: Any) -> tuple[ErrorLine, ...]:
