@@ -17,6 +17,7 @@ from django.db.models import ProtectedError, QuerySet, RestrictedError
 from powercrud.bulk import ledger
 from powercrud.bulk.codec import sorted_values, to_json
 from powercrud.bulk.db_errors import describe_db_error, is_run_error
+from powercrud.bulk.keys import in_batch
 from powercrud.bulk.m2m import link_edit, read_links
 from powercrud.bulk.restore import forward_links, link_labels, restore_batch
 from powercrud.bulk.runner import (
@@ -129,7 +130,7 @@ class BulkDeleteService:
 
     def batch_queryset(self, model: type[models.Model], using: str, pks: Sequence[Any]) -> QuerySet[Any]:
         """The rows of one batch to delete; returns a queryset."""
-        return model._base_manager.using(using).filter(pk__in=pks)
+        return model._base_manager.using(using).filter(in_batch(model, using, pks))
 
     def _delete(self, model: type[models.Model], using: str, pks: Sequence[Any]) -> tuple[int, int]:
         rows = self.batch_queryset(model, using, pks)

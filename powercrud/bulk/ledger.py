@@ -61,12 +61,10 @@ class RowRecorder:
         old: Sequence[str],
         new: Mapping[str, Any] | None,
         unchanged: Q | None = None,
-        pks: Sequence[Any] | None = None,
     ) -> None:
         """Record ``rows`` before they are written: the current values of the fields ``old``,
         ``new`` (the same for every row; None for a delete), ``UNCHANGED`` for rows matching
-        ``unchanged``, else ``CHANGED``. Called in the transaction of the write that follows.
-        ``pks``: when ``rows`` is ``filter(pk__in=pks)``, so the statement can be reused."""
+        ``unchanged``, else ``CHANGED``. Called in the transaction of the write that follows."""
 
     def record(self, entries: Sequence[Entry]) -> None:
         """Record ``entries``, rows the service read and decided about."""

@@ -16,6 +16,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import models
 
 from powercrud.bulk.codec import sorted_values
+from powercrud.bulk.keys import in_batch
 from powercrud.bulk.m2m import M2MEdit, read_links
 from powercrud.bulk.strategies import RowChecks, WriteStrategy
 from powercrud.bulk.types import BulkContext, BulkInputError, RowChange
@@ -117,7 +118,11 @@ def load_rows(plan: UpdatePlan, batch: Sequence[Any]) -> list[Row]:
 
     One query for the rows, plus one per many-to-many field for the current links.
     """
-    rows = plan.model._base_manager.using(plan.using).filter(pk__in=batch).order_by("pk")
+    rows = (
+        plan.model._base_manager.using(plan.using)
+        .filter(in_batch(plan.model, plan.using, batch))
+        .order_by("pk")
+    )
     names = list(plan.values)
     found: list[tuple[Any, models.Model | None, dict[str, Any]]] = []
     if plan.load is Load.INSTANCES:

@@ -22,6 +22,7 @@ from django.db import models
 
 from powercrud.bulk import ledger
 from powercrud.bulk.codec import to_json
+from powercrud.bulk.keys import in_batch
 from powercrud.bulk.m2m import link_edit
 from powercrud.bulk.runner import BatchOutcome, Isolation, write_isolated
 from powercrud.bulk.strategies import WriteStrategy, choose_strategy
@@ -60,7 +61,9 @@ def restore_batch(
     out = BatchOutcome()
     recorder = ledger.active()
     earlier = recorder.earlier(batch)
-    present = set(model._base_manager.using(using).filter(pk__in=batch).values_list("pk", flat=True))
+    present = set(
+        model._base_manager.using(using).filter(in_batch(model, using, batch)).values_list("pk", flat=True)
+    )
     rows: list[tuple[Any, Mapping[str, Any]]] = []
     conflicts: list[ledger.Entry] = []
     for pk in batch:

@@ -26,6 +26,7 @@ from django.db.models import Q, QuerySet
 from powercrud.bulk import ledger, messages
 from powercrud.bulk.codec import to_json
 from powercrud.bulk.db_errors import describe_db_error, explain_db_error, is_run_error
+from powercrud.bulk.keys import in_batch
 from powercrud.bulk.m2m import m2m_changes, resolve_edit, write_links
 from powercrud.bulk.plan import (
     Load,
@@ -302,8 +303,8 @@ class BulkUpdateService:
         names = list(plan.values)
 
         def write(pks: Sequence[Any]) -> int:
-            rows = manager.filter(pk__in=pks)
-            recorder.snapshot(rows, old=names, new=new_values, unchanged=Q(**plan.values), pks=pks)
+            rows = manager.filter(in_batch(plan.model, plan.using, pks))
+            recorder.snapshot(rows, old=names, new=new_values, unchanged=Q(**plan.values))
             update = {**plan.values, **auto_now_values(plan.auto_now)}
             return rows.exclude(**plan.values).update(**update)
 
@@ -392,9 +393,9 @@ class BulkUpdateService:
                 row.instance.save(using=plan.using, update_fields=update_fields)
         elif plain_rows:
             update = {**plan.values, **auto_now_values(plan.auto_now)}
-            plan.model._base_manager.using(plan.using).filter(pk__in=[row.pk for row in plain_rows]).update(
-                **update
-            )
+            plan.model._base_manager.using(plan.using).filter(
+                in_batch(plan.model, plan.using, [row.pk for row in plain_rows])
+            ).update(**update)
         for edit in plan.m2m:
             moves = [(row.pk, *row.links[edit.name]) for row in rows]
             write_links(edit, plan.using, [(pk, old, new) for pk, old, new in moves if old != new])

@@ -29,6 +29,7 @@ from django.db import models
 
 from powercrud.bulk import ledger
 from powercrud.bulk.codec import sorted_values, to_json
+from powercrud.bulk.keys import in_batch
 from powercrud.bulk.m2m import M2MEdit, link_edit, read_links
 from powercrud.bulk.plan import validation_messages
 from powercrud.bulk.runner import BatchOutcome, Isolation, write_isolated
@@ -108,7 +109,11 @@ def _m2m_edit(model: type[models.Model], name: str) -> M2MEdit:
 
 
 def _read(plan: UndoPlan, batch: Sequence[Any]) -> dict[Any, tuple[models.Model | None, dict[str, Any]]]:
-    rows = plan.model._base_manager.using(plan.using).filter(pk__in=batch).order_by("pk")
+    rows = (
+        plan.model._base_manager.using(plan.using)
+        .filter(in_batch(plan.model, plan.using, batch))
+        .order_by("pk")
+    )
     found: dict[Any, tuple[models.Model | None, dict[str, Any]]] = {}
     if plan.instances:
         for obj in rows:
@@ -249,7 +254,7 @@ def _write_rows(plan: UndoPlan, rows: Sequence[_Row]) -> None:
             groups.setdefault(tuple(row.target[n] for n in plan.plain), []).append(row.pk)
         if len(groups) <= GROUPED_UPDATES:
             for values, pks in groups.items():
-                manager.filter(pk__in=pks).update(
+                manager.filter(in_batch(plan.model, plan.using, pks)).update(
                     **{plan.attnames[n]: v for n, v in zip(plan.plain, values, strict=True)}, **stamps
                 )
         else:

@@ -90,17 +90,18 @@ def _errors_json(errors: Iterable[RowError]) -> list[dict[str, Any]]:
 
 
 def insert_statement(
-    rows: QuerySet[Any], columns: Sequence[str], expressions: Mapping[str, Any]
+    rows: QuerySet[Any], columns: Sequence[str], expressions: Mapping[str, Any], order: Sequence[str] = ()
 ) -> tuple[str, list[Any]] | None:
     """The SQL and parameters of ``INSERT INTO RunRow (columns) SELECT expressions FROM rows``;
     None when ``rows`` is empty by construction (``pk__in=[]``).
 
-    ``expressions`` maps each column of ``columns`` (in that order) to an expression over ``rows``.
+    ``expressions`` maps each column of ``columns`` (in that order) to an expression over ``rows``;
+    ``order``: the order the rows are inserted in (the ledger's ids follow it).
     """
     using = _alias()
     qn = connections[using].ops.quote_name
     named = {f"pc_{name}": expr for name, expr in expressions.items()}
-    select = rows.order_by().annotate(**named).values(*named)
+    select = rows.order_by(*order).annotate(**named).values(*named)
     try:
         sql, params = select.query.get_compiler(using=using).as_sql()
     except EmptyResultSet:
@@ -125,14 +126,6 @@ def insert_select(rows: QuerySet[Any], columns: Sequence[str], expressions: Mapp
     return execute(insert_statement(rows, columns, expressions))
 
 
-def _integer_keys(model: type[models.Model]) -> bool:
-    """True when ``model``'s primary key is an integer column (its prepared value is ``int(pk)``)."""
-    pk_field: Any = model._meta.pk
-    while pk_field.is_relation:
-        pk_field = pk_field.target_field
-    return isinstance(pk_field, models.IntegerField)
-
-
 class Recorder(RowRecorder):
     """Writes one run's ``RunRow`` entries (see the module docs)."""
 
@@ -147,9 +140,6 @@ class Recorder(RowRecorder):
         self.kept: list[RunRow] = []
         self.reported = False  # a service reported rows (a view's own hook may not)
         self.cascaded = 0  # rows a delete removed besides its own (and their links)
-        # Snapshot statements by (fields, new, unchanged, batch length), for integer keys: a run's
-        # batches differ only in their keys, and compiling pk__in again costs as much as the SQL.
-        self._statements: dict[tuple[Any, ...], tuple[str, list[Any]] | None] = {}
 
     # --- what the services report -------------------------------------------------------------
 
@@ -160,15 +150,8 @@ class Recorder(RowRecorder):
         old: Sequence[str],
         new: Mapping[str, Any] | None,
         unchanged: Q | None = None,
-        pks: Sequence[Any] | None = None,
     ) -> None:
         self.reported = True
-        key = (tuple(old), repr(new), str(unchanged), len(pks)) if pks and _integer_keys(self.model) else None
-        cached = self._statements.get(key) if key is not None and not self.check else None
-        if cached is not None and pks:
-            statement, params = cached
-            execute((statement, [*params[: -len(pks)], *(int(pk) for pk in pks)]))
-            return
         outcome: Any = Value(ledger.CHANGED)
         if unchanged is not None:
             outcome = Case(When(unchanged, then=Value(ledger.UNCHANGED)), default=Value(ledger.CHANGED))
@@ -184,12 +167,7 @@ class Recorder(RowRecorder):
         if self.check:
             self._keep_selected(rows, expressions)
             return
-        compiled = insert_statement(rows, list(expressions), expressions)
-        if key is not None and compiled is not None and pks is not None:
-            prepared = [int(pk) for pk in pks]
-            # Reused only when the keys are exactly the statement's last parameters.
-            self._statements[key] = compiled if compiled[1][-len(pks) :] == prepared else None
-        execute(compiled)
+        execute(insert_statement(rows, list(expressions), expressions, order=("pk",)))
 
     def _keep_selected(self, rows: QuerySet[Any], expressions: Mapping[str, Any]) -> None:
         named = {f"pc_{name}": expr for name, expr in expressions.items() if name != "run"}

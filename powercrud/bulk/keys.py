@@ -1,0 +1,52 @@
+"""A batch's primary keys in a query, with one parameter for the whole batch where possible.
+
+``filter(pk__in=[...1,000 keys...])`` makes Django prepare every key (``get_prep_value``
+and friends, per key) and the database parse a thousand placeholders, for every statement
+of every batch. For integer keys on SQLite and PostgreSQL, ``in_batch()`` sends the batch as
+one parameter instead: ``IN (SELECT value FROM json_each(%s))`` on SQLite,
+``IN (SELECT unnest(%s::bigint[]))`` on PostgreSQL. Other keys and databases keep ``pk__in``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from django.db import connections, models
+from django.db.models import Q
+from django.db.models.expressions import RawSQL
+
+
+def _as_json(keys: list[int]) -> Any:
+    return json.dumps(keys)
+
+
+def _as_array(keys: list[int]) -> Any:
+    return keys
+
+
+_ONE_PARAMETER: dict[str, tuple[str, Callable[[list[int]], Any]]] = {
+    "sqlite": ("SELECT value FROM json_each(%s)", _as_json),
+    "postgresql": ("SELECT unnest(%s::bigint[])", _as_array),
+}
+
+
+def integer_keys(model: type[models.Model]) -> bool:
+    """True when ``model``'s primary key is an integer column."""
+    pk_field: Any = model._meta.pk
+    while pk_field.is_relation:  # multi-table inheritance: the parent link
+        pk_field = pk_field.target_field
+    return isinstance(pk_field, models.IntegerField)
+
+
+def in_batch(model: type[models.Model], using: str, pks: Sequence[Any]) -> Q:
+    """``Q(pk__in=pks)``, as one parameter when the keys are integers on SQLite or PostgreSQL."""
+    form = _ONE_PARAMETER.get(connections[using].vendor)
+    if form is None or not pks or not integer_keys(model):
+        return Q(pk__in=pks)
+    keys = list(pks)
+    if not all(type(pk) is int for pk in keys):  # noqa: E721 - bool and str keys keep pk__in
+        return Q(pk__in=pks)
+    sql, encode = form
+    return Q(pk__in=RawSQL(sql, (encode(keys),)))
