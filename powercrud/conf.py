@@ -18,8 +18,11 @@ DEFAULTS: dict[str, Any] = {
     "PAGE_SIZE_OPTIONS": (10, 25, 50, 100),
     # Used when a view sets no ``paginate_by``.
     "DEFAULT_PAGE_SIZE": 25,
-    # A foreign-key filter over a table with more rows than this becomes a text filter.
+    # A relation (foreign key or many-to-many) with more rows than this is shown, in forms,
+    # filters and the bulk modal, as a search-as-you-type control instead of a select.
     "FILTER_SELECT_MAX_CHOICES": 200,
+    # Most matches one request to a relation search endpoint returns (then ``more``).
+    "RELATION_PAGE_SIZE": 20,
     # Query-string parameter names.
     "SORT_PARAM": "sort",
     "SEARCH_PARAM": "q",

@@ -36,6 +36,7 @@ from powercrud.edit_merge import EditConflict, loaded_values, merge_concurrent_c
 from powercrud.formfields import formfield_for
 from powercrud.jobs.locks import LockConflict, guard_rows
 from powercrud.notices import take_notices
+from powercrud.relations import RelationSearch
 
 # Views that define a model register here so system checks can inspect them.
 registry: list[type[CRUDView]] = []
@@ -72,6 +73,7 @@ class Role(enum.Enum):
     SELECTION = "selection"
     BULK_EDIT = "bulk-edit"
     BULK_DELETE = "bulk-delete"
+    RELATION = "relation"
 
     @property
     def handlers(self) -> dict[str, str]:
@@ -115,6 +117,7 @@ _HANDLERS = {
     Role.SELECTION: {"get": "selection_state", "post": "update_selection"},
     Role.BULK_EDIT: {"get": "show_bulk_form", "post": "process_bulk_form"},
     Role.BULK_DELETE: {"get": "confirm_bulk_delete", "post": "process_bulk_delete"},
+    Role.RELATION: {"get": "relation_search"},
 }
 _ROUTES = {
     Role.LIST: "",
@@ -125,6 +128,7 @@ _ROUTES = {
     Role.SELECTION: "selection/",
     Role.BULK_EDIT: "bulk/edit/",
     Role.BULK_DELETE: "bulk/delete/",
+    Role.RELATION: "relation/<str:field>/",
 }
 _TEMPLATE_SUFFIXES = {
     Role.LIST: "list",
@@ -135,6 +139,7 @@ _TEMPLATE_SUFFIXES = {
     Role.SELECTION: "selection",
     Role.BULK_EDIT: "bulk_edit",
     Role.BULK_DELETE: "bulk_delete",
+    Role.RELATION: "relation",
 }
 _PERMISSION_ACTIONS = {
     Role.LIST: "view",
@@ -145,7 +150,11 @@ _PERMISSION_ACTIONS = {
     Role.SELECTION: "view",
     Role.BULK_EDIT: "change",
     Role.BULK_DELETE: "delete",
+    Role.RELATION: "view",  # and more: see has_role_permission()
 }
+
+# The screens that show relation controls, and the place each is (relations.py).
+_FORM_PLACES = {Role.LIST: "filter", Role.CREATE: "form", Role.UPDATE: "form", Role.BULK_EDIT: "bulk"}
 
 
 def _blockers_text(objects: Any) -> str:
@@ -162,7 +171,7 @@ def _blockers_text(objects: Any) -> str:
     return f" It is still used by {kinds}: {', '.join(names)}{more}."
 
 
-class CRUDView(View):
+class CRUDView(RelationSearch, View):
     """One class, every CRUD screen for ``model``: list, detail, create, update, delete."""
 
     model: ClassVar[type[models.Model] | None] = None
@@ -302,6 +311,10 @@ class CRUDView(View):
 
     def has_role_permission(self, role: Role) -> bool:
         """Whether the current user may use ``role``."""
+        if role is Role.RELATION and not (self.role_permissions and role.value in self.role_permissions):
+            # Relation search serves a form, a filter or the bulk modal: any one of them will do
+            # here; the endpoint then checks the place it is asked for (relations.py).
+            return any(self.has_role_permission(r) for r in self.get_roles() if r in _FORM_PLACES)
         return self.request.user.has_perms(self.get_role_permissions(role))
 
     def handle_no_permission(self) -> HttpResponse:
@@ -373,6 +386,7 @@ class CRUDView(View):
         if issubclass(form_class, forms.BaseModelForm):
             kwargs["instance"] = self.object
         form = form_class(**kwargs)
+        self.scope_form_choices(form)  # get_relation_queryset() (relations.py)
         if self.role is Role.UPDATE and isinstance(form, forms.BaseModelForm) and self.object is not None:
             track_loaded_values(form)  # so a save keeps what others changed since (edit_merge.py)
         return form
@@ -565,6 +579,8 @@ class CRUDView(View):
         if self.announce_runs and not context["is_modal"]:
             context["run_notices"] = take_notices(self.request.user)  # background runs that ended
         form = extra.get("form")
+        if isinstance(form, forms.BaseForm) and self.role in _FORM_PLACES and self.role is not Role.LIST:
+            self.use_search_widgets(form, _FORM_PLACES[self.role])  # big relations search (relations.py)
         if self.role is Role.UPDATE and self.object is not None and isinstance(form, forms.BaseModelForm):
             context["loaded_values"] = loaded_values(form)  # see edit_merge.py
         context.update(extra)

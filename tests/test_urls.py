@@ -44,15 +44,16 @@ class ReadOnlyAuthorView(CRUDView):
 urlpatterns = [*PlainTagView.get_urls(), *ReadOnlyAuthorView.get_urls()]
 
 
-def test_plain_view_has_exactly_the_five_crud_urls():
+def test_plain_view_has_exactly_the_five_crud_urls_and_relation_search():
     assert routes(PlainTagView.get_urls()) == {
         "tag-list": "tag/",
         "tag-create": "tag/new/",
         "tag-detail": "tag/<int:pk>/",
         "tag-update": "tag/<int:pk>/edit/",
         "tag-delete": "tag/<int:pk>/delete/",
+        "tag-relation": "tag/relation/<str:field>/",
     }
-    assert PlainTagView.get_roles() == CRUD_ROLES
+    assert PlainTagView.get_roles() == [*CRUD_ROLES, Role.RELATION]
 
 
 def test_book_view_urls():

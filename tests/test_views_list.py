@@ -590,14 +590,17 @@ def test_filtered_htmx_list_query_count_does_not_grow_with_rows(htmx_client, man
     assert counts[100] == counts[10], counts
 
 
-def test_a_foreign_key_filter_over_a_big_table_becomes_a_text_filter(admin_client, catalogue):
+def test_a_foreign_key_filter_over_a_big_table_becomes_a_search_control(admin_client, catalogue):
+    """Still an exact filter on the key, in the same place; drawn as a relation search
+    (tests/test_relations.py covers the control and its endpoint)."""
     from django.test import override_settings
 
+    calvino = catalogue["authors"][1]
     with override_settings(POWERCRUD_SETTINGS={"FILTER_SELECT_MAX_CHOICES": 2}):
-        response = admin_client.get("/book/", {"author": "calvino"})
+        response = admin_client.get("/book/", {"author": str(calvino.pk)})
         page = response.content.decode()
     assert response.status_code == 200
-    assert '<input type="text" name="author"' in page
+    assert 'data-pc-relation="/book/relation/author/?for=filter"' in page
     assert '<select name="author"' not in page
     titles = {row["object"].author.name for row in response.context_data["rows"]}
     assert titles == {"Italo Calvino"}

@@ -13,6 +13,7 @@ from typing import Any
 from django import forms
 from django.db import models
 from django.forms import BoundField
+from django.forms.models import apply_limit_choices_to_to_formfield
 
 from powercrud.bulk.request import BulkRequest
 from powercrud.bulk.types import BulkInputError
@@ -23,6 +24,8 @@ TOGGLE_PREFIX = "change_"
 M2M_OP_CHOICES = [("add", "Add these"), ("remove", "Remove these"), ("replace", "Replace all with these")]
 
 ChoicesHook = Callable[[str, models.QuerySet[Any]], models.QuerySet[Any]]
+# Given a field name and its value field, the widget to draw it with instead (or None).
+WidgetHook = Callable[[str, forms.Field], forms.Widget | None]
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,8 @@ def value_form_field(model_field: models.Field[Any, Any], choices_hook: ChoicesH
             kwargs["widget"] = forms.CheckboxSelectMultiple(attrs={"class": "pc-checklist"})
     form_field = model_field.formfield(**kwargs)
     assert form_field is not None
+    if model_field.is_relation:
+        apply_limit_choices_to_to_formfield(form_field)  # as a ModelForm does
     if model_field.is_relation and choices_hook is not None:
         queryset = choices_hook(model_field.name, form_field.queryset)  # type: ignore[attr-defined]
         form_field.queryset = queryset  # type: ignore[attr-defined]
@@ -87,7 +92,13 @@ def value_form_field(model_field: models.Field[Any, Any], choices_hook: ChoicesH
 
 
 class BulkEditForm(forms.Form):
-    """Built for one model and its ``bulk_fields``; bound data decides which are changed."""
+    """Built for one model and its ``bulk_fields``; bound data decides which are changed.
+
+    ``widget_hook``, when set (the view sets it before rendering), may give a value field
+    another widget (a relation search control); ``rows()`` asks it for every row it draws.
+    """
+
+    widget_hook: WidgetHook | None = None
 
     def __init__(
         self,
@@ -160,6 +171,10 @@ class BulkEditForm(forms.Form):
         )
         for name in self.bulk_fields:
             source = self if name in self.fields else unbound
+            if self.widget_hook is not None:
+                widget = self.widget_hook(name, source.fields[name])
+                if widget is not None:
+                    source.fields[name].widget = widget
             value = source[name]
             operation = source[name + M2M_OP_SUFFIX] if name + M2M_OP_SUFFIX in source.fields else None
             result.append(

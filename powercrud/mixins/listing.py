@@ -9,7 +9,6 @@ from typing import Any, ClassVar, cast
 
 import django_filters
 from django import forms
-from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from django.db.models import Exists, OuterRef, Q
 from django.db.models.expressions import Combinable
@@ -21,29 +20,13 @@ from powercrud.mixins.contracts import ListHost
 TEXT_FIELDS = (models.CharField, models.TextField)
 
 
-def _text_path_for(field: models.Field[Any, Any]) -> str | None:
-    """For a relation, the related model's first text ``ordering`` field (e.g. ``name``)."""
-    related = field.related_model
-    if related is None:
-        return None
-    for key in related._meta.ordering or ():
-        if isinstance(key, str) and "__" not in key:
-            try:
-                target = related._meta.get_field(key.lstrip("-"))
-            except FieldDoesNotExist:
-                continue
-            if isinstance(target, TEXT_FIELDS):
-                return target.name
-    return None
-
-
 def build_filterset_class(model: type[models.Model], names: Sequence[str]) -> type[django_filters.FilterSet]:
     """A FilterSet for ``names``: text fields match by ``icontains``, the rest by django-filter's
     defaults (choices and foreign keys become selects, booleans a yes/no select).
 
-    A foreign key whose table has more than ``FILTER_SELECT_MAX_CHOICES`` rows becomes a text
-    filter on the related model's first text ``ordering`` field, so the page never renders a
-    select with thousands of options.
+    A relation keeps its exact filter whatever the table size; ``ListMixin.get_filterset()``
+    draws one over more than ``FILTER_SELECT_MAX_CHOICES`` rows as a search control instead of
+    a select (``relations.py``), so the page never renders thousands of options.
     """
     declared: dict[str, Any] = {}
     exact: list[str] = []
@@ -53,15 +36,6 @@ def build_filterset_class(model: type[models.Model], names: Sequence[str]) -> ty
         if isinstance(field, TEXT_FIELDS) and not field.choices:
             declared[name] = django_filters.CharFilter(field_name=name, lookup_expr="icontains", label=label)
             continue
-        if field.many_to_one or field.one_to_one:
-            text = _text_path_for(field)
-            limit = pc_settings.FILTER_SELECT_MAX_CHOICES
-            related = field.related_model
-            if text and related is not None and related._default_manager.all()[: limit + 1].count() > limit:
-                declared[name] = django_filters.CharFilter(
-                    field_name=f"{name}__{text}", lookup_expr="icontains", label=label
-                )
-                continue
         exact.append(name)
     meta = type("Meta", (), {"model": model, "fields": exact})
     return type(f"{model.__name__}FilterSet", (django_filters.FilterSet,), {"Meta": meta, **declared})
@@ -123,7 +97,18 @@ class ListMixin(ListHost):
             )
             if self._filterset is not None:
                 prepare_filter_form(self._filterset.form)
+                self.scope_filter_choices(self._filterset)
+                self.use_search_widgets(self._filterset.form, "filter")
         return self._filterset
+
+    def scope_filter_choices(self, filterset: django_filters.FilterSet) -> None:
+        """Narrow each relation filter's choices through ``get_relation_queryset()``, as forms are."""
+        relations = self.relation_fields("filter")
+        for name, form_field in filterset.form.fields.items():
+            field_name = getattr(filterset.filters.get(name), "field_name", None)
+            queryset = getattr(form_field, "queryset", None)
+            if field_name in relations and queryset is not None:
+                form_field.queryset = self.get_relation_queryset(field_name, queryset)
 
     def get_search_query(self) -> str:
         return self.request.GET.get(pc_settings.SEARCH_PARAM, "").strip()[:200]
