@@ -210,6 +210,9 @@ WHEEL_MUST_HAVE = (
     "powercrud/static/powercrud/powercrud.css",
     "powercrud/static/powercrud/powercrud.js",
     "powercrud/static/powercrud/vendor/htmx.min.js",
+    "powercrud/static/powercrud/vendor/tom-select/tom-select.complete.min.js",
+    "powercrud/static/powercrud/vendor/tom-select/LICENSE",
+    "powercrud/static/powercrud/relations.js",
     "powercrud/static/powercrud/favicon.svg",
 )
 WHEEL_MUST_NOT_HAVE = ("sample", "tests", "bench", "release", "docs")
