@@ -328,3 +328,70 @@ def check_views(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     for view in list(dict.fromkeys(registry)):
         errors += check_view(view)
     return errors
+
+
+def _view_form_fields(view: type[Any]) -> list[str] | None:
+    """The fields of ``view``'s create/update form, or None when they cannot be known here."""
+    form_class = getattr(view, "form_class", None)
+    if form_class is not None:
+        return list(getattr(form_class, "base_fields", {}))
+    try:
+        return list(view().get_form_fields())
+    except Exception:  # a get_fields()/get_form_fields() that needs a request: nothing to check
+        return None
+
+
+def check_list_features(view: type[Any]) -> list[CheckMessage]:
+    """E016: ``inline_edit_fields`` outside the view's form; E017: a malformed ``saved_views``."""
+    model = getattr(view, "model", None)
+    if not (isinstance(model, type) and issubclass(model, models.Model)):
+        return []
+    errors: list[CheckMessage] = []
+    inline = list(getattr(view, "inline_edit_fields", ()) or ())
+    form_fields = _view_form_fields(view) if inline else None
+    if form_fields is not None:
+        for name in inline:
+            if name not in form_fields:
+                errors.append(
+                    Error(
+                        f"{view.__qualname__}.inline_edit_fields names {name!r}, which is not a field "
+                        "of the view's form.",
+                        hint="Inline editing saves through the view's form: name fields it edits "
+                        f"({', '.join(form_fields) or 'none'}), or add {name!r} to form_fields.",
+                        obj=view,
+                        id="powercrud.E016",
+                    )
+                )
+    shipped = getattr(view, "saved_views", ()) or ()
+    for entry in shipped if isinstance(shipped, (list, tuple)) else [shipped]:
+        if not (
+            isinstance(entry, (list, tuple))
+            and len(entry) == 2
+            and all(isinstance(part, str) for part in entry)
+            and entry[0].strip()
+        ):
+            errors.append(
+                Error(
+                    f"{view.__qualname__}.saved_views has {entry!r}, which is not a "
+                    "(name, query string) pair.",
+                    hint='Write saved_views = [("Drafts", "?status=draft&sort=-price")].',
+                    obj=view,
+                    id="powercrud.E017",
+                )
+            )
+    return errors
+
+
+@register(Tags.models)
+def check_list_feature_views(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Run ``check_list_features`` on every CRUD view (``check_views`` imported the URLconf)."""
+    from django.urls import get_resolver
+
+    from powercrud.views import registry
+
+    with contextlib.suppress(Exception):
+        _ = get_resolver().url_patterns
+    errors: list[CheckMessage] = []
+    for view in list(dict.fromkeys(registry)):
+        errors += check_list_features(view)
+    return errors

@@ -209,3 +209,52 @@ class RunRow(models.Model):
 
     def __str__(self) -> str:
         return f"{self.object_pk}: {self.outcome} in bulk run #{self.run_id}"
+
+
+class ViewPreference(models.Model):
+    """One user's choices on one list screen: their columns, or one of their saved views.
+
+    ``kind`` says which. A ``columns`` row (at most one per user and view) holds the columns
+    the user shows, in order. A ``saved`` row is a named state of the list: its query string
+    (filters, search, sort, page size) and its columns. Both are read in one query per list
+    page. ``columns`` may name columns the view no longer has; they are ignored when read.
+    """
+
+    class Kind(models.TextChoices):
+        COLUMNS = "columns", "Column choice"
+        SAVED = "saved", "Saved view"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="powercrud_view_preferences"
+    )
+    view_key = models.CharField(max_length=200, help_text="Which list: '<app.model>:<url base>'.")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.COLUMNS)
+    name = models.CharField(
+        max_length=100, blank=True, help_text="A saved view's name, as the user typed it."
+    )
+    query = models.CharField(
+        max_length=2000,
+        blank=True,
+        help_text="A saved view's query string: filters, search, sort, page size.",
+    )
+    columns = models.JSONField(
+        default=list, blank=True, help_text="The columns shown, in order; empty for the view's own."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "view_key"],
+                condition=models.Q(kind="columns"),
+                name="powercrud_viewpref_one_column_choice",
+            ),
+        ]
+        indexes = [models.Index(fields=["user", "view_key"], name="powercrud_viewpref_user_view")]
+        verbose_name = "view preference"
+
+    def __str__(self) -> str:
+        if self.kind == self.Kind.SAVED:
+            return f"Saved view “{self.name}” of {self.view_key}"
+        return f"Columns of {self.view_key}"

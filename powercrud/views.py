@@ -74,6 +74,8 @@ class Role(enum.Enum):
     BULK_EDIT = "bulk-edit"
     BULK_DELETE = "bulk-delete"
     RELATION = "relation"
+    INLINE = "inline"
+    PREFERENCES = "preferences"
 
     @property
     def handlers(self) -> dict[str, str]:
@@ -86,8 +88,13 @@ class Role(enum.Enum):
         return self in (Role.SELECTION, Role.BULK_EDIT, Role.BULK_DELETE)
 
     @property
+    def is_list_feature(self) -> bool:
+        """Roles that exist only when a view turns on a list feature (``has_list_feature_role``)."""
+        return self in (Role.INLINE, Role.PREFERENCES)
+
+    @property
     def needs_object(self) -> bool:
-        return self in (Role.DETAIL, Role.UPDATE, Role.DELETE)
+        return self in (Role.DETAIL, Role.UPDATE, Role.DELETE, Role.INLINE)
 
     @property
     def template_suffix(self) -> str:
@@ -118,6 +125,8 @@ _HANDLERS = {
     Role.BULK_EDIT: {"get": "show_bulk_form", "post": "process_bulk_form"},
     Role.BULK_DELETE: {"get": "confirm_bulk_delete", "post": "process_bulk_delete"},
     Role.RELATION: {"get": "relation_search"},
+    Role.INLINE: {"get": "show_inline_form", "post": "process_inline_form"},
+    Role.PREFERENCES: {"get": "show_preferences", "post": "save_preferences"},
 }
 _ROUTES = {
     Role.LIST: "",
@@ -129,6 +138,8 @@ _ROUTES = {
     Role.BULK_EDIT: "bulk/edit/",
     Role.BULK_DELETE: "bulk/delete/",
     Role.RELATION: "relation/<str:field>/",
+    Role.INLINE: "{pk}/inline/",
+    Role.PREFERENCES: "preferences/",
 }
 _TEMPLATE_SUFFIXES = {
     Role.LIST: "list",
@@ -140,6 +151,8 @@ _TEMPLATE_SUFFIXES = {
     Role.BULK_EDIT: "bulk_edit",
     Role.BULK_DELETE: "bulk_delete",
     Role.RELATION: "relation",
+    Role.INLINE: "form",
+    Role.PREFERENCES: "list",
 }
 _PERMISSION_ACTIONS = {
     Role.LIST: "view",
@@ -151,6 +164,8 @@ _PERMISSION_ACTIONS = {
     Role.BULK_EDIT: "change",
     Role.BULK_DELETE: "delete",
     Role.RELATION: "view",  # and more: see has_role_permission()
+    Role.INLINE: "change",  # and the UPDATE role's own permissions (mixins/inline.py)
+    Role.PREFERENCES: "view",
 }
 
 # The screens that show relation controls, and the place each is (relations.py).
@@ -219,11 +234,21 @@ class CRUDView(RelationSearch, View):
     @classmethod
     def get_roles(cls) -> list[Role]:
         """The roles this view serves; override to drop some (e.g. no delete screen)."""
-        return [role for role in Role if not role.is_bulk or cls.has_bulk_role(role)]
+        return [
+            role
+            for role in Role
+            if (not role.is_bulk or cls.has_bulk_role(role))
+            and (not role.is_list_feature or cls.has_list_feature_role(role))
+        ]
 
     @classmethod
     def has_bulk_role(cls, role: Role) -> bool:
         """Whether bulk ``role`` is enabled; ``PowerCRUDMixin`` turns these on."""
+        return False
+
+    @classmethod
+    def has_list_feature_role(cls, role: Role) -> bool:
+        """Whether list-feature ``role`` (inline edit, preferences) is on; ``PowerCRUDMixin`` decides."""
         return False
 
     @classmethod

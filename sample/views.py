@@ -42,6 +42,10 @@ class BookCRUDView(SampleCRUDMixin):
     bulk_delete = True
     bulk_async = True  # selections of BULK_MIN_ASYNC_RECORDS (1,000) rows or more run on a worker
     bulk_update_persistence_backend_path = "sample.backends.BookBulkUpdateBackend"
+    # Edit a row in place (Enter saves, Esc cancels); the rest of the form stays in the modal.
+    inline_edit_fields = ["title", "status", "price", "is_available"]
+    # Offered to every user in the list's Views menu, next to their own saved views.
+    saved_views = [("Drafts, dearest first", "?status=draft&sort=-price")]
 
     def persist_bulk_update(self, *, queryset, fields_to_update, field_data, progress_callback=None):
         """The sync hook: the same service the worker-side backend calls."""

@@ -201,3 +201,128 @@
   document.addEventListener("DOMContentLoaded", syncPageBox);
   document.addEventListener("htmx:afterSettle", syncPageBox);
 })();
+
+/* ------------------------------------------------------------------------------------------
+ * Inline editing, the column chooser and saved views (mixins/inline.py, mixins/preferences.py).
+ * A row in edit mode is a <tr data-pc-inline>: Enter saves it, Esc cancels it, and the list
+ * does not refresh itself around it until the last edited row is saved or cancelled.
+ * ------------------------------------------------------------------------------------------ */
+(function () {
+  "use strict";
+  var refreshWaiting = false;
+  var lastEdited = null;   // the key of the row whose Edit button gets the focus back
+  var menuState = null;    // the menu (and control) to reopen after a preference save
+
+  function say(message, kind) {
+    var box = document.getElementById("pc-toasts");
+    if (!box || !message) return;
+    var item = document.createElement("div");
+    item.className = "pc-toast pc-toast-" + kind;
+    item.textContent = message;
+    box.appendChild(item);
+    setTimeout(function () { item.remove(); }, 5000);
+  }
+  function detailMessage(event) { return event.detail && event.detail.message; }
+  function editedRow() { return document.querySelector("#pc-content tr[data-pc-inline]"); }
+
+  document.addEventListener("pcInlineSaved", function (e) { say(detailMessage(e), "success"); });
+  document.addEventListener("pcInlineRefused", function (e) { say(detailMessage(e), "error"); });
+  document.addEventListener("pcPreferenceSaved", function (e) { say(detailMessage(e), "success"); });
+  document.addEventListener("pcPreferenceRefused", function (e) { say(detailMessage(e), "error"); });
+
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var elt = event.detail.elt;
+    if (!elt || !elt.closest) return;
+    // The list's own refresh (pcSaved, pcRefresh, pcSelectionReset) waits for the edited row.
+    if (elt.id === "pc-content" && editedRow()) {
+      event.preventDefault();
+      refreshWaiting = true;
+      return;
+    }
+    var row = elt.closest("tr[data-pc-inline]");
+    if (row) lastEdited = row.getAttribute("data-pc-inline");
+    else if (elt.hasAttribute("data-pc-inline-edit")) lastEdited = elt.getAttribute("data-pc-inline-edit");
+    var menu = elt.closest("details.pc-menu");
+    if (menu && elt.tagName === "FORM") {
+      var active = document.activeElement;
+      menuState = { menu: menu.getAttribute("data-pc-menu"), key: active && active.getAttribute ? active.getAttribute("data-pc-key") : null };
+    }
+  });
+
+  document.addEventListener("htmx:load", function (event) {
+    var elt = event.detail.elt;
+    if (!elt || elt.tagName !== "TR") return;
+    if (elt.hasAttribute("data-pc-inline")) {
+      var first = elt.querySelector("[aria-invalid=true]") ||
+        elt.querySelector(".pc-has-error input, .pc-has-error select, .pc-has-error textarea") ||
+        elt.querySelector(".pc-inline-cell input:not([type=hidden]), .pc-inline-cell select, .pc-inline-cell textarea");
+      if (first) first.focus();
+      return;
+    }
+    var edit = elt.querySelector("[data-pc-inline-edit]");
+    if (edit && lastEdited !== null && edit.getAttribute("data-pc-inline-edit") === lastEdited) edit.focus();
+    lastEdited = null;
+    if (refreshWaiting && !editedRow()) {
+      refreshWaiting = false;
+      if (window.htmx) window.htmx.trigger(document.body, "pcRefresh");
+    }
+  });
+
+  // Enter saves the row (Shift+Enter and textareas keep their newline); Esc puts it back.
+  document.addEventListener("keydown", function (event) {
+    var row = event.target.closest && event.target.closest("tr[data-pc-inline]");
+    if (!row) return;
+    if (event.key === "Escape") {
+      event.preventDefault();
+      event.stopPropagation();
+      var cancel = row.querySelector("[data-pc-inline-cancel]");
+      if (cancel) cancel.click();
+    } else if (event.key === "Enter" && !event.shiftKey && !/^(TEXTAREA|BUTTON|A)$/.test(event.target.tagName)) {
+      event.preventDefault();
+      var form = row.querySelector("form.pc-inline-form");
+      if (form && form.requestSubmit) form.requestSubmit();
+    }
+  }, true);
+
+  // A double click on an editable cell edits just that cell.
+  document.addEventListener("dblclick", function (event) {
+    var cell = event.target.closest && event.target.closest("td[data-pc-inline-cell]");
+    if (!cell || !window.htmx) return;
+    var row = cell.closest("tr");
+    var source = row.querySelector("[data-pc-inline-edit]");  // says hx-push-url="false"
+    if (!source) return;
+    lastEdited = source.getAttribute("data-pc-inline-edit");
+    window.htmx.ajax("GET", cell.getAttribute("data-pc-inline-cell"), { source: source, target: row, swap: "outerHTML" });
+  });
+
+  // After a preference save the list comes back with its menu open and the same control focused.
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var target = event.detail.target;
+    if (!menuState || !target || target.id !== "pc-content") return;
+    var menu = document.querySelector('#pc-content details.pc-menu[data-pc-menu="' + menuState.menu + '"]');
+    if (menu) {
+      menu.open = true;
+      var control = menuState.key && menu.querySelector('[data-pc-key="' + menuState.key + '"]');
+      (control && !control.disabled ? control : menu.querySelector("summary")).focus();
+    }
+    menuState = null;
+  });
+
+  // One list menu open at a time; a click elsewhere closes it.
+  document.addEventListener("click", function (event) {
+    document.querySelectorAll("details.pc-menu[open]").forEach(function (menu) {
+      if (!menu.contains(event.target)) menu.open = false;
+    });
+  });
+
+  // "Link" of a saved view copies its share link (and stays a plain link without a clipboard).
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest && event.target.closest("[data-pc-copy]");
+    if (!link || !navigator.clipboard || !window.isSecureContext) return;
+    event.preventDefault();
+    navigator.clipboard.writeText(link.getAttribute("data-pc-copy")).then(
+      function () { say("Link copied. Anyone who opens it sees this view of the rows they may see.", "success"); },
+      function () { window.location.href = link.href; }
+    );
+  });
+})();
