@@ -17,7 +17,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
 from powercrud.jobs.monitor import request_cancel
-from powercrud.models import BulkTask, RowLock
+from powercrud.models import BulkTask, RowLock, ViewPreference
 
 ACTIVE = (BulkTask.Status.QUEUED, BulkTask.Status.RUNNING)
 
@@ -136,3 +136,13 @@ class RowLockAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(ViewPreference)
+class ViewPreferenceAdmin(admin.ModelAdmin):
+    """Users' column choices and saved views: listed to help them, deleted to reset them."""
+
+    list_display = ("id", "user", "view_key", "kind", "name", "updated_at")
+    list_filter = ("kind", "view_key")
+    search_fields = ("user__username", "view_key", "name")
+    readonly_fields = ("user", "view_key", "kind", "created_at", "updated_at")

@@ -280,3 +280,9 @@ def test_the_list_reads_columns_and_saved_views_in_one_query(
         with django_assert_num_queries(len(baseline.captured_queries) + 1):
             body = client.get("/ibook/?status=draft").content.decode()
         assert headers(body) == ["Title", "Price", "Tags"]
+
+
+def test_the_admin_lists_preferences(admin_user: User, catalogue: dict[str, Any]) -> None:
+    ViewPreference.objects.create(user=admin_user, view_key=KEY, kind="saved", name="Mine", query="")
+    response = login(admin_user).get("/admin/powercrud/viewpreference/")
+    assert response.status_code == 200 and "Mine" in response.content.decode()
