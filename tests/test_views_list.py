@@ -46,6 +46,9 @@ def links(response: Any, css_class: str) -> list[dict[str, list[str]]]:
 def cells(response: Any) -> list[str]:
     """The text of every table cell on the page, whitespace trimmed."""
     found = re.findall(r"<td[^>]*>(.*?)</td>", response.content.decode(), flags=re.S)
+    # A text cell is wrapped in <span class="pc-cell" title="...">, which truncates it.
+    wrapper = r'<span class="pc-cell" title="[^"]*">(.*?)</span>'
+    found = [re.sub(wrapper, r"\1", text, flags=re.S) for text in found]
     return [html.unescape(text.strip()) for text in found]
 
 

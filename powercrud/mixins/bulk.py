@@ -11,6 +11,7 @@ of interleaving.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
@@ -28,6 +29,7 @@ from powercrud.bulk.delete import BulkDeleteService
 from powercrud.bulk.display import describe_examples
 from powercrud.bulk.forms import TOGGLE_PREFIX, BulkEditForm, initial_for
 from powercrud.bulk.request import BulkRequest
+from powercrud.bulk.selection import Selection
 from powercrud.bulk.types import BulkContext, BulkInputError, BulkResult, Operation
 from powercrud.bulk.values import to_field_data
 from powercrud.bulk_persistence import (
@@ -309,7 +311,7 @@ class BulkMixin(BulkHost):
         except LockConflict as exc:
             return self.render_bulk_page({"form": form, "conflict": str(exc)}, status=409)
         if result.success and not bulk_request.dry_run:
-            return self.success_response(self.bulk_success_message("Updated", result))
+            return self.bulk_done_response(self.bulk_success_message("Updated", result), reselect=True)
         page = self.render_bulk_page({"form": form, "result": result, "source_run": source_run})
         return self.bulk_result_response(page, result)
 
@@ -415,8 +417,15 @@ class BulkMixin(BulkHost):
             f'<div class="pc-alert pc-alert-error" role="alert">{escape(message)}</div>', status=409
         )
 
+    delete_preview_size: ClassVar[int] = 10
+
     def confirm_bulk_delete(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        return self.render_bulk_page({})
+        """The confirmation: the count, and the first ``delete_preview_size`` rows by name."""
+        rows = self.get_selection_queryset()
+        if not rows.ordered:
+            rows = rows.order_by("pk")
+        preview = [str(obj) for obj in rows[: self.delete_preview_size]]
+        return self.render_bulk_page({"delete_preview": preview})
 
     def process_bulk_delete(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if "undo_run" in request.POST:
@@ -440,8 +449,7 @@ class BulkMixin(BulkHost):
         except LockConflict as exc:
             return self.render_bulk_page({"conflict": str(exc)}, status=409)
         if result.success and not bulk_request.dry_run:
-            self.save_selection(type(self.get_selection())())
-            return self.success_response(self.bulk_success_message("Deleted", result))
+            return self.bulk_done_response(self.bulk_success_message("Deleted", result), reselect=False)
         return self.bulk_result_response(self.render_bulk_page({"result": result}), result)
 
     # ----- async ----------------------------------------------------------------------------
@@ -484,6 +492,22 @@ class BulkMixin(BulkHost):
         )
 
     # ----- rendering ----------------------------------------------------------------------
+    def bulk_done_response(self, message: str, *, reselect: bool) -> HttpResponse:
+        """After a run in the request that wrote its rows: the selection is cleared (so the same
+        change is not applied twice by accident) and the toast offers "Undo" (the run's page,
+        where it can be undone) and, for an edit, "Reselect" (the selection put back)."""
+        had_selection = not self.get_selection().is_empty
+        self.save_selection(Selection())  # keeps a copy for "Reselect"
+        if not self.get_partial_name():
+            return self.success_response(message)
+        detail: dict[str, Any] = {"message": message}
+        if self.bulk_run is not None:
+            with contextlib.suppress(NoReverseMatch):  # no task dashboard installed
+                detail["undo_url"] = reverse("powercrud:tasks-detail", args=[self.bulk_run.pk])
+        if reselect and had_selection:
+            detail["reselect_url"] = self.reverse(Role.SELECTION)
+        return trigger_client_event(HttpResponse(status=204), "pcSaved", detail)
+
     def bulk_result_response(self, response: HttpResponse, result: BulkResult) -> HttpResponse:
         """A result shown in the modal; the list refreshes when some rows were written."""
         if result.success_records and not result.dry_run:

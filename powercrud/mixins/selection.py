@@ -55,9 +55,13 @@ class SelectionMixin(SelectionHost):
         return selection
 
     def save_selection(self, selection: Selection) -> None:
+        """Store ``selection``. Clearing a selection keeps a copy of it, which the ``restore``
+        action puts back (the "Reselect" of the toast after a bulk run)."""
         key = self.get_selection_key()
         if selection.is_empty:
-            self.request.session.pop(key, None)
+            previous = self.request.session.pop(key, None)
+            if previous:
+                self.request.session[f"{key}:previous"] = previous
         else:
             self.request.session[key] = selection.to_dict()
 
@@ -100,7 +104,8 @@ class SelectionMixin(SelectionHost):
         return self.render_selection_bar()
 
     def update_selection(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        """POST ``action``: ``set`` (``pk`` list + ``checked``), ``all`` (``query``), ``clear``."""
+        """POST ``action``: ``set`` (``pk`` list + ``checked``), ``all`` (``query``), ``clear``,
+        ``restore`` (the selection a bulk run cleared, see ``clear_selection_after_run()``)."""
         selection = self.get_selection()
         try:
             action, checked, query = (single(request.POST, name) for name in ("action", "checked", "query"))
@@ -122,13 +127,20 @@ class SelectionMixin(SelectionHost):
                 selection = Selection(mode="all", query=params.urlencode())
             elif action == "clear":
                 selection = Selection()
+            elif action == "restore":
+                previous = self.request.session.pop(f"{self.get_selection_key()}:previous", None)
+                if previous is None:
+                    raise SelectionError("There is no earlier selection to restore.")
+                selection = clean_selection(
+                    self.model, Selection.from_dict(previous), cap=self.get_selection_id_cap()
+                )
             else:
-                raise SelectionError("Unknown selection action; use set, all or clear.")
+                raise SelectionError("Unknown selection action; use set, all, clear or restore.")
         except (SelectionError, RepeatedParameter) as exc:
             return self.selection_error_response(str(exc))
         self.save_selection(selection)
         response = self.render_selection_bar()
-        if action in ("all", "clear"):
+        if action in ("all", "clear", "restore"):
             response = trigger_client_event(response, "pcSelectionReset")
         return response
 
@@ -149,7 +161,12 @@ class SelectionMixin(SelectionHost):
 
     # ----- list integration ------------------------------------------------------------
     def bulk_enabled(self) -> bool:
-        return Role.SELECTION in self.get_roles()
+        """Whether the list shows row checkboxes and the selection bar: the view has bulk
+        roles and the user may use one of them (a viewer gets a plain list)."""
+        if Role.SELECTION not in self.get_roles():
+            return False
+        can = self.get_permission_flags()
+        return bool(can[Role.BULK_EDIT.value] or can[Role.BULK_DELETE.value])
 
     def build_rows(self, objects: Any, columns: Any) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = super().build_rows(objects, columns)

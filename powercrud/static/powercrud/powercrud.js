@@ -4,14 +4,46 @@
 
   function modal() { return document.getElementById("pc-modal"); }
 
-  function toast(message, kind) {
+  // A toast; `detail.undo_url` adds an "Undo" link (the run's page), `detail.reselect_url` a
+  // "Reselect" button (puts back the selection the run cleared). A toast with actions stays
+  // longer, and never goes while the pointer or focus is on it.
+  function toast(message, kind, detail) {
     var box = document.getElementById("pc-toasts");
     if (!box || !message) return;
     var item = document.createElement("div");
     item.className = "pc-toast pc-toast-" + (kind || "success");
     item.textContent = message;
+    detail = detail || {};
+    if (detail.undo_url || detail.reselect_url) {
+      var actions = document.createElement("span");
+      actions.className = "pc-toast-actions";
+      if (detail.undo_url) {
+        var undo = document.createElement("a");
+        undo.href = detail.undo_url;
+        undo.textContent = "Undo…";
+        undo.title = "Open the run's page, where it can be undone";
+        actions.appendChild(undo);
+      }
+      if (detail.reselect_url && window.htmx) {
+        var again = document.createElement("button");
+        again.type = "button";
+        again.textContent = "Reselect";
+        again.addEventListener("click", function () {
+          var bar = document.getElementById("pc-selection");
+          window.htmx.ajax("POST", detail.reselect_url, {
+            source: bar || document.body, target: bar ? "#pc-selection" : "body", swap: bar ? "outerHTML" : "none",
+            values: { action: "restore" }
+          });
+          item.remove();
+        });
+        actions.appendChild(again);
+      }
+      item.appendChild(actions);
+    }
     box.appendChild(item);
-    setTimeout(function () { item.remove(); }, 5000);
+    var keep = function () { return item.matches(":hover") || item.contains(document.activeElement); };
+    var expire = function () { if (keep()) setTimeout(expire, 2000); else item.remove(); };
+    setTimeout(expire, detail.undo_url || detail.reselect_url ? 12000 : 5000);
   }
 
   function closeModal() {
@@ -112,8 +144,12 @@
   document.addEventListener("change", toggleBulkRow);
 
   document.addEventListener("pcSaved", function (event) {
-    closeModal();
-    toast(event.detail && event.detail.message, "success");
+    // A form marked data-pc-keep-modal (the progress modal's Cancel) leaves the modal open:
+    // its progress goes on showing the run until it has stopped.
+    var source = event.target;
+    var keep = source && source.closest && source.closest("[data-pc-keep-modal]");
+    if (!keep) closeModal();
+    toast(event.detail && event.detail.message, "success", event.detail);
   });
 
   document.addEventListener("htmx:responseError", function (event) {
@@ -198,8 +234,189 @@
     if (disabled) { event.preventDefault(); event.stopPropagation(); }
   }, true);
 
+  // Keyboard: Space toggles the focused row (native); Shift+Space ticks the range from the last
+  // row ticked to the focused one; Shift+ArrowDown/Up extend it one row, moving focus with it;
+  // ArrowDown/Up alone move between the rows' checkboxes.
+  function setRange(from, to, checked) {
+    var boxes = rowBoxes();
+    var a = boxes.indexOf(from), b = boxes.indexOf(to);
+    if (a < 0) a = b;
+    var targets = boxes.slice(Math.min(a, b), Math.max(a, b) + 1);
+    targets.forEach(function (t) { t.checked = checked; });
+    syncPageBox();
+    post({ action: "set", checked: checked ? "1" : "0", pk: targets.map(function (t) { return t.value; }) });
+  }
+
+  document.addEventListener("keydown", function (event) {
+    var box = event.target.closest && event.target.closest("input.pc-select-row");
+    if (!box || event.altKey || event.ctrlKey || event.metaKey) return;
+    var boxes = rowBoxes();
+    var index = boxes.indexOf(box);
+    if (event.key === " " && event.shiftKey) {
+      event.preventDefault();
+      var anchor = lastRow && boxes.indexOf(lastRow) >= 0 ? lastRow : box;
+      setRange(anchor, box, anchor === box ? !box.checked : anchor.checked);
+      lastRow = box;
+      return;
+    }
+    if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+      var next = boxes[index + (event.key === "ArrowDown" ? 1 : -1)];
+      if (!next) return;
+      event.preventDefault();
+      if (event.shiftKey) {  // tick this row (if it is not yet) and the next one
+        var targets = box.checked ? [next] : [box, next];
+        targets.forEach(function (t) { t.checked = true; });
+        syncPageBox();
+        post({ action: "set", checked: "1", pk: targets.map(function (t) { return t.value; }) });
+        if (!lastRow || boxes.indexOf(lastRow) < 0) lastRow = box;
+      }
+      next.focus();
+    }
+  });
+
   document.addEventListener("DOMContentLoaded", syncPageBox);
   document.addEventListener("htmx:afterSettle", syncPageBox);
+})();
+
+/* Accessibility and preferences: the live region, "/" to search, focus back to the opener of
+   the modal, and the row-density and theme choices (kept in cookies, read by the server too). */
+(function () {
+  "use strict";
+
+  // The page's one polite live region; it stays and only its text changes.
+  function liveRegion() {
+    var region = document.getElementById("pc-live");
+    if (!region) {
+      region = document.createElement("div");
+      region.id = "pc-live";
+      region.className = "pc-visually-hidden";
+      region.setAttribute("role", "status");
+      region.setAttribute("aria-live", "polite");
+      region.setAttribute("aria-atomic", "true");
+      document.body.appendChild(region);
+    }
+    return region;
+  }
+  function announce(text) {
+    if (!text) return;
+    var region = liveRegion();
+    // The same sentence twice in a row is still read out: the text node changes.
+    region.textContent = region.textContent === text ? text + "\u00a0" : text;
+  }
+
+  var lastSelection = null;
+  var progressSteps = {};
+  function announceState() {
+    var bar = document.getElementById("pc-selection");
+    if (bar) {
+      var said = bar.getAttribute("data-pc-announce");
+      if (lastSelection !== null && said !== lastSelection) announce(said);
+      lastSelection = said;
+    }
+    Array.prototype.forEach.call(document.querySelectorAll("[data-pc-progress]"), function (box) {
+      var id = box.getAttribute("data-pc-progress");
+      var finished = box.getAttribute("data-pc-finished") === "1";
+      var percent = parseInt(box.getAttribute("data-pc-percent"), 10) || 0;
+      var step = finished ? 5 : Math.floor(percent / 25);
+      if (progressSteps[id] !== undefined && step <= progressSteps[id]) return;
+      progressSteps[id] = step;
+      var label = box.querySelector(".pc-task-progress-label");
+      var badge = box.querySelector(".pc-badge");
+      var text = "Task #" + id + ": ";
+      if (finished) {
+        var result = box.querySelector(".pc-task-result");
+        text += (badge ? badge.textContent.trim() + ". " : "") + (result ? result.textContent.replace(/\s+/g, " ").trim() : "");
+      } else {
+        text += percent + "%" + (label ? ", " + label.textContent.replace(/\s+/g, " ").trim() : "");
+      }
+      announce(text);
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    var bar = document.getElementById("pc-selection");
+    lastSelection = bar ? bar.getAttribute("data-pc-announce") : null;
+    announceState();
+  });
+  document.addEventListener("htmx:afterSettle", announceState);
+
+  // "/" focuses the search box, unless the operator is typing somewhere or a modal is open.
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "/" || event.ctrlKey || event.metaKey || event.altKey) return;
+    var target = event.target;
+    var typing = "input:not([type=checkbox]):not([type=radio]):not([type=button]):not([type=submit]), textarea, select, [contenteditable]";
+    if (target.closest && target.closest(typing + ", dialog[open]")) return;
+    var search = document.getElementById("pc-search");
+    if (!search) return;
+    event.preventDefault();
+    search.focus();
+    search.select();
+  });
+
+  // Focus goes back to what opened the modal (a row's Edit, "Edit selected"), or, when the list
+  // was redrawn behind it, to the same control in the new list.
+  var opener = null;
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var target = event.detail.target;
+    var dialog = document.getElementById("pc-modal");
+    if (!target || target.id !== "pc-modal-body" || (dialog && dialog.open)) return;
+    var elt = event.detail.elt;
+    opener = { elt: elt, label: elt.getAttribute("aria-label"), href: elt.getAttribute("href") };
+  });
+  function sameControl() {
+    if (!opener) return null;
+    if (document.contains(opener.elt)) return opener.elt;
+    var links = document.querySelectorAll("#pc-list a[href]");
+    for (var i = 0; i < links.length; i++) {
+      if (links[i].getAttribute("href") === opener.href && links[i].getAttribute("aria-label") === opener.label) return links[i];
+    }
+    return document.getElementById("pc-rows");
+  }
+  document.addEventListener("close", function (event) {
+    if (event.target.id !== "pc-modal" || !opener) return;
+    var back = sameControl();
+    if (back) back.focus();
+  }, true);
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var dialog = document.getElementById("pc-modal");
+    if (!opener || (dialog && dialog.open) || !event.detail.target || event.detail.target.id !== "pc-content") return;
+    var active = document.activeElement;
+    if (active && active !== document.body) { opener = null; return; }
+    var back = sameControl();
+    opener = null;
+    if (back) back.focus();
+  });
+
+  // Row density and theme: a cookie each (a year), applied at once and read by the server.
+  var CHOICES = { density: ["compact", "comfortable"], theme: ["auto", "light", "dark"] };
+  function readCookie(name) {
+    var match = document.cookie.match(new RegExp("(?:^|; )pc_" + name + "=([^;]*)"));
+    return match ? match[1] : "";
+  }
+  function applyPreference(name, value) {
+    if (name === "theme") {
+      if (value === "light" || value === "dark") document.documentElement.setAttribute("data-pc-theme", value);
+      else document.documentElement.removeAttribute("data-pc-theme");
+    } else {
+      var list = document.getElementById("pc-list");
+      if (list) {
+        list.classList.remove("pc-density-compact", "pc-density-comfortable");
+        list.classList.add("pc-density-" + value);
+      }
+    }
+  }
+  document.addEventListener("change", function (event) {
+    var name = event.target.getAttribute && event.target.getAttribute("data-pc-pref");
+    if (!name || CHOICES[name].indexOf(event.target.value) < 0) return;
+    var value = event.target.value;
+    document.cookie = "pc_" + name + "=" + value + "; path=/; max-age=31536000; SameSite=Lax";
+    applyPreference(name, value);
+  });
+  document.addEventListener("DOMContentLoaded", function () {
+    // A host base template that does not set data-pc-theme itself still gets the chosen theme.
+    var theme = readCookie("theme");
+    if (!document.documentElement.hasAttribute("data-pc-theme") && CHOICES.theme.indexOf(theme) > 0) applyPreference("theme", theme);
+    Array.prototype.forEach.call(document.querySelectorAll("[data-pc-prefs]"), function (box) { box.hidden = false; });
+  });
 })();
 
 /* ------------------------------------------------------------------------------------------
