@@ -118,7 +118,7 @@ class RelationSearch:
         """The rows a form or filter may offer for ``field_name`` (default: all of ``queryset``,
         which already honours the field's ``limit_choices_to``). Forms validate against it and
         the search endpoint returns only these. The bulk modal uses
-        ``get_bulk_choices_queryset()``."""
+        ``get_bulk_choices_queryset()``, which calls this unless overridden."""
         return queryset
 
     def get_relation_search_fields(self, field_name: str, related: type[models.Model]) -> list[str]:

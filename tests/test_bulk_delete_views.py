@@ -50,10 +50,23 @@ def test_the_confirmation_shows_the_count(
     html = response.content.decode()
     assert ("<html" in html) is not htmx
     assert '<h2 id="pc-modal-title">Delete 3 books</h2>' in html
-    assert "Delete <strong>3</strong> selected books? This cannot be undone." in html
+    assert (
+        "Delete <strong>3</strong> selected books? The run is recorded: its page can restore the rows, "
+        "unless the delete also removes related rows." in html
+    )
+    assert ("hx-post" in html) is htmx  # a whole page posts as a plain form: it has no modal
     assert "If any row cannot be deleted, none is." in html
     assert ">Delete 3 rows</button>" in html
     assert Book.objects.count() == 30
+
+
+def test_without_the_ledger_the_confirmation_says_it_cannot_be_undone(
+    htmx_client: HtmxClient, catalogue: Catalogue, settings: Any
+) -> None:
+    settings.POWERCRUD_SETTINGS = {"BULK_RUN_LEDGER": False}
+    select(htmx_client, "book", [catalogue["books"][0].pk])
+    html = htmx_client.get("/book/bulk/delete/").content.decode()
+    assert "selected book? This cannot be undone." in html
 
 
 def test_the_confirmation_without_a_selection_offers_no_button(

@@ -56,10 +56,18 @@ class CountrySearchBookView(PowerCRUDMixin, CRUDView):
     relation_page_size = 2
 
 
+class ItalianOnlyBookView(ItalianAuthorsBookView):
+    """Scopes forms and filters only: the bulk modal follows the same one hook."""
+
+    url_base = "italian-only-books"
+    get_bulk_choices_queryset = PowerCRUDMixin.get_bulk_choices_queryset
+
+
 urlpatterns = [
     *app_urlpatterns,
     *ItalianAuthorsBookView.get_urls(),
     *CountrySearchBookView.get_urls(),
+    *ItalianOnlyBookView.get_urls(),
 ]
 
 
@@ -152,6 +160,20 @@ def test_limit_choices_to_bounds_the_search_and_the_form(
     response = admin_client.post("/book/new/", data)
     assert response.status_code == 200 and "Select a valid choice" in response.content.decode()
     assert not Book.objects.filter(title="New").exists()
+
+
+def test_the_bulk_modal_follows_get_relation_queryset_unless_scoped_on_its_own(
+    admin_client: Client, catalogue: Catalogue
+) -> None:
+    base = "/italian-only-books/"
+    assert found(search(admin_client, "author", base=base, **{"for": "bulk"})) == ["Italo Calvino"]
+    le_guin = catalogue["authors"][0]
+    book = catalogue["books"][1]
+    admin_client.post(f"{base}selection/", {"action": "set", "checked": "1", "pk": [str(book.pk)]})
+    response = admin_client.post(f"{base}bulk/edit/", {"change_author": "1", "author": str(le_guin.pk)})
+    assert response.status_code == 200 and "Select a valid choice" in response.content.decode()
+    book.refresh_from_db()
+    assert book.author_id != le_guin.pk
 
 
 def test_each_place_is_scoped_as_its_form_validates(admin_client: Client, catalogue: Catalogue) -> None:

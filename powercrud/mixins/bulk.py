@@ -101,8 +101,9 @@ class BulkMixin(BulkHost):
     def get_bulk_choices_queryset(
         self, field_name: str, queryset: models.QuerySet[Any]
     ) -> models.QuerySet[Any]:
-        """Choices offered for a foreign-key or many-to-many bulk field (default: all)."""
-        return queryset
+        """Choices offered for a foreign-key or many-to-many bulk field: by default those of
+        the view's forms and filters (``get_relation_queryset()``); override to differ."""
+        return self.get_relation_queryset(field_name, queryset)
 
     def get_bulk_form(self, data: Any = None, initial: Mapping[str, Any] | None = None) -> BulkEditForm:
         return BulkEditForm(
@@ -542,6 +543,7 @@ class BulkMixin(BulkHost):
             "bulk_atomic": self.bulk_atomic,
             "bulk_runs_async": self.should_run_async(selection_context["selection_count"]),
             "bulk_run": self.bulk_run,
+            "run_ledger": pc_settings.BULK_RUN_LEDGER,
             **context,
         }
         return self.render_page(context, status=status)
