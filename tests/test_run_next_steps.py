@@ -146,3 +146,18 @@ def test_a_delete_run_offers_undo_on_the_bulk_delete_screen(
     run = run_on(client, "plain-books", pks, {}, django_capture_on_commit_callbacks, action="delete")
     page = client.get(f"/powercrud/tasks/{run.pk}/").content.decode()
     assert form(page, "undo_run") == ("/plain-books/bulk/delete/", str(run.pk))
+
+
+def test_a_one_row_run_is_headed_in_the_singular(
+    admin_user: Any, catalogue: Catalogue, django_capture_on_commit_callbacks: Any
+) -> None:
+    client = login(admin_user)
+    run = run_on(
+        client,
+        "plain-books",
+        [catalogue["books"][0].pk],
+        {"change_price": "1", "price": "9.99"},
+        django_capture_on_commit_callbacks,
+    )
+    page = client.get(f"/powercrud/tasks/{run.pk}/").content.decode()
+    assert "<h1>Bulk edit of 1 book <span" in page

@@ -33,6 +33,17 @@ def model_display_name(label: str) -> str:
     return capfirst(str(model._meta.verbose_name_plural))
 
 
+def rows_noun(label: str, count: int) -> str:
+    """``"book"`` or ``"books"`` for ``count`` rows of ``"sample.book"``; the label if the model is gone."""
+    from django.apps import apps
+
+    try:
+        meta = apps.get_model(label)._meta
+    except (LookupError, ValueError):
+        return label
+    return str(meta.verbose_name if count == 1 else meta.verbose_name_plural)
+
+
 def format_duration(seconds: float | None) -> str:
     """``"0.4 s"``, ``"12 s"``, ``"3 min 05 s"``, ``"2 h 03 min"``; ``""`` for None."""
     if seconds is None:
