@@ -96,12 +96,19 @@ def postgres(sql: str) -> None:
 
 
 def run_config(
-    engine: str, broker: str, rows: int, ledgers: list[str], reuse: Path | None = None
+    engine: str,
+    broker: str,
+    rows: int,
+    ledgers: list[str],
+    reuse: Path | None = None,
+    child_args: tuple[str, ...] = ("-m", "bench.async_bulk", "--child"),
 ) -> list[dict[str, Any]]:
     """Build a database, seed it and measure in a child process, with a real qcluster beside it,
     once per ledger setting in ``ledgers`` ("on", "off"), the cluster restarted for each.
 
     ``reuse`` (SQLite only) keeps the database in that directory and seeds it only once per N.
+    ``child_args``: the child's command after the Python executable (``bench.undo`` runs its
+    own); it prints its result as JSON on its last line.
     """
     work = Path(tempfile.mkdtemp(prefix="powercrud-async-bench-"))
     db_file = (reuse / f"bench-{rows}.sqlite3") if reuse else work / "bench.sqlite3"
@@ -153,7 +160,7 @@ def run_config(
             )
             time.sleep(2)  # let the cluster start its worker
             child = subprocess.run(
-                [sys.executable, "-m", "bench.async_bulk", "--child"],
+                [sys.executable, *child_args],
                 env=env,
                 cwd=ROOT,
                 capture_output=True,

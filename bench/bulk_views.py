@@ -46,4 +46,19 @@ class BenchShelfPerRowModeView(BenchShelfView):
     bulk_atomic = False
 
 
-BENCH_VIEWS = [BenchBookView, BenchBookPerRowModeView, BenchShelfView, BenchShelfPerRowModeView]
+class BenchBookUndoView(BenchBookView):
+    """Book for ``bench.undo``: price too, bulk delete on, every run in the request."""
+
+    url_base = "bench-book-undo"
+    bulk_fields = ["status", "is_available", "price"]
+    bulk_delete = True
+    bulk_min_async_records = 10**9
+
+
+BENCH_VIEWS = [
+    BenchBookView,
+    BenchBookPerRowModeView,
+    BenchShelfView,
+    BenchShelfPerRowModeView,
+    BenchBookUndoView,
+]
