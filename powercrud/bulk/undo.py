@@ -9,8 +9,8 @@ run being undone (``ledger.active().earlier(batch)``). Per batch:
   and recorded with what it holds now (and, when the ledger knows, the later run that
   changed it);
 * the others are written back: ``save(update_fields=...)`` per row on the per-object path,
-  else one ``UPDATE`` per distinct set of old values (``bulk_update()`` when the old values
-  are many), and the links of each many-to-many field moved back set-based.
+  else one ``UPDATE ... FROM`` the batch's old values (``setwise.update_each()``), and the
+  links of each many-to-many field moved back set-based.
 
 The service's hooks (``validate_row``, ``before_batch``, ``after_batch``) run as for any
 edit, and ``context.extra`` says ``source_action="undo"`` and ``source_run``, so application
@@ -33,15 +33,12 @@ from powercrud.bulk.keys import in_batch
 from powercrud.bulk.m2m import M2MEdit, link_edit, read_links
 from powercrud.bulk.plan import validation_messages
 from powercrud.bulk.runner import BatchOutcome, Isolation, write_isolated
+from powercrud.bulk.setwise import update_each
 from powercrud.bulk.strategies import WriteStrategy, auto_now_fields, auto_now_values
 from powercrud.bulk.types import BulkContext, BulkHookError, RowChange, RowError
 
 if TYPE_CHECKING:
     from powercrud.bulk.service import BulkUpdateService
-
-GROUPED_UPDATES = 20
-"""Up to this many distinct old values per batch are written with one UPDATE each; more use
-``bulk_update()`` (one statement per batch)."""
 
 
 def is_undo(context: BulkContext) -> bool:
@@ -240,7 +237,6 @@ def _write(plan: UndoPlan, rows: list[_Row], isolation: Isolation, out: BatchOut
 
 
 def _write_rows(plan: UndoPlan, rows: Sequence[_Row]) -> None:
-    manager = plan.model._base_manager.using(plan.using)
     plain = [row for row in rows if any(row.target[n] != row.current[n] for n in plan.plain)]
     stamps = auto_now_values(plan.auto_now)
     if plain and plan.strategy is WriteStrategy.PER_OBJECT:
@@ -249,24 +245,8 @@ def _write_rows(plan: UndoPlan, rows: Sequence[_Row]) -> None:
             assert row.instance is not None
             row.instance.save(using=plan.using, update_fields=update_fields)
     elif plain:
-        groups: dict[tuple[Any, ...], list[Any]] = {}
-        for row in plain:
-            groups.setdefault(tuple(row.target[n] for n in plan.plain), []).append(row.pk)
-        if len(groups) <= GROUPED_UPDATES:
-            for values, pks in groups.items():
-                manager.filter(in_batch(plan.model, plan.using, pks)).update(
-                    **{plan.attnames[n]: v for n, v in zip(plan.plain, values, strict=True)}, **stamps
-                )
-        else:
-            objs = []
-            for row in plain:
-                obj = plan.model(pk=row.pk)
-                for name in plan.plain:
-                    setattr(obj, plan.attnames[name], row.target[name])
-                for name, value in stamps.items():
-                    setattr(obj, name, value)
-                objs.append(obj)
-            manager.bulk_update(objs, [*plan.plain, *stamps])
+        rows_values = [(row.pk, [row.target[n] for n in plan.plain]) for row in plain]
+        update_each(plan.model, plan.using, plan.plain, rows_values, also=dict(stamps))
     for name in plan.m2m:
         _restore_links(plan, _m2m_edit(plan.model, name), name, rows)
 
