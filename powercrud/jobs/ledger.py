@@ -3,7 +3,7 @@
 ``run_recorded()`` is the one call the view and the worker make: it keeps a ``Recorder``
 (the ``bulk.ledger.RowRecorder`` of the run) active around ``run_request()``. Set-based
 snapshots become one ``INSERT ... SELECT`` in the write's own transaction; rows a service
-read are written with one ``bulk_create`` per batch; a check (dry run) keeps its entries in
+read are written with one ``insert_entries()`` per batch; a check (dry run) keeps its entries in
 memory and writes them once its rollback is over; failed and skipped rows are kept aside and
 written at the end, so an all-or-nothing rollback cannot lose them. ``settle()`` then gives
 every row of the frozen selection that has no entry yet its outcome (not reached, skipped),
@@ -13,6 +13,7 @@ set-based.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -23,6 +24,7 @@ from django.db.models.functions import Cast, JSONObject
 
 from powercrud.bulk import ledger, messages
 from powercrud.bulk.codec import to_json
+from powercrud.bulk.keys import integer_keys
 from powercrud.bulk.ledger import Entry, RowRecorder, stored_value
 from powercrud.bulk.request import BulkRequest
 from powercrud.bulk.runner import ProgressCallback
@@ -53,7 +55,7 @@ __all__ = [
 ]
 
 WRITE_BATCH = 2000
-"""Entries per ``bulk_create`` when a ledger is written from memory."""
+"""Entries per statement when a ledger is written from memory."""
 
 CASCADED = "cascaded"
 """``row_counts`` key (beside the outcomes): rows a delete's cascade removed besides its own."""
@@ -65,7 +67,46 @@ def _alias() -> str:
 
 def pk_text(model: type[models.Model], pk: Any) -> str:
     """``pk`` in the database's text form, the ``RunRow.object_pk`` of that row."""
+    if type(pk) is int and integer_keys(model):
+        return str(pk)
     return lock_key(model, pk, using=_alias())
+
+
+_JSON_TABLE = {
+    "sqlite": (
+        "SELECT %s, json_extract(value, '$[0]'), json_extract(value, '$[1]'), "
+        "json_extract(value, '$[2]'), json_extract(value, '$[3]'), json_extract(value, '$[4]') "
+        "FROM json_each(%s)"
+    ),
+    "postgresql": (
+        "SELECT %s, e->>0, e->>1, NULLIF(e->2, 'null'), NULLIF(e->3, 'null'), NULLIF(e->4, 'null') "
+        "FROM jsonb_array_elements(%s::jsonb) AS e"
+    ),
+}
+
+
+def insert_entries(run: BulkTask, rows: Sequence[tuple[str, str, Any, Any, Any]]) -> None:
+    """Insert ``(object_pk, outcome, old, new, errors)`` rows into ``run``'s ledger: one
+    statement per ``WRITE_BATCH`` rows from a one-parameter JSON table on SQLite and
+    PostgreSQL (building model instances costs more than the insert), else ``bulk_create``."""
+    using = _alias()
+    connection = connections[using]
+    select = _JSON_TABLE.get(connection.vendor)
+    for start in range(0, len(rows), WRITE_BATCH):
+        chunk = rows[start : start + WRITE_BATCH]
+        if select is None:
+            RunRow.objects.using(using).bulk_create(
+                RunRow(run_id=run.pk, object_pk=k, outcome=o, old=old, new=new, errors=e)
+                for k, o, old, new, e in chunk
+            )
+            continue
+        qn = connection.ops.quote_name
+        columns = ", ".join(
+            qn(_column(name)) for name in ("run", "object_pk", "outcome", "old", "new", "errors")
+        )
+        sql = f"INSERT INTO {qn(RunRow._meta.db_table)} ({columns}) {select}"
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [run.pk, json.dumps(chunk)])
 
 
 def _old_expression(model: type[models.Model], name: str) -> Any:
@@ -184,7 +225,22 @@ class Recorder(RowRecorder):
 
     def record(self, entries: Sequence[Entry]) -> None:
         self.reported = True
-        made = [
+        if not self.check:
+            insert_entries(
+                self.run,
+                [
+                    (
+                        pk_text(self.model, entry.pk),
+                        entry.outcome,
+                        to_json(entry.old),
+                        to_json(entry.new),
+                        _errors_json(entry.errors) or None,
+                    )
+                    for entry in entries
+                ],
+            )
+            return
+        self.kept.extend(
             RunRow(
                 run_id=self.run.pk,
                 object_pk=pk_text(self.model, entry.pk),
@@ -194,11 +250,7 @@ class Recorder(RowRecorder):
                 errors=_errors_json(entry.errors) or None,
             )
             for entry in entries
-        ]
-        if self.check:
-            self.kept.extend(made)
-        elif made:
-            RunRow.objects.using(_alias()).bulk_create(made, batch_size=WRITE_BATCH)
+        )
 
     def fail(self, pk: Any, errors: Sequence[RowError]) -> None:
         self.reported = True
@@ -263,14 +315,12 @@ class Recorder(RowRecorder):
         if aside and not rolled_back:
             for chunk in _chunks(sorted(aside), WRITE_BATCH):
                 manager.filter(run_id=self.run.pk, object_pk__in=chunk).delete()
-        manager.bulk_create(
+        insert_entries(
+            self.run,
             [
-                RunRow(
-                    run_id=self.run.pk, object_pk=key, outcome=outcome, errors=_errors_json(errors) or None
-                )
+                (key, outcome, None, None, _errors_json(errors) or None)
                 for key, (outcome, errors) in self.aside.items()
             ],
-            batch_size=WRITE_BATCH,
         )
         self.kept = []
         self.aside = {}
