@@ -62,6 +62,13 @@ def htmx_details(request: HttpRequest) -> HtmxDetails | None:
     return details
 
 
+class _Keyed:
+    """Stands in for a row when only its key is needed to reverse a URL."""
+
+    def __init__(self, pk: Any) -> None:
+        self.pk = pk
+
+
 class Role(enum.Enum):
     """The screens of a CRUD view."""
 
@@ -531,6 +538,9 @@ class CRUDView(RelationSearch, View):
         """Rows for the table template: the object, its cells and its action URLs."""
         rows = []
         can = self.get_permission_flags()
+        detail, update, delete = (
+            self.row_url_maker(role) for role in (Role.DETAIL, Role.UPDATE, Role.DELETE)
+        )
         for obj in objects:
             rows.append(
                 {
@@ -539,12 +549,29 @@ class CRUDView(RelationSearch, View):
                     "cells": [
                         {"column": c, "value": cols.format_value(cols.cell_value(obj, c))} for c in columns
                     ],
-                    "detail_url": self.reverse(Role.DETAIL, obj) if can["detail"] else None,
-                    "update_url": self.reverse(Role.UPDATE, obj) if can["update"] else None,
-                    "delete_url": self.reverse(Role.DELETE, obj) if can["delete"] else None,
+                    "detail_url": detail(obj) if can["detail"] else None,
+                    "update_url": update(obj) if can["update"] else None,
+                    "delete_url": delete(obj) if can["delete"] else None,
                 }
             )
         return rows
+
+    _URL_MARKER = 918_273_645_546_372_819  # a key no table has: reversed once, then replaced
+
+    def row_url_maker(self, role: Role) -> Callable[[models.Model], str]:
+        """``obj -> self.reverse(role, obj)``, reversing once per page for integer keys (a list
+        page reversed three to five URLs per row, a third of its time)."""
+        if self.get_path_converter() != "int":
+            return lambda obj: self.reverse(role, obj)
+        marker = str(self._URL_MARKER)
+        try:
+            sample = self.reverse(role, _Keyed(self._URL_MARKER))  # type: ignore[arg-type]
+        except NoReverseMatch:
+            return lambda obj: self.reverse(role, obj)
+        if sample.count(marker) != 1:
+            return lambda obj: self.reverse(role, obj)
+        head, tail = sample.split(marker)
+        return lambda obj: f"{head}{obj.pk}{tail}"
 
     def get_detail_rows(self) -> builtins.list[tuple[str, Any]]:
         assert self.object is not None

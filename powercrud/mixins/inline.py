@@ -101,11 +101,21 @@ class InlineEditMixin(ListHost):
         if not self.inline_enabled() or not self.get_permission_flags().get(Role.INLINE.value):
             return rows
         editable = set(self.get_inline_edit_fields())
+        url_of = self.row_url_maker(Role.INLINE)  # reversed once for the page
+        query = self.request.GET.copy()
+        for key in (FIELD_PARAM, CANCEL_PARAM):
+            query.pop(key, None)
+        kept = query.urlencode()
+        suffixes = {}
+        for name in editable:
+            query[FIELD_PARAM] = name
+            suffixes[name] = f"?{query.urlencode()}"
         for row in rows:
-            row["inline_url"] = self.inline_url(row["object"])
+            url = url_of(row["object"])
+            row["inline_url"] = f"{url}?{kept}" if kept else url
             for cell in row["cells"]:
                 if cell["column"].name in editable:
-                    cell["inline_url"] = self.inline_url(row["object"], **{FIELD_PARAM: cell["column"].name})
+                    cell["inline_url"] = url + suffixes[cell["column"].name]
         return rows
 
     # ----- the form ----------------------------------------------------------------------
