@@ -10,6 +10,7 @@ import builtins
 import contextlib
 import enum
 import heapq
+import json
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, cast
@@ -26,6 +27,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, URLPattern, path, reverse
 from django.utils.decorators import classonlymethod
+from django.utils.html import escape
 from django.views import View
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 from django_htmx.middleware import HtmxDetails
@@ -60,6 +62,16 @@ def htmx_details(request: HttpRequest) -> HtmxDetails | None:
     """``request.htmx``, or None for a request that skipped the middleware (e.g. ``RequestFactory``)."""
     details: HtmxDetails | None = getattr(request, "htmx", None)
     return details
+
+
+def refusal(request: HttpRequest, message: str, *, status: int, event: str) -> HttpResponse:
+    """A refusal whose body is the escaped ``message``; for htmx it swaps nothing and triggers
+    ``event`` with the message, which powercrud.js shows as a toast."""
+    response = HttpResponse(escape(message), status=status)
+    if htmx_details(request):
+        response["HX-Reswap"] = "none"
+        response["HX-Trigger"] = json.dumps({event: {"message": message}})
+    return response
 
 
 class _Keyed:

@@ -20,9 +20,8 @@ from typing import Any, ClassVar
 from django import forms
 from django.contrib import messages
 from django.forms import modelform_factory
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.utils.html import escape
 from django.utils.text import capfirst
 
 from powercrud import columns as cols
@@ -37,7 +36,7 @@ from powercrud.formfields import formfield_for
 from powercrud.jobs.locks import LockConflict, locked_by
 from powercrud.mixins.contracts import ListHost
 from powercrud.params import RepeatedParameter, single
-from powercrud.views import Role, htmx_details
+from powercrud.views import Role, htmx_details, refusal
 
 FIELD_PARAM = "field"
 CANCEL_PARAM = "cancel"
@@ -221,12 +220,7 @@ class InlineEditMixin(ListHost):
     # ----- responses --------------------------------------------------------------------
     def inline_refused(self, message: str, *, status: int) -> HttpResponse:
         """A refusal as its sentence; htmx leaves the row as it is and shows it as a toast."""
-        response = HttpResponseBadRequest(escape(message)) if status == 400 else HttpResponse(escape(message))
-        response.status_code = status
-        if htmx_details(self.request):
-            response["HX-Reswap"] = "none"
-            response["HX-Trigger"] = json.dumps({"pcInlineRefused": {"message": message}})
-        return response
+        return refusal(self.request, message, status=status, event="pcInlineRefused")
 
     def handle_no_permission(self) -> HttpResponse:
         if self.role is Role.INLINE and self.request.user.is_authenticated and htmx_details(self.request):

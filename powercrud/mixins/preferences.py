@@ -17,15 +17,14 @@ from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
-from django.utils.html import escape
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
 from powercrud import columns as cols
 from powercrud import preferences as prefs
 from powercrud.mixins.contracts import ListHost
 from powercrud.models import ViewPreference
 from powercrud.params import RepeatedParameter, single
-from powercrud.views import Role, htmx_details
+from powercrud.views import Role, htmx_details, refusal
 
 SAVED = ViewPreference.Kind.SAVED
 COLUMNS = ViewPreference.Kind.COLUMNS
@@ -281,12 +280,7 @@ class ViewPreferencesMixin(ListHost):
 
     def preference_refused(self, message: str, *, status: int) -> HttpResponse:
         """A refusal: its sentence as the body; htmx shows it as a toast and swaps nothing."""
-        response = HttpResponseBadRequest(escape(message)) if status == 400 else HttpResponse(escape(message))
-        response.status_code = status
-        if htmx_details(self.request):
-            response["HX-Reswap"] = "none"
-            response["HX-Trigger"] = json.dumps({"pcPreferenceRefused": {"message": message}})
-        return response
+        return refusal(self.request, message, status=status, event="pcPreferenceRefused")
 
     def save_column_choice(self, request: HttpRequest, state: str) -> tuple[str, str]:
         available = [c.name for c in self.get_all_columns()]
