@@ -360,3 +360,43 @@ def test_undo_writes_only_rows_the_screen_it_is_posted_to_shows(
     assert {after[pk][1] for pk in hidden} == {Decimal("9.99")}
     assert all(after[pk][1] == before[pk][1] for pk in pks if pk not in hidden)
     assert latest().row_counts == {"changed": len(pks) - len(hidden)}
+
+
+def test_an_undo_with_no_per_row_code_is_written_back_by_the_database_for_every_kind_of_field(
+    admin_user: Any, catalogue: Catalogue, django_capture_on_commit_callbacks: Any
+) -> None:
+    """Set-based rows, no hooks: the undo is three statements a batch (count, record, write),
+    and every kind of field it handles comes back exactly: text, decimal, date, boolean, a
+    foreign key and a nullable one set to nothing."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = login(admin_user)
+    books = catalogue["books"][:12]
+    pks = [b.pk for b in books]
+    fields = ("status", "price", "published_date", "is_available", "author_id", "genre_id")
+    before = {row[0]: row[1:] for row in Book.objects.filter(pk__in=pks).values_list("pk", *fields)}
+    data = {
+        "change_status": "1", "status": "archived",
+        "change_price": "1", "price": "0.01",
+        "change_published_date": "1", "published_date": "1999-12-31",
+        "change_is_available": "1", "is_available": "false",
+        "change_author": "1", "author": str(catalogue["authors"][2].pk),
+        "change_genre": "1", "genre": "",
+    }  # fmt: skip
+    run = edit(client, "plain-books", pks, data, django_capture_on_commit_callbacks)
+    assert run.row_counts == {"changed": 12}
+    with CaptureQueriesContext(connection) as queries:
+        undo(client, "plain-books", run, django_capture_on_commit_callbacks)
+    after = {row[0]: row[1:] for row in Book.objects.filter(pk__in=pks).values_list("pk", *fields)}
+    assert after == before
+    undo_run = latest()
+    assert undo_run.row_counts == {"changed": 12}
+    writes = [
+        q["sql"]
+        for q in queries.captured_queries
+        if q["sql"].startswith("UPDATE") and "testapp_book" in q["sql"]
+    ]
+    assert len(writes) == 1 and "powercrud_runrow" in writes[0]  # one UPDATE ... FROM the ledger
+    stored = RunRow.objects.get(run=undo_run, object_pk=str(pks[0]))
+    assert stored.old["status"] == "archived" and stored.new["status"] == before[pks[0]][0]

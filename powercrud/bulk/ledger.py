@@ -86,6 +86,20 @@ class RowRecorder:
     def note_cascade(self, count: int) -> None:
         """A delete also removed ``count`` other rows (not its own many-to-many links)."""
 
+    def undo_in_place(
+        self,
+        model: type[models.Model],
+        using: str,
+        batch: Sequence[Any],
+        names: Sequence[str],
+        stamps: Mapping[str, Any],
+    ) -> tuple[int, int] | None:
+        """For an undo with no per-row code: write the batch's old values back in the database
+        alone (with ``stamps``, the ``auto_now`` values) and record them; returns (rows, changed).
+        None when it cannot (a row changed since the run, a field or database it does not
+        handle): the caller then undoes the batch row by row."""
+        return None
+
     def later_changes(self, pks: Sequence[Any]) -> Mapping[Any, int]:
         """For an undo: the latest later run that changed each of ``pks``, when one did."""
         return {}

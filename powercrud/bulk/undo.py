@@ -8,7 +8,11 @@ run being undone (``ledger.active().earlier(batch)``). Per batch:
 * a row whose current values are no longer what the run wrote is a **conflict**: left alone
   and recorded with what it holds now (and, when the ledger knows, the later run that
   changed it);
-* the others are written back: ``save(update_fields=...)`` per row on the per-object path,
+* with no per-row code to run (set-based writes, no hooks, no many-to-many), a batch with no
+  conflict is written back by the ledger in the database alone
+  (``RowRecorder.undo_in_place()``: an ``INSERT ... SELECT`` of its entries and one
+  ``UPDATE ... FROM`` the ledger);
+* otherwise the rows are written back: ``save(update_fields=...)`` per row on the per-object path,
   else one ``UPDATE ... FROM`` the batch's old values (``setwise.update_each()``), and the
   links of each many-to-many field moved back set-based.
 
@@ -138,6 +142,13 @@ def process_undo(
     """Undo one batch (see the module docs)."""
     out = BatchOutcome()
     recorder = ledger.active()
+    if _in_place(service, plan, isolation):
+        done = recorder.undo_in_place(
+            plan.model, plan.using, batch, plan.plain, auto_now_values(plan.auto_now)
+        )
+        if done is not None:
+            out.succeeded, out.changed = done
+            return out
     earlier = recorder.earlier(batch)
     candidates: list[_Row] = []
     conflicts: list[tuple[Any, dict[str, Any], list[str]]] = []
@@ -174,6 +185,20 @@ def process_undo(
     if written and service._overrides("after_batch") and not plan.context.dry_run:
         service.after_batch(changes, plan.context)
     return out
+
+
+def _in_place(service: BulkUpdateService, plan: UndoPlan, isolation: Isolation) -> bool:
+    """True when no Python code may see the rows: set-based writes of plain fields only, no
+    hooks, and a first attempt (a replay names failing rows one by one)."""
+    hooks = any(service._overrides(name) for name in ("validate_row", "before_batch", "after_batch"))
+    return (
+        plan.strategy is WriteStrategy.SET_BASED
+        and not plan.m2m
+        and not hooks
+        and not plan.instances
+        and isolation is Isolation.NONE
+        and not plan.context.dry_run
+    )
 
 
 def _conflict_entries(
