@@ -291,7 +291,7 @@ def async_child(repeats: int) -> None:
     from powercrud.bulk.request import BulkRequest
     from powercrud.bulk.values import to_field_data
     from powercrud.jobs.launch import launch_bulk_task
-    from powercrud.jobs.ledger import changed_rows, undo_problem
+    from powercrud.jobs.reruns import changed_rows, undo_problem
     from powercrud.models import BulkTask, RunRow
     from sample.models import Book
 

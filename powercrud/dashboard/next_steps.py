@@ -13,7 +13,7 @@ from django.http import HttpRequest
 from django.urls import NoReverseMatch
 
 from powercrud.bulk.request import BulkRequest
-from powercrud.jobs.ledger import NOT_PASSED, apply_problem, undo_problem
+from powercrud.jobs.reruns import NOT_PASSED, apply_problem, undo_problem
 from powercrud.models import BulkTask, RunRow
 from powercrud.views import CRUDView, Role
 

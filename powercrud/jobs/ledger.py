@@ -22,7 +22,7 @@ from django.db import connections, models, router
 from django.db.models import Case, Count, Exists, F, OuterRef, Q, QuerySet, Value, When
 from django.db.models.functions import Cast, JSONObject
 
-from powercrud.bulk import ledger, messages
+from powercrud.bulk import ledger
 from powercrud.bulk.codec import to_json
 from powercrud.bulk.keys import integer_keys
 from powercrud.bulk.ledger import Entry, RowRecorder, stored_value
@@ -35,23 +35,19 @@ from powercrud.jobs.locks import KEY_COLUMN, key_values, lock_key
 from powercrud.models import BulkTask, RowLock, RunRow
 
 __all__ = [
+    "changed_keys",
+    "ledger_alias",
+    "ledger_column",
     "Recorder",
-    "apply_problem",
-    "as_pks",
-    "changed_rows",
     "counts",
-    "deleted_keys",
     "lock_keys",
     "pk_text",
-    "rows_to_apply",
     "run_recorded",
     "selection_keys",
     "settle",
     "settle_result",
     "settle_unreached",
     "stored_value",
-    "undo_problem",
-    "undone_by",
 ]
 
 WRITE_BATCH = 2000
@@ -59,6 +55,11 @@ WRITE_BATCH = 2000
 
 CASCADED = "cascaded"
 """``row_counts`` key (beside the outcomes): rows a delete's cascade removed besides its own."""
+
+
+def ledger_alias() -> str:
+    """The database the ledger lives in."""
+    return router.db_for_write(RunRow)
 
 
 def _alias() -> str:
@@ -118,6 +119,11 @@ def _old_expression(model: type[models.Model], name: str) -> Any:
     if internal in ("DecimalField", "DurationField", "UUIDField", "JSONField"):
         return Cast(column, output_field=models.TextField())
     return column
+
+
+def ledger_column(name: str) -> str:
+    """The database column of ``RunRow`` field ``name``."""
+    return _column(name)
 
 
 def _column(name: str) -> str:
@@ -280,12 +286,14 @@ class Recorder(RowRecorder):
     ) -> tuple[int, int] | None:
         if self.source is None or self.check or using != _alias():
             return None
-        place = _InPlace.make(model, using, names, batch)
+        from powercrud.jobs.undo_sql import InPlace, fresh_statistics  # it builds on this module
+
+        place = InPlace.make(model, using, names, batch)
         if place is None:
             return None
         if not self.analyzed:  # the run's entries may be too new for PostgreSQL's statistics
             self.analyzed = True
-            _fresh_statistics(self.source)
+            fresh_statistics(self.source)
         found, moved = place.count(self.source.pk)
         if found != len(batch) or moved:  # rows gone, unrecorded or changed since: row by row
             return None
@@ -468,252 +476,6 @@ def run_recorded(
     return result, settle_result(recorder, keys, result, atomic=request.atomic, total=context.selection_size)
 
 
-def as_pks(model: type[models.Model], keys: QuerySet[Any], column: str) -> QuerySet[Any]:
-    """``keys``' text ``column`` as ``model``'s primary keys: a subquery for ``pk__in``."""
-    pk_field: Any = model._meta.pk
-    while pk_field.is_relation:  # multi-table inheritance: the parent link
-        pk_field = pk_field.target_field
-    return keys.values(pc_pk=Cast(column, output_field=pk_field.clone()))
-
-
 def changed_keys(run: BulkTask) -> QuerySet[RunRow]:
     """The ledger rows of the rows ``run`` changed."""
     return RunRow.objects.using(_alias()).filter(run_id=run.pk, outcome=RunRow.Outcome.CHANGED)
-
-
-def changed_rows(run: BulkTask, model: type[models.Model]) -> QuerySet[Any]:
-    """The primary keys of the rows ``run`` changed, as a subquery for ``pk__in``."""
-    return as_pks(model, changed_keys(run), "object_pk")
-
-
-def deleted_keys(run: BulkTask) -> QuerySet[Any]:
-    """The keys of the rows a delete ``run`` removed, for ``acquire_locks(keys=...)``."""
-    return changed_keys(run).values(**{KEY_COLUMN: F("object_pk")})
-
-
-def undone_by(run: BulkTask) -> BulkTask | None:
-    """The undo that succeeded for ``run``, if one did."""
-    undos = BulkTask.objects.using(_alias()).filter(
-        payload__source_run=run.pk,
-        payload__source_action="undo",
-        dry_run=False,
-        status=BulkTask.Status.SUCCEEDED,
-    )
-    return undos.order_by("pk").first()
-
-
-def undo_problem(run: BulkTask) -> str | None:
-    """Why ``run`` cannot be undone, in the user's words; None when it can."""
-    if not run.is_finished:
-        return messages.cannot_undo(run.pk, "running")
-    if run.dry_run:
-        return messages.cannot_undo(run.pk, "check")
-    if not RunRow.objects.using(_alias()).filter(run_id=run.pk).exists():
-        why = "pruned" if run.row_counts else "no_ledger"
-        return messages.cannot_undo(run.pk, why, days=pc_settings.BULK_RUN_ROWS_RETENTION_DAYS)
-    if not run.row_counts.get(RunRow.Outcome.CHANGED):
-        return messages.cannot_undo(run.pk, "nothing_changed")
-    if run.kind == BulkTask.Kind.DELETE:
-        if run.row_counts.get(CASCADED):
-            return messages.cannot_undo(run.pk, "cascaded", count=run.row_counts[CASCADED])
-        if run.stored_request is not None and run.stored_request.source_action == "undo":
-            return messages.cannot_undo(run.pk, "restore")
-    undo = undone_by(run)
-    if undo is not None:
-        return messages.cannot_undo(run.pk, "undone", by=undo.pk)
-    return None
-
-
-NOT_PASSED = (RunRow.Outcome.FAILED, RunRow.Outcome.SKIPPED, RunRow.Outcome.CONFLICT)
-"""Outcomes of rows that did not pass a run's checks (or were left out of it)."""
-
-
-def rows_to_apply(run: BulkTask, model: type[models.Model], *, passed_only: bool) -> QuerySet[Any]:
-    """The rows an apply of ``run`` writes, as a subquery for ``pk__in``: every row of the
-    check, or (``passed_only``) the rows that passed it."""
-    rows = RunRow.objects.using(_alias()).filter(run_id=run.pk)
-    if passed_only:
-        rows = rows.exclude(outcome__in=NOT_PASSED)
-    else:
-        rows = rows.exclude(outcome=RunRow.Outcome.SKIPPED)
-    return as_pks(model, rows, "object_pk")
-
-
-def apply_problem(run: BulkTask, *, passed_only: bool) -> str | None:
-    """Why ``run``'s values cannot be applied to its rows (or to those that passed); None when they can."""
-    if not run.is_finished:
-        return messages.cannot_apply(run.pk, "running")
-    if not RunRow.objects.using(_alias()).filter(run_id=run.pk).exists():
-        why = "pruned" if run.row_counts else "no_ledger"
-        return messages.cannot_undo(run.pk, why, days=pc_settings.BULK_RUN_ROWS_RETENTION_DAYS)
-    if passed_only:
-        if not run.dry_run and not (run.status == BulkTask.Status.FAILED and run.read_request().atomic):
-            return messages.cannot_apply(run.pk, "not_rolled_back")
-        return None
-    if not run.dry_run:
-        return messages.cannot_apply(run.pk, "not_a_check")
-    return None
-
-
-ANALYZE_FROM = 10_000
-"""PostgreSQL: refresh the ledger's statistics before an undo reads a run this large."""
-
-
-def _fresh_statistics(run: BulkTask) -> None:
-    """``ANALYZE`` the ledger on PostgreSQL before an undo of a large run: entries inserted
-    moments ago are invisible to the planner, which then reads the whole ledger per batch."""
-    connection = connections[_alias()]
-    if connection.vendor == "postgresql" and run.total >= ANALYZE_FROM:
-        with connection.cursor() as cursor:
-            cursor.execute(f"ANALYZE {connection.ops.quote_name(RunRow._meta.db_table)}")
-
-
-def _field_column(model_field: Any) -> str:
-    column = model_field.column
-    assert isinstance(column, str)
-    return column
-
-
-def _in_place_field(model_field: Any) -> bool:
-    """Fields whose ledger JSON compares and casts back exactly in SQL (``_InPlace``)."""
-    if model_field.is_relation:
-        return bool(model_field.many_to_one) and isinstance(model_field.target_field, models.IntegerField)
-    if isinstance(model_field, models.DateTimeField | models.FloatField):
-        return False
-    exact = (
-        models.CharField,
-        models.TextField,
-        models.IntegerField,
-        models.DecimalField,
-        models.BooleanField,
-    )
-    return isinstance(model_field, (*exact, models.DateField))
-
-
-class _InPlace:
-    """The SQL of an undo batch written back by the database alone, on SQLite or PostgreSQL:
-    the rows joined to their ledger entries in the run being undone, the JSON values cast back
-    to each column's type."""
-
-    def __init__(self, model: type[models.Model], using: str, fields: list[Any], batch: Sequence[int]):
-        connection = connections[using]
-        self.model = model
-        self.connection = connection
-        self.sqlite = connection.vendor == "sqlite"
-        qn = connection.ops.quote_name
-        self.fields = fields
-        self.table = qn(model._meta.db_table)
-        pk = model._meta.pk
-        assert pk is not None
-        self.pk = f"{self.table}.{qn(_field_column(pk))}"
-        self.ledger_table = qn(RunRow._meta.db_table)
-        run, key, outcome, old, new = (qn(_column(n)) for n in ("run", "object_pk", "outcome", "old", "new"))
-        # Both sides narrowed to the batch by index (a join on the key's text alone made
-        # PostgreSQL hash the whole table and the whole ledger for every batch).
-        picked = f"r.{key} AS pc_key, r.{old} AS pc_old, r.{new} AS pc_new"
-        entries = f"{self.ledger_table} r"
-        chosen = f"r.{run} = %s AND r.{outcome} = 'changed'"
-        if self.sqlite:
-            self.src = (
-                f"(SELECT keys.k AS pc_k, {picked} FROM (SELECT value AS k FROM json_each(%s)) keys "
-                f"JOIN {entries} ON {chosen} AND r.{key} = CAST(keys.k AS TEXT)) s"
-            )
-            self.src_params: list[Any] = [json.dumps(list(batch)), None]
-            self.where, self.where_params = "", []
-        else:
-            self.src = (
-                f"(SELECT CAST(r.{key} AS bigint) AS pc_k, {picked} FROM {entries} "
-                f"WHERE {chosen} AND r.{key} = ANY(%s::text[])) s"
-            )
-            self.src_params = [None, [str(pk) for pk in batch]]
-            self.where, self.where_params = f"{self.pk} = ANY(%s::bigint[])", [list(batch)]
-
-    @classmethod
-    def make(
-        cls, model: type[models.Model], using: str, names: Sequence[str], batch: Sequence[Any]
-    ) -> _InPlace | None:
-        if connections[using].vendor not in ("sqlite", "postgresql") or not integer_keys(model):
-            return None
-        if not batch or not all(type(pk) is int for pk in batch):
-            return None
-        fields = [model._meta.get_field(name) for name in names]
-        if not fields or not all(_in_place_field(f) for f in fields):
-            return None
-        return cls(model, using, fields, batch)
-
-    def _value(self, source: str, model_field: Any) -> tuple[str, list[Any]]:
-        """The SQL of ``source``'s (``r.old``/``r.new``) value for the field, as its column type."""
-        if self.sqlite:
-            return f"json_extract({source}, %s)", [f'$."{model_field.name}"']
-        return f"(({source}) ->> %s)::{model_field.db_type(self.connection)}", [model_field.name]
-
-    def _column(self, model_field: Any) -> str:
-        return f"{self.table}.{self.connection.ops.quote_name(_field_column(model_field))}"
-
-    def _source(self, source_run: int) -> list[Any]:
-        """The parameters of ``src`` for the run being undone."""
-        return [source_run if p is None else p for p in self.src_params]
-
-    def _where(self, joiner: str) -> str:
-        return f" {joiner} {self.where}" if self.where else ""
-
-    def _matches(self) -> tuple[str, list[Any]]:
-        """The rows still holding what the run wrote."""
-        same = " IS " if self.sqlite else " IS NOT DISTINCT FROM "
-        parts, params = [], []
-        for f in self.fields:
-            sql, p = self._value("s.pc_new", f)
-            parts.append(f"{self._column(f)}{same}{sql}")
-            params += p
-        return " AND ".join(parts), params
-
-    def count(self, source_run: int) -> tuple[int, int]:
-        """(rows of the batch with an entry, those changed since)."""
-        match, match_params = self._matches()
-        sql = (
-            f"SELECT COUNT(*), COALESCE(SUM(CASE WHEN {match} THEN 0 ELSE 1 END), 0) "
-            f"FROM {self.table} JOIN {self.src} ON {self.pk} = s.pc_k{self._where('WHERE')}"
-        )
-        with self.connection.cursor() as cursor:
-            cursor.execute(sql, [*match_params, *self._source(source_run), *self.where_params])
-            found, moved = cursor.fetchone()
-        return int(found), int(moved)
-
-    def record(self, run: int, source_run: int) -> None:
-        """The undo's own ledger entries: each row's current values (``old``) and the values it
-        gets back (``new``, the run's ``old``)."""
-        pieces = []
-        for f in self.fields:
-            column = self._column(f)
-            if isinstance(f, models.DecimalField):
-                column = f"CAST({column} AS TEXT)"
-            pieces.append(f"'{f.name}', {column}")
-        build = "json_object" if self.sqlite else "jsonb_build_object"
-        qn = self.connection.ops.quote_name
-        columns = ", ".join(qn(_column(n)) for n in ("run", "object_pk", "outcome", "old", "new"))
-        sql = (
-            f"INSERT INTO {self.ledger_table} ({columns}) "
-            f"SELECT %s, s.pc_key, 'changed', {build}({', '.join(pieces)}), s.pc_old "
-            f"FROM {self.table} JOIN {self.src} ON {self.pk} = s.pc_k{self._where('WHERE')} "
-            f"ORDER BY {self.pk}"
-        )
-        with self.connection.cursor() as cursor:
-            cursor.execute(sql, [run, *self._source(source_run), *self.where_params])
-
-    def write_back(self, source_run: int, stamps: Mapping[str, Any]) -> int:
-        """Every row of the batch gets its old values back; returns how many were written."""
-        sets, params = [], []
-        for f in self.fields:
-            sql, p = self._value("s.pc_old", f)
-            sets.append(f"{self.connection.ops.quote_name(_field_column(f))} = {sql}")
-            params += p
-        for name, value in stamps.items():  # auto_now fields, refreshed as a save would
-            stamp = self.model._meta.get_field(name)
-            assert isinstance(stamp, models.Field)
-            sets.append(f"{self.connection.ops.quote_name(_field_column(stamp))} = %s")
-            params.append(stamp.get_db_prep_save(value, self.connection))
-        joined = f"{self.pk} = s.pc_k{self._where('AND')}"
-        sql = f"UPDATE {self.table} SET {', '.join(sets)} FROM {self.src} WHERE {joined}"
-        with self.connection.cursor() as cursor:
-            cursor.execute(sql, [*params, *self._source(source_run), *self.where_params])
-            return int(cursor.rowcount)

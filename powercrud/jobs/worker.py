@@ -27,10 +27,11 @@ from django_q.exceptions import TimeoutException
 from powercrud.bulk import messages
 from powercrud.bulk.types import BulkInputError, BulkResult
 from powercrud.jobs import progress
-from powercrud.jobs.ledger import as_pks, lock_keys, run_recorded
+from powercrud.jobs.ledger import lock_keys, run_recorded
 from powercrud.jobs.locks import release_locks
 from powercrud.jobs.monitor import finish_task
 from powercrud.jobs.progress import ProgressWriter, TaskCancelled
+from powercrud.jobs.reruns import as_pks
 from powercrud.models import BulkTask, RowLock
 
 __all__ = ["describe_failure", "locked_queryset", "run_bulk_task"]

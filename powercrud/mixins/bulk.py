@@ -40,17 +40,10 @@ from powercrud.bulk_persistence import (
 )
 from powercrud.conf import settings as pc_settings
 from powercrud.jobs.launch import LaunchError, launch_bulk_task
-from powercrud.jobs.ledger import (
-    apply_problem,
-    changed_rows,
-    deleted_keys,
-    rows_to_apply,
-    run_recorded,
-    selection_keys,
-    undo_problem,
-)
+from powercrud.jobs.ledger import run_recorded, selection_keys
 from powercrud.jobs.locks import LockConflict, hold_selection
 from powercrud.jobs.monitor import close_request_run, open_request_run
+from powercrud.jobs.reruns import apply_problem, changed_rows, deleted_keys, rows_to_apply, undo_problem
 from powercrud.mixins.contracts import BulkHost
 from powercrud.models import BulkTask
 from powercrud.params import RepeatedParameter, refuse_repeated, single
