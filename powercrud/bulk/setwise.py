@@ -35,7 +35,7 @@ def update_each(
         return _bulk_update(model, using, names, rows, also or {})
     qn = connection.ops.quote_name
     table = qn(model._meta.db_table)
-    pk_column = qn(_column(model._meta.pk))
+    pk_column = qn(column_of(model._meta.pk))
     columns = [
         (f, [f.get_db_prep_save(values[i], connection) for _, values in rows]) for i, f in enumerate(concrete)
     ]
@@ -51,12 +51,12 @@ def update_each(
         names_sql = ", ".join(f"c{i}" for i in range(len(columns)))
         source = f"(SELECT * FROM unnest(%s::bigint[], {types}) AS t(pk, {names_sql}))"
         source_params = [keys, *(column for _, column in columns)]
-    sets = [f"{qn(_column(f))} = src.c{i}" for i, (f, _) in enumerate(columns)]
+    sets = [f"{qn(column_of(f))} = src.c{i}" for i, (f, _) in enumerate(columns)]
     set_params: list[Any] = []
     for name, value in (also or {}).items():
         extra = model._meta.get_field(name)
         assert isinstance(extra, models.Field)
-        sets.append(f"{qn(_column(extra))} = %s")
+        sets.append(f"{qn(column_of(extra))} = %s")
         set_params.append(extra.get_db_prep_save(value, connection))
     sql = f"UPDATE {table} SET {', '.join(sets)} FROM {source} AS src WHERE {table}.{pk_column} = src.pk"
     params = [*set_params, *source_params]  # in the statement's order: SET, then FROM
@@ -65,7 +65,8 @@ def update_each(
         return int(cursor.rowcount)
 
 
-def _column(model_field: Any) -> str:
+def column_of(model_field: Any) -> str:
+    """``model_field``'s database column."""
     column = model_field.column
     assert isinstance(column, str)
     return column

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from django.core.exceptions import EmptyResultSet
@@ -27,17 +27,16 @@ from powercrud.bulk.codec import to_json
 from powercrud.bulk.keys import integer_keys
 from powercrud.bulk.ledger import Entry, RowRecorder, stored_value
 from powercrud.bulk.request import BulkRequest
-from powercrud.bulk.runner import ProgressCallback
+from powercrud.bulk.runner import ProgressCallback, batches
 from powercrud.bulk.types import BulkContext, BulkResult, RowError
 from powercrud.bulk_persistence import BulkUpdatePersistenceBackend, Write, run_request
 from powercrud.conf import settings as pc_settings
-from powercrud.jobs.locks import KEY_COLUMN, key_values, lock_key
+from powercrud.jobs.locks import KEY_COLUMN, db_column, key_values, lock_key
 from powercrud.models import BulkTask, RowLock, RunRow
 
 __all__ = [
     "changed_keys",
     "ledger_alias",
-    "ledger_column",
     "Recorder",
     "counts",
     "lock_keys",
@@ -62,15 +61,11 @@ def ledger_alias() -> str:
     return router.db_for_write(RunRow)
 
 
-def _alias() -> str:
-    return router.db_for_write(RunRow)
-
-
 def pk_text(model: type[models.Model], pk: Any) -> str:
     """``pk`` in the database's text form, the ``RunRow.object_pk`` of that row."""
     if type(pk) is int and integer_keys(model):
         return str(pk)
-    return lock_key(model, pk, using=_alias())
+    return lock_key(model, pk, using=ledger_alias())
 
 
 _JSON_TABLE = {
@@ -90,7 +85,7 @@ def insert_entries(run: BulkTask, rows: Sequence[tuple[str, str, Any, Any, Any]]
     """Insert ``(object_pk, outcome, old, new, errors)`` rows into ``run``'s ledger: one
     statement per ``WRITE_BATCH`` rows from a one-parameter JSON table on SQLite and
     PostgreSQL (building model instances costs more than the insert), else ``bulk_create``."""
-    using = _alias()
+    using = ledger_alias()
     connection = connections[using]
     select = _JSON_TABLE.get(connection.vendor)
     for start in range(0, len(rows), WRITE_BATCH):
@@ -103,7 +98,7 @@ def insert_entries(run: BulkTask, rows: Sequence[tuple[str, str, Any, Any, Any]]
             continue
         qn = connection.ops.quote_name
         columns = ", ".join(
-            qn(_column(name)) for name in ("run", "object_pk", "outcome", "old", "new", "errors")
+            qn(db_column(RunRow, name)) for name in ("run", "object_pk", "outcome", "old", "new", "errors")
         )
         sql = f"INSERT INTO {qn(RunRow._meta.db_table)} ({columns}) {select}"
         with connection.cursor() as cursor:
@@ -121,17 +116,6 @@ def _old_expression(model: type[models.Model], name: str) -> Any:
     return column
 
 
-def ledger_column(name: str) -> str:
-    """The database column of ``RunRow`` field ``name``."""
-    return _column(name)
-
-
-def _column(name: str) -> str:
-    model_field = RunRow._meta.get_field(name)
-    assert isinstance(model_field, models.Field) and model_field.column
-    return model_field.column
-
-
 def _errors_json(errors: Iterable[RowError]) -> list[dict[str, Any]]:
     return [{"field": e.field, "messages": list(e.messages)} for e in errors]
 
@@ -145,7 +129,7 @@ def insert_statement(
     ``expressions`` maps each column of ``columns`` (in that order) to an expression over ``rows``;
     ``order``: the order the rows are inserted in (the ledger's ids follow it).
     """
-    using = _alias()
+    using = ledger_alias()
     qn = connections[using].ops.quote_name
     named = {f"pc_{name}": expr for name, expr in expressions.items()}
     select = rows.order_by(*order).annotate(**named).values(*named)
@@ -153,7 +137,7 @@ def insert_statement(
         sql, params = select.query.get_compiler(using=using).as_sql()
     except EmptyResultSet:
         return None
-    fields = ", ".join(qn(_column(name)) for name in columns)
+    fields = ", ".join(qn(db_column(RunRow, name)) for name in columns)
     picked = ", ".join(f"pc_sel.{qn('pc_' + name)}" for name in columns)
     statement = f"INSERT INTO {qn(RunRow._meta.db_table)} ({fields}) SELECT {picked} FROM ({sql}) pc_sel"
     return statement, list(params)
@@ -163,7 +147,7 @@ def execute(statement: tuple[str, Sequence[Any]] | None) -> int:
     """Run an ``insert_statement()``; returns the rows inserted."""
     if statement is None:
         return 0
-    with connections[_alias()].cursor() as cursor:
+    with connections[ledger_alias()].cursor() as cursor:
         cursor.execute(*statement)
         return int(cursor.rowcount)
 
@@ -284,7 +268,7 @@ class Recorder(RowRecorder):
         names: Sequence[str],
         stamps: Mapping[str, Any],
     ) -> tuple[int, int] | None:
-        if self.source is None or self.check or using != _alias():
+        if self.source is None or self.check or using != ledger_alias():
             return None
         from powercrud.jobs.undo_sql import InPlace, fresh_statistics  # it builds on this module
 
@@ -306,7 +290,7 @@ class Recorder(RowRecorder):
             return {}
         keys = {pk_text(self.model, pk): pk for pk in pks}
         later = (
-            RunRow.objects.using(_alias())
+            RunRow.objects.using(ledger_alias())
             .filter(
                 run__model_label=self.source.model_label,
                 run_id__gt=self.source.pk,
@@ -324,7 +308,7 @@ class Recorder(RowRecorder):
         if self.source is None:
             return {}
         keys = {pk_text(self.model, pk): pk for pk in pks}
-        found = RunRow.objects.using(_alias()).filter(run_id=self.source.pk, object_pk__in=list(keys))
+        found = RunRow.objects.using(ledger_alias()).filter(run_id=self.source.pk, object_pk__in=list(keys))
         return {
             keys[row.object_pk]: Entry(keys[row.object_pk], row.outcome, old=row.old, new=row.new)
             for row in found
@@ -338,14 +322,14 @@ class Recorder(RowRecorder):
         ``rolled_back``: the writes were undone (all-or-nothing with failures), so the entries
         written during the run are gone and only the rows kept aside are written.
         """
-        manager = RunRow.objects.using(_alias())
+        manager = RunRow.objects.using(ledger_alias())
         aside = set(self.aside)
         if not rolled_back:
             manager.bulk_create(
                 [row for row in self.kept if row.object_pk not in aside], batch_size=WRITE_BATCH
             )
         if aside and not rolled_back:
-            for chunk in _chunks(sorted(aside), WRITE_BATCH):
+            for chunk in batches(sorted(aside), WRITE_BATCH):
                 manager.filter(run_id=self.run.pk, object_pk__in=chunk).delete()
         insert_entries(
             self.run,
@@ -358,11 +342,6 @@ class Recorder(RowRecorder):
         self.aside = {}
 
 
-def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def selection_keys(queryset: QuerySet[Any]) -> QuerySet[Any]:
     """``queryset``'s primary keys in the ledger's text form, as a one-column subquery."""
     return key_values(queryset)
@@ -370,7 +349,9 @@ def selection_keys(queryset: QuerySet[Any]) -> QuerySet[Any]:
 
 def lock_keys(task: BulkTask) -> QuerySet[Any]:
     """A background run's frozen selection (its row locks) in the ledger's text form."""
-    return RowLock.objects.using(_alias()).filter(task_id=task.pk).values(**{KEY_COLUMN: F("object_pk")})
+    return (
+        RowLock.objects.using(ledger_alias()).filter(task_id=task.pk).values(**{KEY_COLUMN: F("object_pk")})
+    )
 
 
 def settle(
@@ -395,7 +376,7 @@ def settle(
     if total is not None and sum(found.values()) >= total:
         return found
     # NOT EXISTS, an anti-join: NOT IN over a million keys is quadratic once PostgreSQL cannot hash it.
-    recorded = RunRow.objects.using(_alias()).filter(run_id=run.pk, object_pk=OuterRef(KEY_COLUMN))
+    recorded = RunRow.objects.using(ledger_alias()).filter(run_id=run.pk, object_pk=OuterRef(KEY_COLUMN))
     missing = keys.exclude(Exists(recorded))
     errors = _errors_json(rest_errors) or None
     expressions: dict[str, Any] = {"run": Value(run.pk), "object_pk": F(KEY_COLUMN), "outcome": Value(rest)}
@@ -439,7 +420,10 @@ def settle_unreached(task: BulkTask) -> None:
 def counts(run: BulkTask) -> dict[str, int]:
     """The run's rows by outcome, from the ledger (one query)."""
     found = (
-        RunRow.objects.using(_alias()).filter(run_id=run.pk).values_list("outcome").annotate(n=Count("id"))
+        RunRow.objects.using(ledger_alias())
+        .filter(run_id=run.pk)
+        .values_list("outcome")
+        .annotate(n=Count("id"))
     )
     return {outcome: n for outcome, n in found.order_by()}
 
@@ -459,7 +443,7 @@ def run_recorded(
     selection); returns the result and the ledger's counts. The one call both modes make."""
     source = None
     if request.source_action == "undo" and request.source_run is not None:
-        source = BulkTask.objects.using(_alias()).filter(pk=request.source_run).first()
+        source = BulkTask.objects.using(ledger_alias()).filter(pk=request.source_run).first()
     recorder = Recorder(run, queryset.model, check=run.dry_run, source=source)
     on = pc_settings.BULK_RUN_LEDGER
     with ledger.recording(recorder) if on else contextlib.nullcontext(recorder):
@@ -478,4 +462,4 @@ def run_recorded(
 
 def changed_keys(run: BulkTask) -> QuerySet[RunRow]:
     """The ledger rows of the rows ``run`` changed."""
-    return RunRow.objects.using(_alias()).filter(run_id=run.pk, outcome=RunRow.Outcome.CHANGED)
+    return RunRow.objects.using(ledger_alias()).filter(run_id=run.pk, outcome=RunRow.Outcome.CHANGED)

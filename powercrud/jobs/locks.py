@@ -30,6 +30,7 @@ from django.db import IntegrityError, OperationalError, connections, models, rou
 from django.db.models.functions import Cast
 from django.utils import timezone
 
+from powercrud.bulk.setwise import column_of
 from powercrud.models import BulkTask, RowLock
 
 __all__ = [
@@ -67,10 +68,9 @@ def _model(model: type[models.Model] | str) -> type[models.Model]:
     return apps.get_model(model) if isinstance(model, str) else model
 
 
-def _column(model: type[models.Model], name: str) -> str:
-    field = model._meta.get_field(name)
-    assert isinstance(field, models.Field) and field.column
-    return field.column
+def db_column(model: type[models.Model], name: str) -> str:
+    """The database column of ``model``'s field ``name``."""
+    return column_of(model._meta.get_field(name))
 
 
 def _alias() -> str:
@@ -173,7 +173,7 @@ def acquire_locks(
     except EmptyResultSet:  # e.g. .none() or pk__in=[]
         return 0
     columns = ", ".join(
-        qn(_column(RowLock, name)) for name in ("task", "model_label", "object_pk", "created_at")
+        qn(db_column(RowLock, name)) for name in ("task", "model_label", "object_pk", "created_at")
     )
     # A join (a filter across a to-many relation) can repeat a row; one table cannot.
     query = keys.query

@@ -12,7 +12,9 @@ from typing import Any
 from django.db import connections, models
 
 from powercrud.bulk.keys import integer_keys
-from powercrud.jobs.ledger import ledger_alias, ledger_column
+from powercrud.bulk.setwise import column_of
+from powercrud.jobs.ledger import ledger_alias
+from powercrud.jobs.locks import db_column
 from powercrud.models import BulkTask, RunRow
 
 __all__ = ["ANALYZE_FROM", "InPlace", "fresh_statistics"]
@@ -29,12 +31,6 @@ def fresh_statistics(run: BulkTask) -> None:
     if connection.vendor == "postgresql" and run.total >= ANALYZE_FROM:
         with connection.cursor() as cursor:
             cursor.execute(f"ANALYZE {connection.ops.quote_name(RunRow._meta.db_table)}")
-
-
-def _field_column(model_field: Any) -> str:
-    column = model_field.column
-    assert isinstance(column, str)
-    return column
 
 
 def _in_place_field(model_field: Any) -> bool:
@@ -68,10 +64,10 @@ class InPlace:
         self.table = qn(model._meta.db_table)
         pk = model._meta.pk
         assert pk is not None
-        self.pk = f"{self.table}.{qn(_field_column(pk))}"
+        self.pk = f"{self.table}.{qn(column_of(pk))}"
         self.ledger_table = qn(RunRow._meta.db_table)
         run, key, outcome, old, new = (
-            qn(ledger_column(n)) for n in ("run", "object_pk", "outcome", "old", "new")
+            qn(db_column(RunRow, n)) for n in ("run", "object_pk", "outcome", "old", "new")
         )
         # Both sides narrowed to the batch by index (a join on the key's text alone made
         # PostgreSQL hash the whole table and the whole ledger for every batch).
@@ -112,8 +108,8 @@ class InPlace:
             return f"json_extract({source}, %s)", [f'$."{model_field.name}"']
         return f"(({source}) ->> %s)::{model_field.db_type(self.connection)}", [model_field.name]
 
-    def ledger_column(self, model_field: Any) -> str:
-        return f"{self.table}.{self.connection.ops.quote_name(_field_column(model_field))}"
+    def _qualified(self, model_field: Any) -> str:
+        return f"{self.table}.{self.connection.ops.quote_name(column_of(model_field))}"
 
     def _source(self, source_run: int) -> list[Any]:
         """The parameters of ``src`` for the run being undone."""
@@ -128,7 +124,7 @@ class InPlace:
         parts, params = [], []
         for f in self.fields:
             sql, p = self._value("s.pc_new", f)
-            parts.append(f"{self.ledger_column(f)}{same}{sql}")
+            parts.append(f"{self._qualified(f)}{same}{sql}")
             params += p
         return " AND ".join(parts), params
 
@@ -149,13 +145,13 @@ class InPlace:
         gets back (``new``, the run's ``old``)."""
         pieces = []
         for f in self.fields:
-            column = self.ledger_column(f)
+            column = self._qualified(f)
             if isinstance(f, models.DecimalField):
                 column = f"CAST({column} AS TEXT)"
             pieces.append(f"'{f.name}', {column}")
         build = "json_object" if self.sqlite else "jsonb_build_object"
         qn = self.connection.ops.quote_name
-        columns = ", ".join(qn(ledger_column(n)) for n in ("run", "object_pk", "outcome", "old", "new"))
+        columns = ", ".join(qn(db_column(RunRow, n)) for n in ("run", "object_pk", "outcome", "old", "new"))
         sql = (
             f"INSERT INTO {self.ledger_table} ({columns}) "
             f"SELECT %s, s.pc_key, 'changed', {build}({', '.join(pieces)}), s.pc_old "
@@ -170,12 +166,12 @@ class InPlace:
         sets, params = [], []
         for f in self.fields:
             sql, p = self._value("s.pc_old", f)
-            sets.append(f"{self.connection.ops.quote_name(_field_column(f))} = {sql}")
+            sets.append(f"{self.connection.ops.quote_name(column_of(f))} = {sql}")
             params += p
         for name, value in stamps.items():  # auto_now fields, refreshed as a save would
             stamp = self.model._meta.get_field(name)
             assert isinstance(stamp, models.Field)
-            sets.append(f"{self.connection.ops.quote_name(_field_column(stamp))} = %s")
+            sets.append(f"{self.connection.ops.quote_name(column_of(stamp))} = %s")
             params.append(stamp.get_db_prep_save(value, self.connection))
         joined = f"{self.pk} = s.pc_k{self._where('AND')}"
         sql = f"UPDATE {self.table} SET {', '.join(sets)} FROM {self.src} WHERE {joined}"
