@@ -28,7 +28,7 @@ from powercrud.bulk import messages
 from powercrud.bulk.delete import BulkDeleteService
 from powercrud.bulk.display import describe_examples
 from powercrud.bulk.forms import TOGGLE_PREFIX, BulkEditForm, initial_for
-from powercrud.bulk.request import BulkRequest
+from powercrud.bulk.request import BulkRequest, SourceAction
 from powercrud.bulk.selection import Selection
 from powercrud.bulk.types import BulkContext, BulkInputError, BulkResult, Operation
 from powercrud.bulk.values import to_field_data
@@ -330,16 +330,7 @@ class BulkMixin(BulkHost):
             return self.conflict(messages.nothing_to_apply(run.pk))
         stored = run.read_request()
         try:
-            bulk_request = dataclasses.replace(
-                self.build_bulk_request(
-                    "update",
-                    fields_to_update=stored.fields_to_update,
-                    field_data=stored.field_data,
-                    reason=reason or stored.reason,
-                ),
-                source_run=run.pk,
-                source_action="apply",
-            )
+            bulk_request = self.rerun_request(run, "apply", reason=reason or stored.reason)
         except BulkInputError as exc:
             return self.bad_request(str(exc))
         form = self.get_bulk_form(initial=initial_for(self.model, stored))
@@ -369,18 +360,8 @@ class BulkMixin(BulkHost):
             size = queryset.count()
         if size == 0:
             return self.conflict(messages.nothing_to_undo(run.pk))
-        stored = run.read_request()
         try:
-            undo = dataclasses.replace(
-                self.build_bulk_request(
-                    kind,
-                    fields_to_update=stored.fields_to_update,
-                    field_data=stored.field_data,
-                    reason=reason,
-                ),
-                source_run=run.pk,
-                source_action="undo",
-            )
+            undo = self.rerun_request(run, "undo", reason=reason)
             if self.should_run_async(size):
                 task = launch_bulk_task(undo, queryset, user=request.user, keys=keys)
                 return self.run_page(task.pk, messages.undo_started(run.pk, task.pk))
@@ -391,6 +372,18 @@ class BulkMixin(BulkHost):
             return self.conflict(str(exc))
         assert self.bulk_run is not None
         return self.run_page(self.bulk_run.pk, messages.undo_done(run.pk, result.message), ok=result.success)
+
+    def rerun_request(self, run: BulkTask, action: SourceAction, *, reason: str) -> BulkRequest:
+        """The ``BulkRequest`` of a run made from ``run`` (an apply or an undo): this view's
+        request for ``run``'s kind, fields and values, marked with ``run`` and ``action``."""
+        stored = run.read_request()
+        request = self.build_bulk_request(
+            stored.operation,
+            fields_to_update=stored.fields_to_update,
+            field_data=stored.field_data,
+            reason=reason,
+        )
+        return dataclasses.replace(request, source_run=run.pk, source_action=action)
 
     def run_page(self, run_id: int, message: str = "", *, ok: bool = True) -> HttpResponse:
         """Go to run ``run_id``'s page on the task dashboard (the list when there is none),
