@@ -33,15 +33,13 @@ def model_display_name(label: str) -> str:
     return capfirst(str(model._meta.verbose_name_plural))
 
 
-def rows_noun(label: str, count: int) -> str:
-    """``"book"`` or ``"books"`` for ``count`` rows of ``"sample.book"``; the label if the model is gone."""
-    from django.apps import apps
-
-    try:
-        meta = apps.get_model(label)._meta
-    except (LookupError, ValueError):
-        return label
-    return str(meta.verbose_name if count == 1 else meta.verbose_name_plural)
+def rows_noun(task: BulkTask) -> str:
+    """``"book"`` or ``"books"`` for the rows of ``task``; its label if the model is gone."""
+    model = task.model_class
+    if model is None:
+        return task.model_label
+    meta = model._meta
+    return str(meta.verbose_name if task.total == 1 else meta.verbose_name_plural)
 
 
 def format_duration(seconds: float | None) -> str:

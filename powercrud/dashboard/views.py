@@ -304,7 +304,7 @@ class BulkTaskView(PowerCRUDMixin, CRUDView):
             "task": task,
             "task_urls": self.task_urls(task),
             "model_name": model_display_name(task.model_label),
-            "rows_noun": rows_noun(task.model_label, task.total),
+            "rows_noun": rows_noun(task),
             "duration": format_duration(task.duration),
             "verb": done_verb(task),
             "can_cancel": task.status in ACTIVE and self.may_cancel(task),
