@@ -103,6 +103,8 @@ def test_run_page_and_undo(
     # The modal: a new price and a reason, applied in the request; the toast says so.
     dialog = page.locator("#pc-modal")
     settled(page, lambda: page.click("#pc-selection a:has-text('Edit selected')"))
+    # powercrud.js opens the dialog after the swap has settled: wait for it, then check it.
+    page.wait_for_function("document.getElementById('pc-modal').open", timeout=5_000)
     assert modal_open(page)
     dialog.locator("#bulk_change_price").check()
     dialog.locator("#bulk_price").fill(str(NEW_PRICE))
