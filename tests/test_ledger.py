@@ -195,11 +195,20 @@ def test_the_ledger_and_the_core_name_the_same_outcomes() -> None:
     assert set(ledger.OUTCOMES) == set(RunRow.Outcome.values)
 
 
-def test_each_batch_records_its_own_rows_when_the_statement_is_reused() -> None:
-    """Batches of one length share one compiled snapshot; each must still record its own rows."""
+def test_each_batch_records_its_own_rows_when_the_statement_is_reused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run's batches share one compiled snapshot (compiling costs about half the statement's
+    own time); each batch must still record its own rows."""
+    from powercrud.jobs import ledger as jobs_ledger
+
+    compiled: list[Any] = []
+    real = jobs_ledger.insert_statement
+    monkeypatch.setattr(jobs_ledger, "insert_statement", lambda *a, **k: compiled.append(1) or real(*a, **k))
     books = make_books(11)  # batches of 3, 3, 3 and 2
     old_prices = {b.pk: Book.objects.get(pk=b.pk).price for b in books}
     run, _ = run_sync(Book.objects.all(), {"price": "99.00"}, batch_size=3)
     assert RunRow.objects.filter(run=run).count() == 11
     for book in books:
         assert stored_value(Book, "price", entry(run, book.pk).old["price"]) == old_prices[book.pk]
+    assert len(compiled) == 1

@@ -40,13 +40,20 @@ def integer_keys(model: type[models.Model]) -> bool:
     return isinstance(pk_field, models.IntegerField)
 
 
-def in_batch(model: type[models.Model], using: str, pks: Sequence[Any]) -> Q:
-    """``Q(pk__in=pks)``, as one parameter when the keys are integers on SQLite or PostgreSQL."""
+def batch_parameter(model: type[models.Model], using: str, pks: Sequence[Any]) -> Any | None:
+    """The one parameter ``in_batch()`` sends for ``pks``; None when it falls back to ``pk__in``."""
     form = _ONE_PARAMETER.get(connections[using].vendor)
     if form is None or not pks or not integer_keys(model):
-        return Q(pk__in=pks)
+        return None
     keys = list(pks)
     if not all(type(pk) is int for pk in keys):  # noqa: E721 - bool and str keys keep pk__in
+        return None
+    return form[1](keys)
+
+
+def in_batch(model: type[models.Model], using: str, pks: Sequence[Any]) -> Q:
+    """``Q(pk__in=pks)``, as one parameter when the keys are integers on SQLite or PostgreSQL."""
+    parameter = batch_parameter(model, using, pks)
+    if parameter is None:
         return Q(pk__in=pks)
-    sql, encode = form
-    return Q(pk__in=RawSQL(sql, (encode(keys),)))
+    return Q(pk__in=RawSQL(_ONE_PARAMETER[connections[using].vendor][0], (parameter,)))

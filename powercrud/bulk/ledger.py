@@ -61,10 +61,15 @@ class RowRecorder:
         old: Sequence[str],
         new: Mapping[str, Any] | None,
         unchanged: Q | None = None,
+        pks: Sequence[Any] | None = None,
     ) -> None:
         """Record ``rows`` before they are written: the current values of the fields ``old``,
         ``new`` (the same for every row; None for a delete), ``UNCHANGED`` for rows matching
-        ``unchanged``, else ``CHANGED``. Called in the transaction of the write that follows."""
+        ``unchanged``, else ``CHANGED``. Called in the transaction of the write that follows.
+
+        ``pks``: the batch's keys, passed only when ``rows`` is the same query for every batch
+        of the run but for ``keys.in_batch(pks)``; a recorder may then reuse the statement it
+        built for an earlier batch with this batch's keys."""
 
     def record(self, entries: Sequence[Entry]) -> None:
         """Record ``entries``, rows the service read and decided about."""

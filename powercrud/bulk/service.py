@@ -304,7 +304,7 @@ class BulkUpdateService:
 
         def write(pks: Sequence[Any]) -> int:
             rows = manager.filter(in_batch(plan.model, plan.using, pks))
-            recorder.snapshot(rows, old=names, new=new_values, unchanged=Q(**plan.values))
+            recorder.snapshot(rows, old=names, new=new_values, unchanged=Q(**plan.values), pks=pks)
             update = {**plan.values, **auto_now_values(plan.auto_now)}
             return rows.exclude(**plan.values).update(**update)
 

@@ -24,7 +24,7 @@ from django.db.models.functions import Cast, JSONObject
 
 from powercrud.bulk import ledger
 from powercrud.bulk.codec import to_json
-from powercrud.bulk.keys import integer_keys
+from powercrud.bulk.keys import batch_parameter, integer_keys
 from powercrud.bulk.ledger import Entry, RowRecorder, stored_value
 from powercrud.bulk.request import BulkRequest
 from powercrud.bulk.runner import ProgressCallback, batches
@@ -172,6 +172,9 @@ class Recorder(RowRecorder):
         self.reported = False  # a service reported rows (a view's own hook may not)
         self.cascaded = 0  # rows a delete removed besides its own (and their links)
         self.analyzed = False
+        # Snapshot statements by (model, fields, new, unchanged): a run's batches differ only in
+        # their keys (one parameter), and compiling the statement again costs half its SQL time.
+        self._statements: dict[tuple[Any, ...], tuple[str, list[Any], int]] = {}
 
     # --- what the services report -------------------------------------------------------------
 
@@ -182,8 +185,16 @@ class Recorder(RowRecorder):
         old: Sequence[str],
         new: Mapping[str, Any] | None,
         unchanged: Q | None = None,
+        pks: Sequence[Any] | None = None,
     ) -> None:
         self.reported = True
+        parameter = None if self.check or not pks else batch_parameter(self.model, rows.db, pks)
+        key = (rows.model, tuple(old), repr(new), str(unchanged))
+        cached = self._statements.get(key) if parameter is not None else None
+        if cached is not None:
+            statement, params, at = cached
+            execute((statement, [*params[:at], parameter, *params[at + 1 :]]))
+            return
         outcome: Any = Value(ledger.CHANGED)
         if unchanged is not None:
             outcome = Case(When(unchanged, then=Value(ledger.UNCHANGED)), default=Value(ledger.CHANGED))
@@ -199,7 +210,12 @@ class Recorder(RowRecorder):
         if self.check:
             self._keep_selected(rows, expressions)
             return
-        execute(insert_statement(rows, list(expressions), expressions, order=("pk",)))
+        compiled = insert_statement(rows, list(expressions), expressions, order=("pk",))
+        if compiled is not None and parameter is not None:
+            found = [i for i, value in enumerate(compiled[1]) if value == parameter]
+            if len(found) == 1:  # the batch's keys are exactly one parameter: reusable
+                self._statements[key] = (compiled[0], compiled[1], found[0])
+        execute(compiled)
 
     def _keep_selected(self, rows: QuerySet[Any], expressions: Mapping[str, Any]) -> None:
         named = {f"pc_{name}": expr for name, expr in expressions.items() if name != "run"}
