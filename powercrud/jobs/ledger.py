@@ -294,6 +294,13 @@ class Recorder(RowRecorder):
         if not self.analyzed:  # the run's entries may be too new for PostgreSQL's statistics
             self.analyzed = True
             fresh_statistics(self.source)
+        done = place.at_once(self.run.pk, self.source.pk, len(batch), stamps)
+        if done is not None:
+            found, moved, written = done
+            if found != len(batch) or moved:  # nothing was written: row by row
+                return None
+            self.reported = True
+            return found, written
         found, moved = place.count(self.source.pk)
         if found != len(batch) or moved:  # rows gone, unrecorded or changed since: row by row
             return None

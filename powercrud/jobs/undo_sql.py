@@ -75,19 +75,20 @@ class InPlace:
         entries = f"{self.ledger_table} r"
         chosen = f"r.{run} = %s AND r.{outcome} = 'changed'"
         if self.sqlite:
-            self.src = (
+            self.entries = (
                 f"(SELECT keys.k AS pc_k, {picked} FROM (SELECT value AS k FROM json_each(%s)) keys "
-                f"JOIN {entries} ON {chosen} AND r.{key} = CAST(keys.k AS TEXT)) s"
+                f"JOIN {entries} ON {chosen} AND r.{key} = CAST(keys.k AS TEXT))"
             )
             self.src_params: list[Any] = [json.dumps(list(batch)), None]
             self.where, self.where_params = "", []
         else:
-            self.src = (
+            self.entries = (
                 f"(SELECT CAST(r.{key} AS bigint) AS pc_k, {picked} FROM {entries} "
-                f"WHERE {chosen} AND r.{key} = ANY(%s::text[])) s"
+                f"WHERE {chosen} AND r.{key} = ANY(%s::text[]))"
             )
             self.src_params = [None, [str(pk) for pk in batch]]
             self.where, self.where_params = f"{self.pk} = ANY(%s::bigint[])", [list(batch)]
+        self.src = f"{self.entries} s"  # the batch's entries in the run being undone
 
     @classmethod
     def make(
@@ -140,9 +141,8 @@ class InPlace:
             found, moved = cursor.fetchone()
         return int(found), int(moved)
 
-    def record(self, run: int, source_run: int) -> None:
-        """The undo's own ledger entries: each row's current values (``old``) and the values it
-        gets back (``new``, the run's ``old``)."""
+    def _now(self) -> str:
+        """The SQL of the batch's current values as one JSON object (the undo's ``old``)."""
         pieces = []
         for f in self.fields:
             column = self._qualified(f)
@@ -150,31 +150,81 @@ class InPlace:
                 column = f"CAST({column} AS TEXT)"
             pieces.append(f"'{f.name}', {column}")
         build = "json_object" if self.sqlite else "jsonb_build_object"
+        return f"{build}({', '.join(pieces)})"
+
+    def _insert(self) -> str:
         qn = self.connection.ops.quote_name
         columns = ", ".join(qn(db_column(RunRow, n)) for n in ("run", "object_pk", "outcome", "old", "new"))
+        return f"INSERT INTO {self.ledger_table} ({columns})"
+
+    def record(self, run: int, source_run: int) -> None:
+        """The undo's own ledger entries: each row's current values (``old``) and the values it
+        gets back (``new``, the run's ``old``)."""
         sql = (
-            f"INSERT INTO {self.ledger_table} ({columns}) "
-            f"SELECT %s, s.pc_key, 'changed', {build}({', '.join(pieces)}), s.pc_old "
+            f"{self._insert()} SELECT %s, s.pc_key, 'changed', {self._now()}, s.pc_old "
             f"FROM {self.table} JOIN {self.src} ON {self.pk} = s.pc_k{self._where('WHERE')} "
             f"ORDER BY {self.pk}"
         )
         with self.connection.cursor() as cursor:
             cursor.execute(sql, [run, *self._source(source_run), *self.where_params])
 
-    def write_back(self, source_run: int, stamps: Mapping[str, Any]) -> int:
-        """Every row of the batch gets its old values back; returns how many were written."""
+    def _sets(self, stamps: Mapping[str, Any]) -> tuple[str, list[Any]]:
+        """``col = <the run's old value>, ...`` and the ``auto_now`` stamps, as a save would."""
         sets, params = [], []
         for f in self.fields:
             sql, p = self._value("s.pc_old", f)
             sets.append(f"{self.connection.ops.quote_name(column_of(f))} = {sql}")
             params += p
-        for name, value in stamps.items():  # auto_now fields, refreshed as a save would
+        for name, value in stamps.items():
             stamp = self.model._meta.get_field(name)
             assert isinstance(stamp, models.Field)
             sets.append(f"{self.connection.ops.quote_name(column_of(stamp))} = %s")
             params.append(stamp.get_db_prep_save(value, self.connection))
+        return ", ".join(sets), params
+
+    def write_back(self, source_run: int, stamps: Mapping[str, Any]) -> int:
+        """Every row of the batch gets its old values back; returns how many were written."""
+        sets, params = self._sets(stamps)
         joined = f"{self.pk} = s.pc_k{self._where('AND')}"
-        sql = f"UPDATE {self.table} SET {', '.join(sets)} FROM {self.src} WHERE {joined}"
+        sql = f"UPDATE {self.table} SET {sets} FROM {self.src} WHERE {joined}"
         with self.connection.cursor() as cursor:
             cursor.execute(sql, [*params, *self._source(source_run), *self.where_params])
             return int(cursor.rowcount)
+
+    def at_once(
+        self, run: int, source_run: int, rows: int, stamps: Mapping[str, Any]
+    ) -> tuple[int, int, int] | None:
+        """PostgreSQL: ``count()``, ``record()`` and ``write_back()`` as one statement, which
+        reads the batch's ledger entries and rows once; the entries and the write happen only
+        when all ``rows`` rows have an entry and none changed since. Returns (rows with an
+        entry, those changed since, rows written); None on SQLite (three statements there)."""
+        if self.sqlite:
+            return None
+        match, match_params = self._matches()
+        sets, set_params = self._sets(stamps)
+        sql = (
+            f"WITH s AS MATERIALIZED {self.entries}, "
+            f"cur AS MATERIALIZED (SELECT s.pc_k, s.pc_key, s.pc_old, {self._now()} AS pc_now, "
+            f"({match}) AS pc_same FROM {self.table} JOIN s ON {self.pk} = s.pc_k"
+            f"{self._where('WHERE')}), "
+            "ok AS (SELECT COUNT(*) AS found, COUNT(*) FILTER (WHERE NOT pc_same) AS moved, "
+            "COUNT(*) = %s AND COALESCE(bool_and(pc_same), false) AS go FROM cur), "
+            f"ins AS ({self._insert()} SELECT %s, cur.pc_key, 'changed', cur.pc_now, cur.pc_old "
+            "FROM cur, ok WHERE ok.go ORDER BY cur.pc_k RETURNING 1), "
+            f"upd AS (UPDATE {self.table} SET {sets} FROM s, ok "
+            f"WHERE ok.go AND {self.pk} = s.pc_k{self._where('AND')} RETURNING 1) "
+            "SELECT ok.found, ok.moved, (SELECT COUNT(*) FROM upd), (SELECT COUNT(*) FROM ins) FROM ok"
+        )
+        params = [
+            *self._source(source_run),
+            *match_params,
+            *self.where_params,
+            rows,
+            run,
+            *set_params,
+            *self.where_params,
+        ]
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            found, moved, written, _ = cursor.fetchone()
+        return int(found), int(moved), int(written)
