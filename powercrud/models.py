@@ -212,17 +212,24 @@ class RunRow(models.Model):
 
 
 class ViewPreference(models.Model):
-    """One user's choices on one list screen: their columns, or one of their saved views.
+    """One user's choices on one list screen: their columns, or one of their saved views; or
+    their display settings, which hold on every screen.
 
     ``kind`` says which. A ``columns`` row (at most one per user and view) holds the columns
     the user shows, in order. A ``saved`` row is a named state of the list: its query string
-    (filters, search, sort, page size) and its columns. Both are read in one query per list
-    page. ``columns`` may name columns the view no longer has; they are ignored when read.
+    (filters, search, sort, page size) and its columns. A ``display`` row (at most one per
+    user, ``view_key`` empty) holds the row density and theme in ``display``. All three are
+    read in one query per list page. ``columns`` may name columns the view no longer has, and
+    ``display`` values it does not know; they are ignored when read.
     """
+
+    DISPLAY_KEY = ""
+    """The ``view_key`` of a ``display`` row: it belongs to no one list."""
 
     class Kind(models.TextChoices):
         COLUMNS = "columns", "Column choice"
         SAVED = "saved", "Saved view"
+        DISPLAY = "display", "Display settings"
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="powercrud_view_preferences"
@@ -240,6 +247,12 @@ class ViewPreference(models.Model):
     columns = models.JSONField(
         default=list, blank=True, help_text="The columns shown, in order; empty for the view's own."
     )
+    display = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Display settings (kind 'display'): {'density': 'compact'|'comfortable', "
+        "'theme': 'auto'|'light'|'dark'}.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -250,6 +263,9 @@ class ViewPreference(models.Model):
                 condition=models.Q(kind="columns"),
                 name="powercrud_viewpref_one_column_choice",
             ),
+            models.UniqueConstraint(
+                fields=["user"], condition=models.Q(kind="display"), name="powercrud_viewpref_one_display"
+            ),
         ]
         indexes = [models.Index(fields=["user", "view_key"], name="powercrud_viewpref_user_view")]
         verbose_name = "view preference"
@@ -257,4 +273,6 @@ class ViewPreference(models.Model):
     def __str__(self) -> str:
         if self.kind == self.Kind.SAVED:
             return f"Saved view “{self.name}” of {self.view_key}"
+        if self.kind == self.Kind.DISPLAY:
+            return "Display settings"
         return f"Columns of {self.view_key}"

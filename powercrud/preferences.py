@@ -1,15 +1,18 @@
-"""Column choices and saved views of a list, as plain data: what a stored or linked choice means.
+"""Column choices, saved views and display settings, as plain data: what a stored or linked
+choice means.
 
 Nothing here touches the database or a request. The list screen (``mixins/preferences.py``)
 reads one user's ``ViewPreference`` rows for a view in one query and asks these functions
 which columns to show, what the list's state is as a query string, and how a choice changes.
 A stored or linked name that the view does not have (a column removed since, a typo in a
-link) is dropped, never an error.
+link) is dropped, never an error. The display settings (row density, theme) are the user's
+on every screen; ``powercrud.display`` reads them for a request.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.http import QueryDict
@@ -102,8 +105,80 @@ def clean_name(raw: str) -> str:
     return " ".join(raw.split())[:MAX_NAME_LENGTH]
 
 
+# ----- display settings --------------------------------------------------------------------
+DISPLAY_CHOICES: dict[str, tuple[str, ...]] = {
+    "density": ("compact", "comfortable"),
+    "theme": ("auto", "light", "dark"),
+}
+"""Each display setting and its values; the first is the default."""
+
+DISPLAY_COOKIE_PREFIX = "pc_"
+"""Anonymous users (and views that do not store them) keep each setting in a cookie: ``pc_density``."""
+
+
+class BadDisplayChoice(ValueError):
+    """A display setting sent with a value it does not take; ``field`` names the setting."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class Display:
+    """A user's row density and theme, as shown; ``stored`` when they come from the database."""
+
+    density: str = DISPLAY_CHOICES["density"][0]
+    theme: str = DISPLAY_CHOICES["theme"][0]
+    stored: bool = False
+
+    @property
+    def theme_attribute(self) -> str:
+        """``data-pc-theme``'s value on ``<html>``: "light" or "dark"; empty to follow the system."""
+        return "" if self.theme == "auto" else self.theme
+
+
+def resolve_display(stored: Any, cookies: Mapping[str, str]) -> Display:
+    """The settings to show: each from the stored ones (``ViewPreference.display``), else from
+    its cookie, else its default. Values that are not known choices are ignored."""
+    stored = stored if isinstance(stored, dict) else {}
+    values: dict[str, str] = {}
+    for name, choices in DISPLAY_CHOICES.items():
+        for candidate in (stored.get(name), cookies.get(DISPLAY_COOKIE_PREFIX + name)):
+            if isinstance(candidate, str) and candidate in choices:
+                values[name] = candidate
+                break
+    return Display(stored=bool(stored), **values)
+
+
+def parse_display_form(data: Mapping[str, str]) -> dict[str, str]:
+    """The settings a form changes, ``{"density": "comfortable"}``, from its one value each
+    (already read with ``params.single()``; absent ones are left out).
+
+    ``BadDisplayChoice`` names the first setting whose value is not one of its choices, and
+    is raised too when the form changes none.
+    """
+    changes: dict[str, str] = {}
+    for name, choices in DISPLAY_CHOICES.items():
+        if name not in data:
+            continue
+        value = data[name]
+        if value not in choices:
+            raise BadDisplayChoice(
+                name, f"“{name}” must be one of: {', '.join(choices)}; nothing was changed."
+            )
+        changes[name] = value
+    if not changes:
+        raise BadDisplayChoice("", "Choose a row density or a theme; nothing was changed.")
+    return changes
+
+
 __all__ = [
     "COLUMNS_PARAM",
+    "DISPLAY_CHOICES",
+    "DISPLAY_COOKIE_PREFIX",
+    "BadDisplayChoice",
+    "Display",
     "MAX_QUERY_LENGTH",
     "MAX_SAVED_VIEWS",
     "SAVED_VIEW_PARAM",
@@ -113,4 +188,6 @@ __all__ = [
     "clean_name",
     "list_state",
     "parse_columns_param",
+    "parse_display_form",
+    "resolve_display",
 ]

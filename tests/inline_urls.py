@@ -1,5 +1,6 @@
-"""A test URLconf: the test app plus a book list with inline editing, the column chooser and
-saved views turned on (``/ibook/``), and one with them off (``/plainbook/``)."""
+"""A test URLconf: the test app plus a book list with inline editing, the column chooser,
+saved views and stored display settings turned on (``/ibook/``), one with them off
+(``/plainbook/``) and one anyone may open (``/openbook/``)."""
 
 from __future__ import annotations
 
@@ -33,13 +34,27 @@ class InlineBookView(PowerCRUDMixin, CRUDView):
 
 
 class PlainBookView(InlineBookView):
-    """The same list without any of the three features (the query-count baseline)."""
+    """The same list without any of the four features (the query-count baseline)."""
 
     url_base = "plainbook"
     inline_edit_fields = ()
     column_chooser = False
     allow_saved_views = False
+    remember_display = False
     saved_views = ()
 
 
-urlpatterns = [*app_urlpatterns, *InlineBookView.get_urls(), *PlainBookView.get_urls()]
+class OpenBookView(InlineBookView):
+    """The same list open to anyone, signed in or not, on powercrud's own base template."""
+
+    url_base = "openbook"
+    base_template_path = None
+    role_permissions = {"list": [], "detail": []}
+
+
+urlpatterns = [
+    *app_urlpatterns,
+    *InlineBookView.get_urls(),
+    *PlainBookView.get_urls(),
+    *OpenBookView.get_urls(),
+]

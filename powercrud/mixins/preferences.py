@@ -1,9 +1,13 @@
-"""The column chooser and saved views of a list, stored per user and per view in the database.
+"""The column chooser and saved views of a list, stored per user and per view in the database,
+and the user's display settings (row density, theme), stored per user.
 
 One query per list request reads the user's ``ViewPreference`` rows for the view: their
-column choice and their saved views together. The ``PREFERENCES`` role (``preferences/``)
-takes the chooser's and the saved-views menu's forms; every answer goes back to the list
-(an htmx ``HX-Location`` into ``#pc-content``, or a redirect without JavaScript).
+column choice, their saved views and their display settings together (the display settings
+are then kept on the request for the page's templates, see ``powercrud.display``). The
+``PREFERENCES`` role (``preferences/``) takes the chooser's, the saved-views menu's and the
+display settings' forms; every answer goes back to the list (an htmx ``HX-Location`` into
+``#pc-content``, or a redirect without JavaScript), but a display setting's, which htmx
+gets as a bare 204 (the page has applied it already).
 
 Which columns a list shows, first match wins: a shared link's ``?columns=a,b``; the columns
 of the user's saved view named by ``?view=<id>``; the user's stored choice; the view's own.
@@ -20,6 +24,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
 from powercrud import columns as cols
+from powercrud import display as pc_display
 from powercrud import preferences as prefs
 from powercrud.mixins.contracts import ListHost
 from powercrud.models import ViewPreference
@@ -28,6 +33,7 @@ from powercrud.views import Role, htmx_details, refusal
 
 SAVED = ViewPreference.Kind.SAVED
 COLUMNS = ViewPreference.Kind.COLUMNS
+DISPLAY = ViewPreference.Kind.DISPLAY
 
 
 class PreferenceError(Exception):
@@ -35,21 +41,24 @@ class PreferenceError(Exception):
 
 
 class ViewPreferencesMixin(ListHost):
-    """Column chooser and saved views on ``CRUDView``'s list role.
+    """Column chooser, saved views and stored display settings on ``CRUDView``'s list role.
 
     ``column_chooser`` and ``allow_saved_views`` turn the two menus on (both on by default);
     ``saved_views`` are the view's own named states, offered to every user:
-    ``saved_views = [("Drafts", "?status=draft&sort=-price")]``.
+    ``saved_views = [("Drafts", "?status=draft&sort=-price")]``. ``remember_display`` (on by
+    default) stores a signed-in user's row density and theme in the database; off, the view
+    keeps them in the browser's cookies, as for anonymous users.
     """
 
     column_chooser: ClassVar[bool] = True
     allow_saved_views: ClassVar[bool] = True
     saved_views: ClassVar[Any] = ()
+    remember_display: ClassVar[bool] = True
 
     @classmethod
     def has_list_feature_role(cls, role: Role) -> bool:
         if role is Role.PREFERENCES:
-            return bool(cls.column_chooser or cls.allow_saved_views)
+            return bool(cls.column_chooser or cls.allow_saved_views or cls.remember_display)
         result: bool = super().has_list_feature_role(role)
         return result
 
@@ -71,15 +80,29 @@ class ViewPreferencesMixin(ListHost):
     def preferences_enabled(self) -> bool:
         return Role.PREFERENCES in self.get_roles() and bool(self.request.user.is_authenticated)
 
+    def remembers_display(self) -> bool:
+        """Whether a signed-in user's display settings are stored (and read) for this view."""
+        return bool(self.remember_display) and Role.PREFERENCES in self.get_roles()
+
     def get_user_preferences(self) -> builtins.list[ViewPreference]:
-        """The user's column choice and saved views for this view: one query, once a request."""
+        """The user's column choice and saved views for this view: one query, once a request.
+
+        The same query reads the user's display settings, which it keeps on the request for
+        the page's templates (``powercrud.display``) rather than in this list.
+        """
         if not hasattr(self, "_user_preferences"):
             if self.preferences_enabled():
-                self._user_preferences = list(
+                keys = [self.get_preferences_key()]
+                if self.remembers_display():
+                    keys.append(ViewPreference.DISPLAY_KEY)
+                rows = list(
                     ViewPreference.objects.filter(
-                        user_id=self.preference_user_id(), view_key=self.get_preferences_key()
+                        user_id=self.preference_user_id(), view_key__in=keys
                     ).order_by("kind", "name", "pk")
                 )
+                stored = next((p.display for p in rows if p.kind == DISPLAY), None)
+                pc_display.keep_display(self.request, stored if self.remembers_display() else None)
+                self._user_preferences = [p for p in rows if p.kind != DISPLAY]
             else:
                 self._user_preferences = []
         return self._user_preferences
@@ -171,7 +194,12 @@ class ViewPreferencesMixin(ListHost):
         context: dict[str, Any] = super().get_list_context()
         if not self.preferences_enabled():
             return context
+        self.get_user_preferences()  # read with the columns and saved views, once
         state = prefs.list_state(self.request.GET)
+        if self.remembers_display():
+            context["display_form"] = {"url": self.reverse(Role.PREFERENCES), "state": state}
+        if not (self.column_chooser or self.allow_saved_views):
+            return context
         available = self.get_all_columns()
         shown = [c.name for c in context["columns"]]
         chosen, source = self.get_column_choice()
@@ -245,7 +273,8 @@ class ViewPreferencesMixin(ListHost):
         return HttpResponseRedirect(self.reverse(Role.LIST))
 
     def save_preferences(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        """POST ``action``: ``columns``, ``reset``, ``save_view``, ``rename_view`` or ``delete_view``."""
+        """POST ``action``: ``columns``, ``reset``, ``save_view``, ``rename_view``,
+        ``delete_view`` or ``display``."""
         if not request.user.is_authenticated:
             return self.preference_refused("Sign in to keep your own columns and views.", status=403)
         try:
@@ -253,6 +282,8 @@ class ViewPreferencesMixin(ListHost):
             state = prefs.list_state(single(request.POST, "state"))
             if len(state) > prefs.MAX_QUERY_LENGTH:
                 raise PreferenceError("This list's filters are too long to keep.")
+            if action == "display" and self.remembers_display():
+                return self.save_display_choice(request, state)
             if action == "columns" and self.column_chooser:
                 url, message = self.save_column_choice(request, state)
             elif action == "reset" and self.column_chooser:
@@ -266,7 +297,7 @@ class ViewPreferencesMixin(ListHost):
                 raise PreferenceError("Unknown action.")
         except LookupError:
             return self.preference_refused("That saved view does not exist, or it is not yours.", status=404)
-        except (PreferenceError, RepeatedParameter) as exc:
+        except (PreferenceError, RepeatedParameter, prefs.BadDisplayChoice) as exc:
             return self.preference_refused(str(exc), status=400)
         if htmx_details(request):
             response = HttpResponse(status=204)
@@ -281,6 +312,20 @@ class ViewPreferencesMixin(ListHost):
     def preference_refused(self, message: str, *, status: int) -> HttpResponse:
         """A refusal: its sentence as the body; htmx shows it as a toast and swaps nothing."""
         return refusal(self.request, message, status=status, event="pcPreferenceRefused")
+
+    def save_display_choice(self, request: HttpRequest, state: str) -> HttpResponse:
+        """Store the user's ``density`` and/or ``theme`` (for every list and page they open).
+
+        A value that is not a choice, or a setting sent twice, is refused (400) before anything
+        is stored. htmx gets a bare 204: the page has applied the choice already.
+        """
+        sent = {name: single(request.POST, name) for name in prefs.DISPLAY_CHOICES if name in request.POST}
+        changes = prefs.parse_display_form(sent)
+        pc_display.save_display(self.preference_user_id(), changes)
+        if htmx_details(request):
+            return HttpResponse(status=204)
+        messages.success(request, "Display settings saved.", fail_silently=True)
+        return HttpResponseRedirect(self.list_url_for(state))
 
     def save_column_choice(self, request: HttpRequest, state: str) -> tuple[str, str]:
         available = [c.name for c in self.get_all_columns()]

@@ -219,7 +219,7 @@ def test_dark_mode_phone_navigation_and_axe(
     dark = page.evaluate(background)
     assert dark != light
     assert page.evaluate("getComputedStyle(document.documentElement).colorScheme") == "dark"
-    # The toggle overrides the system and is remembered (a cookie the server reads).
+    # The toggle overrides the system and is remembered (stored for the user, read by the server).
     page.select_option("select[data-pc-pref=theme]", "light")
     assert page.evaluate(background) == light
     page.reload()

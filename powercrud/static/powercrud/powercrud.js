@@ -279,7 +279,8 @@
 })();
 
 /* Accessibility and preferences: the live region, "/" to search, focus back to the opener of
-   the modal, and the row-density and theme choices (kept in cookies, read by the server too). */
+   the modal, and the row-density and theme choices (stored per user by the server through their
+   form, or kept in cookies for anonymous users; read by the server either way). */
 (function () {
   "use strict";
 
@@ -386,7 +387,8 @@
     if (back) back.focus();
   });
 
-  // Row density and theme: a cookie each (a year), applied at once and read by the server.
+  // Row density and theme, applied at once. A signed-in user's form (data-pc-prefs="stored")
+  // posts itself through htmx (hx-trigger="change"); otherwise a cookie each (a year).
   var CHOICES = { density: ["compact", "comfortable"], theme: ["auto", "light", "dark"] };
   function readCookie(name) {
     var match = document.cookie.match(new RegExp("(?:^|; )pc_" + name + "=([^;]*)"));
@@ -408,12 +410,16 @@
     var name = event.target.getAttribute && event.target.getAttribute("data-pc-pref");
     if (!name || CHOICES[name].indexOf(event.target.value) < 0) return;
     var value = event.target.value;
-    document.cookie = "pc_" + name + "=" + value + "; path=/; max-age=31536000; SameSite=Lax";
+    if (!event.target.closest("[data-pc-prefs=stored]")) {
+      document.cookie = "pc_" + name + "=" + value + "; path=/; max-age=31536000; SameSite=Lax";
+    }
     applyPreference(name, value);
   });
   document.addEventListener("DOMContentLoaded", function () {
-    // A host base template that does not set data-pc-theme itself still gets the chosen theme.
-    var theme = readCookie("theme");
+    // A host base template that does not set data-pc-theme itself still gets the chosen theme:
+    // the list's own choice (as the server rendered it), else the cookie.
+    var choice = document.querySelector("select[data-pc-pref=theme]");
+    var theme = choice ? choice.value : readCookie("theme");
     if (!document.documentElement.hasAttribute("data-pc-theme") && CHOICES.theme.indexOf(theme) > 0) applyPreference("theme", theme);
     Array.prototype.forEach.call(document.querySelectorAll("[data-pc-prefs]"), function (box) { box.hidden = false; });
   });
