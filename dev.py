@@ -365,8 +365,9 @@ def cmd_test(extra: list[str]) -> int:
 
 
 def demo_extras() -> str:
-    """The demo needs powercrud's runtime dependencies only (plus psycopg on PostgreSQL)."""
-    return "postgres" if os.environ.get("POWERCRUD_DB") == "postgres" else ""
+    """The demo needs powercrud's runtime dependencies, openpyxl for its Excel export, and psycopg
+    on PostgreSQL."""
+    return "postgres,xlsx" if os.environ.get("POWERCRUD_DB") == "postgres" else "xlsx"
 
 
 def cmd_demo(books: int, port: int) -> int:

@@ -342,7 +342,8 @@ def _view_form_fields(view: type[Any]) -> list[str] | None:
 
 
 def check_list_features(view: type[Any]) -> list[CheckMessage]:
-    """E016: ``inline_edit_fields`` outside the view's form; E017: a malformed ``saved_views``."""
+    """E016: ``inline_edit_fields`` outside the view's form; E017: a malformed ``saved_views``;
+    E018 and E019: ``export_formats`` (``_check_export_formats``)."""
     model = getattr(view, "model", None)
     if not (isinstance(model, type) and issubclass(model, models.Model)):
         return []
@@ -379,6 +380,38 @@ def check_list_features(view: type[Any]) -> list[CheckMessage]:
                     id="powercrud.E017",
                 )
             )
+    return errors + _check_export_formats(view)
+
+
+def _check_export_formats(view: type[Any]) -> list[CheckMessage]:
+    """E018: an unknown name in ``export_formats``; E019: ``xlsx`` without openpyxl installed."""
+    from powercrud.fileformats import FORMATS, xlsx_available
+
+    formats = getattr(view, "export_formats", ()) or ()
+    names = [formats] if isinstance(formats, str) else list(formats)
+    errors: list[CheckMessage] = []
+    for name in names:
+        if name not in FORMATS or isinstance(formats, str):
+            errors.append(
+                Error(
+                    f"{view.__qualname__}.export_formats names {name!r}, which is not an export format"
+                    + (" (it is a string, not a list of names)." if isinstance(formats, str) else "."),
+                    hint=f"Use some of {', '.join(repr(n) for n in FORMATS)}, "
+                    'as a list: export_formats = ["csv", "xlsx"].',
+                    obj=view,
+                    id="powercrud.E018",
+                )
+            )
+    if "xlsx" in names and not xlsx_available():
+        errors.append(
+            Error(
+                f"{view.__qualname__}.export_formats offers 'xlsx', but openpyxl is not installed.",
+                hint="Install powercrud with its xlsx extra (pip install 'powercrud[xlsx]'), "
+                "or leave 'xlsx' out of export_formats.",
+                obj=view,
+                id="powercrud.E019",
+            )
+        )
     return errors
 
 

@@ -95,6 +95,7 @@ class Role(enum.Enum):
     RELATION = "relation"
     INLINE = "inline"
     PREFERENCES = "preferences"
+    EXPORT = "export"
 
     @property
     def handlers(self) -> dict[str, str]:
@@ -109,7 +110,7 @@ class Role(enum.Enum):
     @property
     def is_list_feature(self) -> bool:
         """Roles that exist only when a view turns on a list feature (``has_list_feature_role``)."""
-        return self in (Role.INLINE, Role.PREFERENCES)
+        return self in (Role.INLINE, Role.PREFERENCES, Role.EXPORT)
 
     @property
     def needs_object(self) -> bool:
@@ -146,6 +147,7 @@ _HANDLERS = {
     Role.RELATION: {"get": "relation_search"},
     Role.INLINE: {"get": "show_inline_form", "post": "process_inline_form"},
     Role.PREFERENCES: {"get": "show_preferences", "post": "save_preferences"},
+    Role.EXPORT: {"get": "export"},
 }
 _ROUTES = {
     Role.LIST: "",
@@ -159,6 +161,7 @@ _ROUTES = {
     Role.RELATION: "relation/<str:field>/",
     Role.INLINE: "{pk}/inline/",
     Role.PREFERENCES: "preferences/",
+    Role.EXPORT: "export/",
 }
 _TEMPLATE_SUFFIXES = {
     Role.LIST: "list",
@@ -172,6 +175,7 @@ _TEMPLATE_SUFFIXES = {
     Role.RELATION: "relation",
     Role.INLINE: "form",
     Role.PREFERENCES: "list",
+    Role.EXPORT: "list",
 }
 _PERMISSION_ACTIONS = {
     Role.LIST: "view",
@@ -185,6 +189,7 @@ _PERMISSION_ACTIONS = {
     Role.RELATION: "view",  # and more: see has_role_permission()
     Role.INLINE: "change",  # and the UPDATE role's own permissions (mixins/inline.py)
     Role.PREFERENCES: "view",
+    Role.EXPORT: "view",
 }
 
 # The screens that show relation controls, and the place each is (relations.py).

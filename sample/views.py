@@ -46,6 +46,8 @@ class BookCRUDView(SampleCRUDMixin):
     inline_edit_fields = ["title", "status", "price", "is_available"]
     # Offered to every user in the list's Views menu, next to their own saved views.
     saved_views = [("Drafts, dearest first", "?status=draft&sort=-price")]
+    # Download what the list shows (or the selection): its Export menu.
+    export_formats = ["csv", "xlsx", "json"]
 
     def persist_bulk_update(self, *, queryset, fields_to_update, field_data, progress_callback=None):
         """The sync hook: the same service the worker-side backend calls."""

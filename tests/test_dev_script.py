@@ -157,9 +157,9 @@ def test_the_install_shows_its_steps(fake_project: tuple[Path, FakePip], capsys:
 
 def test_the_demo_on_postgres_installs_psycopg(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.delenv("POWERCRUD_DB", raising=False)
-    assert dev.demo_extras() == ""
+    assert dev.demo_extras() == "xlsx"
     monkeypatch.setenv("POWERCRUD_DB", "postgres")
-    assert dev.demo_extras() == "postgres"
+    assert dev.demo_extras() == "postgres,xlsx"
 
 
 def test_the_dev_extras_carry_the_release_and_docs_tools():

@@ -8,35 +8,16 @@ downloads what its record knows: the stored row errors and summary lines (``outc
 
 from __future__ import annotations
 
-import csv
 import json
-import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from powercrud import fileformats
 from powercrud.bulk.request import BulkRequest
 from powercrud.dashboard.describe import ACTIVE, done_verb, row_errors
 from powercrud.models import MAX_STORED_ERRORS, BulkTask, RunRow
 
 Status = BulkTask.Status
-
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_PLAIN_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
-
-
-def _cell(value: Any) -> Any:
-    """A CSV cell a spreadsheet will not run as a formula (text starting with = + - @).
-
-    A plain negative number in text (a decimal, ``"-5.00"``) is no formula and stays as it is.
-    """
-    if value is None:
-        return ""
-    if isinstance(value, int | float):
-        return value
-    text = str(value)
-    if text.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(text):
-        return f"'{text}"
-    return text
 
 
 def _rows_word(count: int) -> str:
@@ -89,18 +70,8 @@ def outcome_rows(task: BulkTask) -> Iterator[tuple[Any, str, str, str]]:
         yield None, outcome, "", f"{_rows_word(unchanged)} not {done_word}.{reason}"
 
 
-class _Echo:
-    """A file-like object whose ``write`` hands back the line, for streaming ``csv.writer``."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
 def csv_lines(rows: Iterable[Sequence[Any]]) -> Iterator[str]:
-    writer = csv.writer(_Echo())
-    yield writer.writerow(("pk", "outcome", "field", "message"))
-    for row in rows:
-        yield writer.writerow([_cell(value) for value in row])
+    return fileformats.csv_lines(("pk", "outcome", "field", "message"), rows)
 
 
 # ----- filters ---------------------------------------------------------------------------------
@@ -110,9 +81,6 @@ def csv_lines(rows: Iterable[Sequence[Any]]) -> Iterator[str]:
 
 LEDGER_CHUNK = 2000
 """``RunRow`` entries read per round trip while an outcomes download streams."""
-
-_BLOCK = 64 * 1024
-"""Characters gathered before a streamed download hands a block to the server."""
 
 
 def has_ledger_rows(task: BulkTask) -> bool:
@@ -195,31 +163,10 @@ def ledger_csv_rows(task: BulkTask, fields: Sequence[str]) -> Iterator[list[Any]
         yield [*line, "; ".join(error_fields), "; ".join(texts)]
 
 
-def _blocks(lines: Iterable[str]) -> Iterator[str]:
-    """``lines`` gathered into blocks of about ``_BLOCK`` characters (fewer, larger writes)."""
-    block: list[str] = []
-    size = 0
-    for line in lines:
-        block.append(line)
-        size += len(line)
-        if size >= _BLOCK:
-            yield "".join(block)
-            block, size = [], 0
-    if block:
-        yield "".join(block)
-
-
 def ledger_csv(task: BulkTask, stored: BulkRequest | None) -> Iterator[str]:
     """The run's full outcomes as formula-safe CSV text, streamed in blocks."""
     fields = run_fields(task, stored)
-    writer = csv.writer(_Echo())
-
-    def lines() -> Iterator[str]:
-        yield writer.writerow(ledger_header(fields))
-        for row in ledger_csv_rows(task, fields):
-            yield writer.writerow([_cell(value) for value in row])
-
-    return _blocks(lines())
+    return fileformats.blocks(fileformats.csv_lines(ledger_header(fields), ledger_csv_rows(task, fields)))
 
 
 def ledger_jsonl(task: BulkTask) -> Iterator[str]:
@@ -234,7 +181,7 @@ def ledger_jsonl(task: BulkTask) -> Iterator[str]:
             item = {"pk": pk, "outcome": outcome, "before": old, "after": new, "errors": errors or []}
             yield json.dumps(item, ensure_ascii=False) + "\n"
 
-    return _blocks(lines())
+    return fileformats.blocks(lines())
 
 
 def summary_jsonl(task: BulkTask) -> Iterator[str]:

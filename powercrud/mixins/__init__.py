@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from powercrud.mixins.bulk import BulkMixin
+from powercrud.mixins.export import ExportMixin
 from powercrud.mixins.inline import InlineEditMixin
 from powercrud.mixins.listing import ListMixin
 from powercrud.mixins.preferences import ViewPreferencesMixin
@@ -14,14 +15,17 @@ if TYPE_CHECKING:
     from powercrud.mixins.contracts import ListFeatures, SelectionFeatures
 
 
-class PowerCRUDMixin(InlineEditMixin, ViewPreferencesMixin, BulkMixin, SelectionMixin, ListMixin):
+class PowerCRUDMixin(
+    InlineEditMixin, ViewPreferencesMixin, ExportMixin, BulkMixin, SelectionMixin, ListMixin
+):
     """Filtering, search, sorting, page sizes, selection, bulk edit, inline editing, the column
-    chooser and saved views on ``CRUDView``.
+    chooser, saved views and export on ``CRUDView``.
 
     Use as ``class BookCRUDView(PowerCRUDMixin, CRUDView)``. Each feature lives in its own
-    mixin module (``listing``, ``selection``, ``bulk``, ``inline``, ``preferences``); none
-    depends on mixin order beyond all of them coming before ``CRUDView``. What each relies on
-    of the view and of the others is declared in ``powercrud.mixins.contracts``.
+    mixin module (``listing``, ``selection``, ``bulk``, ``inline``, ``preferences``,
+    ``export``); none depends on mixin order beyond all of them coming before ``CRUDView``.
+    What each relies on of the view and of the others is declared in
+    ``powercrud.mixins.contracts``.
     """
 
 

@@ -6,6 +6,7 @@ so the parts' method resolution order is exactly what it would be without them::
     ListHost        CRUDView
     SelectionHost   CRUDView + ListFeatures        (filters and search, from ``ListMixin``)
     BulkHost        CRUDView + SelectionFeatures   (the selection, from ``SelectionMixin``)
+    ExportHost      CRUDView + ListFeatures + SelectionFeatures
 
 mypy checks each call a part makes on ``self`` against its host, and ``powercrud.mixins``
 checks that ``ListMixin`` and ``SelectionMixin`` honour the features the others rely on.
@@ -31,11 +32,14 @@ if TYPE_CHECKING:
 
 
 class ListFeatures(Protocol):
-    """What ``SelectionMixin`` uses of ``ListMixin``: a stored list query becomes its rows."""
+    """What ``SelectionMixin`` and ``ExportMixin`` use of ``ListMixin``: a stored list query
+    becomes its rows, in the list's order."""
 
     def get_filterset_class(self) -> type[django_filters.FilterSet] | None: ...
 
     def apply_search(self, queryset: models.QuerySet[Any], query: str) -> models.QuerySet[Any]: ...
+
+    def apply_sort(self, queryset: models.QuerySet[Any]) -> models.QuerySet[Any]: ...
 
 
 class SelectionFeatures(Protocol):
@@ -67,8 +71,13 @@ if TYPE_CHECKING:
 
         model: ClassVar[type[models.Model]]
 
+    class ExportHost(CRUDView, ListFeatures, SelectionFeatures):
+        """``ExportMixin`` is mixed into a ``CRUDView`` with ``ListMixin`` and ``SelectionMixin``."""
+
+        model: ClassVar[type[models.Model]]
+
 else:
-    ListHost = SelectionHost = BulkHost = object
+    ListHost = SelectionHost = BulkHost = ExportHost = object
 
 
-__all__ = ["BulkHost", "ListFeatures", "ListHost", "SelectionFeatures", "SelectionHost"]
+__all__ = ["BulkHost", "ExportHost", "ListFeatures", "ListHost", "SelectionFeatures", "SelectionHost"]

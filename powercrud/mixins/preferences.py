@@ -158,7 +158,7 @@ class ViewPreferencesMixin(ListHost):
     def get_columns(self) -> builtins.list[cols.Column]:
         """On the list (and its inline rows), the chosen columns in the chosen order."""
         columns = self.get_all_columns()
-        if self.role not in (Role.LIST, Role.INLINE) or not self.preferences_enabled():
+        if self.role not in (Role.LIST, Role.INLINE, Role.EXPORT) or not self.preferences_enabled():
             return columns
         if not hasattr(self, "_chosen_columns"):
             chosen, _ = self.get_column_choice()

@@ -42,6 +42,7 @@ class BookCRUDView(CatalogueCRUDView):
     bulk_delete = True
     bulk_async = True
     bulk_update_persistence_backend_path = "tests.testapp.backends.BookBulkUpdateBackend"
+    export_formats = ["csv", "xlsx", "json"]
 
     def persist_bulk_update(self, *, queryset, fields_to_update, field_data, progress_callback=None):
         return BookBulkUpdateService().apply(
