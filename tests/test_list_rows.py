@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from django import forms
 from django.forms.renderers import DjangoTemplates
-from django.template import Context, engines
+from django.template import Context, RequestContext, engines
 from django.test import override_settings
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy
@@ -256,3 +256,25 @@ def test_filter_selects_use_the_templates_a_project_replaces(tmp_path: Path) -> 
     form = ChoiceForm(auto_id="filter_%s", renderer=Renderer())
     prepare_filter_form(form)
     assert "Draft &lt;1&gt; (mine)" in str(form["plain"])
+
+
+# ----- the pager's links --------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "page=3",
+        "sort=-price&page=2&q=a+b%26c",
+        "tag=1&tag=2&page=9&page=4",
+        "q=%C3%A9t%C3%A9",
+        "q=918273645546372819",  # the tag's own marker in the query string
+    ],
+)
+def test_page_links_are_what_querystring_gives(rf: Any, query: str) -> None:
+    engine = engines["django"].engine
+    request = rf.get(f"/book/?{query}")
+    ours = engine.from_string("{% load pc_table %}{% for n in numbers %}{% pc_page_query n %}|{% endfor %}")
+    django_own = engine.from_string("{% for n in numbers %}{% querystring page=n %}|{% endfor %}")
+    context = {"numbers": [1, 2, 10, 1000]}
+    expected = django_own.render(RequestContext(request, context))
+    assert ours.render(RequestContext(request, context)) == expected

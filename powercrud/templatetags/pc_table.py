@@ -148,3 +148,23 @@ def pc_row(context: template.Context, row: dict[str, Any]) -> SafeString:
     if renderer is None:
         renderer = context.render_context[_RENDERER] = RowRenderer(context)
     return SafeString(renderer.row(row, context))
+
+
+_PAGE_QUERY = "powercrud.pc_table.page_query"  # its key in a page's render context
+_PAGE_MARKER = "918273645546372819"  # a page number no list has: encoded once, then replaced
+
+
+@register.simple_tag(takes_context=True)
+def pc_page_query(context: template.Context, number: Any) -> str:
+    """``{% querystring page=number %}``: the page links' query string, the rest of which is
+    encoded once a page instead of once a link (a pager has up to 14 of them)."""
+    parts = context.render_context.get(_PAGE_QUERY)
+    if parts is None:
+        params = context.request.GET.copy()  # type: ignore[attr-defined]
+        params["page"] = _PAGE_MARKER
+        parts = context.render_context[_PAGE_QUERY] = f"?{params.urlencode()}".split(_PAGE_MARKER)
+    if len(parts) != 2:  # the marker is in the query string already: encode this link on its own
+        params = context.request.GET.copy()  # type: ignore[attr-defined]
+        params["page"] = number
+        return f"?{params.urlencode()}"
+    return f"{parts[0]}{number}{parts[1]}"
