@@ -620,3 +620,42 @@ def test_htmx_updates_send_the_clear_link_out_of_band(htmx_client, catalogue):
     assert f'<span id="pc-clear-filters" hx-swap-oob="true">{clear}' in filtered
     unfiltered = htmx_client.get("/book/").content.decode()
     assert '<span id="pc-clear-filters" hx-swap-oob="true"></span>' in unfiltered
+
+
+def query_kinds(queries: CaptureQueriesContext) -> list[str]:
+    """Each query as ``<first table>`` (``count <table>`` for a count), in order."""
+    kinds = []
+    for query in queries.captured_queries:
+        table = re.search(r'FROM "(\w+)"', query["sql"])
+        name = table.group(1) if table else query["sql"][:40]
+        kinds.append(f"count {name}" if query["sql"].startswith("SELECT COUNT(*)") else name)
+    return kinds
+
+
+# What page 1 of the list asks the database, query by query. A change that adds one must say
+# why here: bench/list_page.py measures this page against a plain ListView, which makes 6.
+LIST_PAGE_QUERIES = [
+    "django_session",  # the session (and the selection in it)
+    "auth_user",  # the user
+    "count testapp_genre",  # is the genre filter a select or a search? (over 200 rows: search)
+    "count testapp_author",  # the same for the author filter
+    "powercrud_viewpreference",  # the user's columns, saved views and display settings: one query
+    "count testapp_book",  # the paginator's count
+    "testapp_book",  # the page's rows, authors and genres joined
+    "testapp_tag",  # their tags, prefetched
+]
+FULL_PAGE_ONLY = [
+    "powercrud_bulktask",  # background runs that ended unseen (a toast each), full pages only
+    "testapp_genre",  # the genre filter's options
+    "testapp_author",  # the author filter's (three authors here: a select; the demo's 5,000 search)
+]
+
+
+def test_the_list_page_makes_a_known_set_of_queries(admin_client, htmx_client, catalogue):
+    admin_client.get(BOOKS)  # warm caches outside the measurement
+    with CaptureQueriesContext(connection) as full:
+        admin_client.get(BOOKS)
+    with CaptureQueriesContext(connection) as partial:
+        htmx_client.get(BOOKS, headers={"HX-Target": "pc-content"})
+    assert query_kinds(full) == LIST_PAGE_QUERIES + FULL_PAGE_ONLY
+    assert query_kinds(partial) == LIST_PAGE_QUERIES
