@@ -4,9 +4,18 @@
     python -m bench.list_page --rows 1000000 --db /tmp/books-1m.sqlite3   # keep the file, reuse it
 
 Builds a throw-away SQLite database (in a temp dir unless ``--db`` names a file), seeds it with
-``manage.py seed_books``, then times page 1 (default sort) and a filtered + sorted page through the
-Django test client as a signed-in superuser. Prints medians, SQL query counts and the ratio
-powercrud / plain. ``--profile`` adds a cProfile of the powercrud requests.
+``manage.py seed_books``, then times page 1 (default sort), a filtered + sorted page and a deep
+page through the Django test client as a signed-in superuser.
+
+What is timed: one whole ``client.get()`` each, i.e. every middleware (session and user loaded
+from the database), the view, its queries and the template rendering, to the response's bytes.
+powercrud's page is ``sample.views.BookCRUDView`` with every list feature it has on (filters,
+search, selection, inline edit, the column chooser, saved views, export); the script checks
+that its column chooser and saved-views menu are on the page and that both pages list the same
+rows. The timings are interleaved (powercrud, plain, powercrud's htmx partial, repeated), so a
+busy machine slows all three alike. Prints medians, SQL query counts, page sizes and the ratio
+powercrud / plain against issue 13's target (1.2x) and the DESIGN's limit (2x, the exit
+status). ``--profile`` adds a cProfile of the powercrud requests.
 """
 
 from __future__ import annotations
@@ -26,7 +35,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-TARGET_RATIO = 2.0
+TARGET_RATIO = 1.2  # issue 13: page 1 within 1.2x of a plain ListView, column chooser and saved views on
+DESIGN_RATIO = 2.0  # docs: DESIGN; the exit status
+# On powercrud's page: the column chooser and the saved-views menu (the features the target names).
+FEATURES = {"column chooser": 'data-pc-menu="columns"', "saved views": 'data-pc-menu="views"'}
 SCENARIOS = [
     ("page 1, default sort", ""),
     ("status=published, sort=-price", "?status=published&sort=-price"),
@@ -141,13 +153,20 @@ def main(argv: list[str] | None = None) -> int:
         header += f" {'queries pc/plain':>17} {'KB pc/plain':>12}"
         print(header)
         print("-" * len(header))
-        worst = 0.0
+        worst = worst_partial = 0.0
+        different = False
         for label, query in SCENARIOS:
             pc_response = client.get(POWERCRUD_URL + query)
             plain_response = client.get(PLAIN_URL + query)
             pc_rows, plain_rows = row_pks(pc_response.content), row_pks(plain_response.content)
-            if pc_rows != plain_rows:
+            if pc_rows != plain_rows or not pc_rows:
                 print(f"  ! {label}: the two pages list different rows ({pc_rows[:3]}… vs {plain_rows[:3]}…)")
+                different = True
+            page = pc_response.content.decode()
+            missing = [name for name, marker in FEATURES.items() if marker not in page]
+            if missing:
+                print(f"  ! {label}: powercrud's page has no {' and no '.join(missing)}")
+                different = True
             pc, plain, partial = measure(
                 [
                     lambda q=query: client.get(POWERCRUD_URL + q),
@@ -158,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             ratio = pc.median / plain.median
             worst = max(worst, ratio)
+            worst_partial = max(worst_partial, partial.median / plain.median)
             print(
                 f"{label:32} {pc.median * 1000:9.1f}ms {plain.median * 1000:9.1f}ms {ratio:6.2f}x"
                 f" {pc.queries:>8} / {plain.queries:<6} {pc.size / 1024:6.0f} / {plain.size / 1024:<4.0f}"
@@ -168,8 +188,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"{partial.size / 1024:6.0f}"
             )
         print()
-        verdict = "PASS" if worst <= TARGET_RATIO else "MISS"
-        print(f"worst ratio {worst:.2f}x (target: within {TARGET_RATIO:.0f}x of plain Django) {verdict}")
+        for name, limit in (("issue 13's target", TARGET_RATIO), ("DESIGN's limit", DESIGN_RATIO)):
+            verdicts = [("full page", worst), ("htmx partial", worst_partial)]
+            text = ", ".join(f"{page} {r:.2f}x {'PASS' if r <= limit else 'MISS'}" for page, r in verdicts)
+            print(f"worst ratio vs {name} (within {limit:g}x of plain Django): {text}")
+        if different:
+            print("! the pages differ (see above): the ratios do not compare like with like")
 
         if args.profile:
             for label, query in SCENARIOS:
@@ -184,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
                 stats.sort_stats("tottime").print_stats(12)
                 print(f"\n=== cProfile, powercrud, {label} (3 requests) ===")
                 print(out.getvalue().replace(str(Path(sys.prefix)), "<venv>"))
-        return 0 if worst <= TARGET_RATIO else 1
+        return 0 if worst <= DESIGN_RATIO and not different else 1
 
 
 if __name__ == "__main__":
