@@ -212,3 +212,17 @@ def test_each_batch_records_its_own_rows_when_the_statement_is_reused(
     for book in books:
         assert stored_value(Book, "price", entry(run, book.pk).old["price"]) == old_prices[book.pk]
     assert len(compiled) == 1
+
+
+def test_the_ledger_has_no_database_foreign_key_yet_deleting_a_run_deletes_its_rows() -> None:
+    """No foreign-key constraint on ``RunRow.run``: PostgreSQL would check it once per inserted
+    row at commit (seconds for a million rows). The ORM's cascade still removes a run's rows."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, RunRow._meta.db_table)
+    assert not [name for name, c in constraints.items() if c["foreign_key"]]
+    run, _ = run_sync(Book.objects.filter(pk__in=[b.pk for b in make_books(3)]), {"price": "1.00"})
+    assert RunRow.objects.filter(run=run).count() == 3
+    run.delete()
+    assert not RunRow.objects.filter(run_id=run.pk).exists()
