@@ -4,7 +4,8 @@
 
 URL names live in the ``powercrud`` namespace: ``powercrud:index`` (the prefix itself, which
 redirects to the task list), ``powercrud:tasks-list``, ``tasks-detail``, ``tasks-progress``,
-``tasks-outcomes`` and ``tasks-cancel`` (see ``powercrud.dashboard``).
+``tasks-outcomes``, ``tasks-outcomes-json``, ``tasks-run-json`` (the run as JSON) and
+``tasks-cancel`` (see ``powercrud.dashboard``).
 """
 
 from __future__ import annotations

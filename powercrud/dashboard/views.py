@@ -14,7 +14,14 @@ import django_filters
 from django import forms
 from django.contrib import messages
 from django.db import models
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 from django.template.loader import render_to_string
 from django.urls import URLPattern, path, reverse
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling, trigger_client_event
@@ -22,6 +29,7 @@ from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 from powercrud.bulk import messages as bulk_messages
 from powercrud.bulk.selection import Selection
 from powercrud.conf import settings as pc_settings
+from powercrud.dashboard.api import BadPage, json_error, run_document
 from powercrud.dashboard.describe import (
     ACTIVE,
     describe_changes,
@@ -126,6 +134,7 @@ _ACTIONS: dict[str, dict[str, str]] = {
     "progress": {"get": "progress"},
     "outcomes": {"get": "outcomes"},
     "outcomes_json": {"get": "outcomes_json"},
+    "run_json": {"get": "run_json"},
     "cancel": {"post": "cancel"},
     "retry": {"post": "retry"},
 }
@@ -133,6 +142,7 @@ _ACTION_ROUTES = {
     "progress": "{pk}/progress/",
     "outcomes": "{pk}/outcomes.csv",
     "outcomes_json": "{pk}/outcomes.jsonl",
+    "run_json": "{pk}/run.json",
     "cancel": "{pk}/cancel/",
     "retry": "{pk}/retry/",
 }
@@ -376,6 +386,31 @@ class BulkTaskView(PowerCRUDMixin, CRUDView):
         task = self.get_object()
         lines = ledger_jsonl(task) if has_ledger_rows(task) else summary_jsonl(task)
         return _download(lines, "application/jsonl; charset=utf-8", f"task-{task.pk}-outcomes.jsonl")
+
+    def run_json(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        """The run as JSON for programs (``dashboard/api.py``): its record and one page of its
+        rows (``?outcome=``, ``?page=``); errors as JSON, never an HTML page."""
+        try:
+            self.object = task = self.get_object()
+        except Http404:
+            return json_error(f"No bulk run #{kwargs.get('pk')} that you may see.", status=404)
+        try:
+            outcome = read_outcome(request.GET, task)
+            page = single(request.GET, "page").strip()
+            document = run_document(task, outcome=outcome, page=page, urls=self.task_urls(task))
+        except RepeatedParameter as exc:
+            return json_error(exc.message, status=400, field=exc.name)
+        except UnknownOutcome as exc:
+            return json_error(exc.message, status=400, field="outcome")
+        except BadPage as exc:
+            return json_error(exc.message, status=400, field="page")
+        return JsonResponse(document)
+
+    def handle_no_permission(self) -> HttpResponse:
+        """A program asking for a run as JSON gets JSON (403), not the login page."""
+        if self.action == "run_json":
+            return json_error("Sign in to read bulk runs.", status=403)
+        return super().handle_no_permission()
 
     def retry(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         """Select the run's failed rows on the screen it came from and open its bulk edit there,
