@@ -659,3 +659,15 @@ def test_the_list_page_makes_a_known_set_of_queries(admin_client, htmx_client, c
         htmx_client.get(BOOKS, headers={"HX-Target": "pc-content"})
     assert query_kinds(full) == LIST_PAGE_QUERIES + FULL_PAGE_ONLY
     assert query_kinds(partial) == LIST_PAGE_QUERIES
+
+
+def test_the_list_builds_its_columns_once_a_request(admin_client, catalogue, monkeypatch):
+    """The sort, the headers and the rows each ask for the columns; they are built once."""
+    from powercrud import columns
+
+    built = []
+    real = columns.build_columns
+    monkeypatch.setattr(columns, "build_columns", lambda *a, **k: built.append(1) or real(*a, **k))
+    response = admin_client.get(BOOKS, {"sort": "-price"})
+    assert response.status_code == 200
+    assert len(built) == 1

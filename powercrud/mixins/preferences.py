@@ -128,9 +128,11 @@ class ViewPreferencesMixin(ListHost):
         return found
 
     def get_all_columns(self) -> builtins.list[cols.Column]:
-        """Every column the view offers (``fields`` then ``properties``)."""
-        columns: builtins.list[cols.Column] = super().get_columns()
-        return columns
+        """Every column the view offers (``fields`` then ``properties``), built once a request
+        (the sort, the headers and the rows each ask)."""
+        if not hasattr(self, "_all_columns"):
+            self._all_columns: builtins.list[cols.Column] = super().get_columns()
+        return list(self._all_columns)
 
     def get_column_choice(self) -> tuple[builtins.list[str], str]:
         """The column names to show (empty: the view's own) and where they come from."""
