@@ -85,6 +85,23 @@ def test_the_heartbeat_is_written_while_the_numbers_do_not_move(store: FakeStore
     assert max(gaps[:-1]) < 0.3
 
 
+def test_by_default_a_run_shows_progress_or_a_heartbeat_at_least_every_half_second(
+    store: FakeStore,
+) -> None:
+    """Whoever watches a run sees a write at least every 0.5 s (issue 12's bar), whether the
+    numbers move or not; and never more than five a second."""
+    writer = progress.ProgressWriter(unsaved_task())
+    with writer:
+        for done in range(1, 8):
+            writer(done, 10)
+            time.sleep(0.15)  # moving
+        time.sleep(1.0)  # a long batch: nothing moves
+    gaps = [b - a for a, b in zip(writer.updates, writer.updates[1:], strict=False)]
+    assert max(gaps[:-1]) <= 0.5, gaps
+    assert min(gaps[:-1]) >= progress.MIN_INTERVAL * 0.9, gaps
+    assert store.writes[-1] == (7, 10)
+
+
 def test_a_cancel_flag_seen_by_the_writer_stops_the_next_callback(store: FakeStore) -> None:
     writer = progress.ProgressWriter(unsaved_task(), min_interval=10, heartbeat_interval=10)
     writer.start()

@@ -64,11 +64,12 @@ __all__ = [
 
 logger = logging.getLogger("powercrud.jobs.progress")
 
-MIN_INTERVAL = 0.5
-"""Seconds between two progress writes, at least (so at most two writes per second)."""
+MIN_INTERVAL = 0.2
+"""Seconds between two progress writes, at least (so at most five writes per second)."""
 
-HEARTBEAT_INTERVAL = 1.0
-"""Seconds between two writes while a task runs, at most (even when ``done`` has not moved)."""
+HEARTBEAT_INTERVAL = 0.4
+"""Seconds between two writes while a task runs, at most (even when ``done`` has not moved):
+whoever watches a run sees it move, or at least live, twice a second or more."""
 
 
 class TaskCancelled(Exception):

@@ -103,16 +103,17 @@ def test_a_100000_row_task_runs_in_flat_memory_with_few_progress_writes(
     extra = big_peak - small_peak
     assert extra < 30 * MB, f"100,000 rows peaked {big_peak / MB:.1f} MB, 1,000 rows {small_peak / MB:.1f} MB"
 
-    # Progress: 100 batches of 1,000 rows, but at most two writes a second (plus the first
+    # Progress: 100 batches of 1,000 rows, but at most one write per MIN_INTERVAL (plus the first
     # and the last), never one per row or per batch.
     assert live_writes[-1][:2] == (100_000, 100_000)
     assert len(live_writes) <= elapsed / progress.MIN_INTERVAL + 3, (len(live_writes), elapsed)
     assert len(live_writes) < 100_000 / 1000, len(live_writes)
     dones = [done for done, _, _ in live_writes]
     assert dones == sorted(dones)  # never backwards
-    # ... and often enough to show movement and keep the heartbeat fresh (every second or so).
+    # ... and often enough to show movement and keep the heartbeat fresh (every HEARTBEAT_INTERVAL,
+    # with half a second of slack for a loaded machine's scheduler).
     times = [at for _, _, at in live_writes]
-    assert max(b - a for a, b in zip(times, times[1:], strict=False)) < 1.5 * progress.HEARTBEAT_INTERVAL
+    assert max(b - a for a, b in zip(times, times[1:], strict=False)) < progress.HEARTBEAT_INTERVAL + 0.5
     print(
         f"\n100,000 rows: {elapsed:.1f} s, peak {big_peak / MB:.1f} MB "
         f"(1,000 rows: {small_peak / MB:.1f} MB), {len(live_writes)} progress writes"
