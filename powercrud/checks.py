@@ -22,6 +22,7 @@ from django.utils.functional import cached_property as django_cached_property
 from powercrud.bulk_persistence import BulkUpdatePersistenceBackend, check_backend_path, resolve_backend_class
 from powercrud.columns import resolve_field_path
 from powercrud.conf import settings as pc_settings
+from powercrud.jobs.runners import check_runner_path
 
 # What ``properties`` may name: computed attributes read from each row.
 PROPERTY_TYPES = (property, functools.cached_property, django_cached_property)
@@ -34,7 +35,8 @@ REQUIRED_APPS = {
 
 @register(Tags.compatibility)
 def check_installation(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """E007: required apps; E008: the htmx middleware; W001: unknown settings."""
+    """E007: required apps; E008: the htmx middleware; E011: the request context processor;
+    E020: a ``BULK_RUNNER`` that does not import; W001: unknown settings."""
     errors: list[CheckMessage] = []
     required = dict(REQUIRED_APPS)
     if django.VERSION < (6, 0):
@@ -70,6 +72,16 @@ def check_installation(app_configs: Any = None, **kwargs: Any) -> list[CheckMess
                 "powercrud needs django-htmx's middleware.",
                 hint="Add 'django_htmx.middleware.HtmxMiddleware' to MIDDLEWARE.",
                 id="powercrud.E008",
+            )
+        )
+    problem = check_runner_path(pc_settings.BULK_RUNNER)
+    if problem:
+        errors.append(
+            Error(
+                problem,
+                hint="Set POWERCRUD_SETTINGS['BULK_RUNNER'] to the dotted path of a runner class, "
+                "or leave it out for django-q2 (powercrud.jobs.runners.DjangoQRunner).",
+                id="powercrud.E020",
             )
         )
     for name in pc_settings.unknown_names():

@@ -41,6 +41,8 @@ DEFAULTS: dict[str, Any] = {
     "BULK_RUN_LEDGER": True,
     # Days the ledger rows of a finished run are kept; powercrud_cleanup prunes older ones.
     "BULK_RUN_ROWS_RETENTION_DAYS": 30,
+    # What queues background jobs: a class with enqueue() and waiting() (powercrud.jobs.runners).
+    "BULK_RUNNER": "powercrud.jobs.runners.DjangoQRunner",
     # The template the task dashboard extends; None means BASE_TEMPLATE.
     "TASK_DASHBOARD_BASE_TEMPLATE": None,
 }

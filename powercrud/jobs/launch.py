@@ -25,6 +25,7 @@ from powercrud.bulk.request import BulkRequest
 from powercrud.bulk_persistence import check_backend_path
 from powercrud.jobs.locks import LockConflict, acquire_locks, fence_request_runs
 from powercrud.jobs.monitor import finish_task
+from powercrud.jobs.runners import runner
 from powercrud.models import BulkTask
 
 __all__ = ["JOB_FUNCTION", "LaunchError", "LockConflict", "launch_bulk_task"]
@@ -102,11 +103,10 @@ def launch_bulk_task(
 
 
 def _enqueue(task: BulkTask) -> None:
-    """Hand the job to django-q2; on a broker failure, fail the task and free its rows."""
-    from django_q.tasks import async_task
-
+    """Hand the job to the runner (``BULK_RUNNER``, django-q2 by default); on a broker failure,
+    fail the task and free its rows."""
     try:
-        job_id = async_task(JOB_FUNCTION, task.pk, task_name=task.task_name)
+        job_id = runner().enqueue(JOB_FUNCTION, task.pk, name=task.task_name)
     except Exception as exc:  # the broker boundary: whatever a broker raises, the job is not queued
         logger.error("Bulk task #%s could not be queued.", task.pk, exc_info=True)
         message = job_not_queued(task.kind, reachable=not isinstance(exc, _broker_errors()))
@@ -114,4 +114,4 @@ def _enqueue(task: BulkTask) -> None:
         raise LaunchError(
             f"{message} Try again later, or ask an administrator to check the workers."
         ) from exc
-    BulkTask.objects.filter(pk=task.pk).update(q_task_id=str(job_id or ""))
+    BulkTask.objects.filter(pk=task.pk).update(q_task_id=job_id)

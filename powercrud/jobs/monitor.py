@@ -25,6 +25,7 @@ from powercrud.conf import settings as pc_settings
 from powercrud.jobs import progress
 from powercrud.jobs.ledger import counts, settle_unreached
 from powercrud.jobs.locks import release_locks
+from powercrud.jobs.runners import runner
 from powercrud.models import MAX_STORED_ERRORS, BulkTask
 from powercrud.signals import bulk_run_finished
 
@@ -190,13 +191,9 @@ def request_cancel(task: BulkTask | int) -> BulkTask:
 
 
 def _queued_jobs() -> set[str] | None:
-    """Names of the jobs waiting in django-q2's ORM queue; None for other brokers."""
-    from django_q.conf import Conf
-    from django_q.models import OrmQ
-
-    if not Conf.ORM:
-        return None
-    return {str(job.name()) for job in OrmQ.objects.using(Conf.ORM).all()}
+    """Names of the jobs waiting to start, as the runner knows them (django-q2: its ORM queue);
+    None when it cannot tell."""
+    return runner().waiting()
 
 
 def fail_stale_tasks(
