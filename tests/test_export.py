@@ -215,8 +215,15 @@ def test_the_list_links_to_its_exports_with_its_current_state(
     page = admin_client.get("/book/", {"status": "draft", "page": "2"}).content.decode()
     assert 'data-pc-menu="export"' in page
     assert "/book/export/?status=draft&amp;export=csv&amp;export_scope=all" in page
-    assert "/book/export/?status=draft&amp;export=xlsx&amp;export_scope=selection" in page
     assert "page=2" not in page.split('data-pc-menu="export"')[1].split("</details>")[0]
+    # The selection's exports sit in the selection bar, drawn again whenever it changes, and
+    # only while rows are selected.
+    assert "export_scope=selection" not in page
+    bar = select(admin_client, "book", [catalogue["books"][0].pk]).content.decode()
+    assert '<a class="pc-link" href="/book/export/?export=xlsx&amp;export_scope=selection">Excel' in bar
+    assert 'id="pc-selection"' in bar
+    page = admin_client.get("/book/").content.decode()
+    assert page.count("export_scope=selection") == 3
 
 
 def test_an_export_streams_in_chunks_of_rows_with_one_query_per_many_to_many_field(

@@ -23,6 +23,7 @@ import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
+from urllib.parse import urlencode
 
 from django.db import models
 from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
@@ -187,8 +188,23 @@ class ExportMixin(ExportHost):
             context["export_links"] = self.export_links()
         return context
 
+    def get_context_data(self, **extra: Any) -> dict[str, Any]:
+        """Every page of the view knows the selection's exports; the selection bar offers them
+        while rows are selected (it is drawn again whenever the selection changes)."""
+        context: dict[str, Any] = super().get_context_data(**extra)
+        if self.export_enabled():
+            url = self.reverse(Role.EXPORT)
+            context["export_selection_links"] = [
+                {
+                    "label": file_format.label,
+                    "url": f"{url}?{urlencode({FORMAT_PARAM: file_format.name, SCOPE_PARAM: 'selection'})}",
+                }
+                for file_format in self.get_export_formats()
+            ]
+        return context
+
     def export_links(self) -> list[dict[str, str]]:
-        """Per format: its label and the URLs of the list's rows and of the selection."""
+        """Per format: its label and the URL of the list's rows, with the list's query string."""
         url = self.reverse(Role.EXPORT)
         query = self.request.GET.copy()
         query.pop("page", None)
@@ -196,9 +212,5 @@ class ExportMixin(ExportHost):
         for file_format in self.get_export_formats():
             query[FORMAT_PARAM] = file_format.name
             query[SCOPE_PARAM] = "all"
-            every = f"{url}?{query.urlencode()}"
-            query[SCOPE_PARAM] = "selection"
-            links.append(
-                {"label": file_format.label, "all": every, "selection": f"{url}?{query.urlencode()}"}
-            )
+            links.append({"label": file_format.label, "all": f"{url}?{query.urlencode()}"})
         return links

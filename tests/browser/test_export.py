@@ -67,10 +67,9 @@ def test_the_export_menu_downloads_the_filtered_list_and_the_selection(
     row_box(page, 2).check()
     wait_for_count(page, 2)
     assert selection_count(page) == 2
-    menu = page.locator('details[data-pc-menu="export"]')
-    if menu.get_attribute("open") is None:
-        menu.locator("summary").click()
-    rows = download(page, menu.get_by_role("link", name="CSV of the selected books"))
+    bar = page.locator("#pc-selection")
+    shoot(page, "export-selection-bar")
+    rows = download(page, bar.get_by_role("link", name="CSV of the selected books"))
     assert len(rows) == 3
     assert failures == []
 
