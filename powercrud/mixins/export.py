@@ -182,29 +182,18 @@ class ExportMixin(ExportHost):
     def export_refused(self, message: str) -> HttpResponse:
         return refusal(self.request, message, status=400, event="pcExportRefused")
 
-    def get_list_context(self) -> dict[str, Any]:
-        context: dict[str, Any] = super().get_list_context()
-        if self.export_enabled():
+    def get_context_data(self, **extra: Any) -> dict[str, Any]:
+        """The list's Export menu and the selection bar (drawn by the list and again by every
+        selection change) get ``export_links``; other pages need none."""
+        context: dict[str, Any] = super().get_context_data(**extra)
+        if self.role in (Role.LIST, Role.SELECTION) and self.export_enabled():
             context["export_links"] = self.export_links()
         return context
 
-    def get_context_data(self, **extra: Any) -> dict[str, Any]:
-        """Every page of the view knows the selection's exports; the selection bar offers them
-        while rows are selected (it is drawn again whenever the selection changes)."""
-        context: dict[str, Any] = super().get_context_data(**extra)
-        if self.export_enabled():
-            url = self.reverse(Role.EXPORT)
-            context["export_selection_links"] = [
-                {
-                    "label": file_format.label,
-                    "url": f"{url}?{urlencode({FORMAT_PARAM: file_format.name, SCOPE_PARAM: 'selection'})}",
-                }
-                for file_format in self.get_export_formats()
-            ]
-        return context
-
     def export_links(self) -> list[dict[str, str]]:
-        """Per format: its label and the URL of the list's rows, with the list's query string."""
+        """Per format: its label, the URL of the list's rows (with the list's query string) and
+        the URL of the selection (in the list's default order, with the user's columns: the
+        selection bar is also drawn by the selection's own requests, which carry no list state)."""
         url = self.reverse(Role.EXPORT)
         query = self.request.GET.copy()
         query.pop("page", None)
@@ -212,5 +201,12 @@ class ExportMixin(ExportHost):
         for file_format in self.get_export_formats():
             query[FORMAT_PARAM] = file_format.name
             query[SCOPE_PARAM] = "all"
-            links.append({"label": file_format.label, "all": f"{url}?{query.urlencode()}"})
+            selection = urlencode({FORMAT_PARAM: file_format.name, SCOPE_PARAM: "selection"})
+            links.append(
+                {
+                    "label": file_format.label,
+                    "all": f"{url}?{query.urlencode()}",
+                    "selection": f"{url}?{selection}",
+                }
+            )
         return links
