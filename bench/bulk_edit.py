@@ -45,9 +45,7 @@ import os
 import pstats
 import random
 import re
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -59,9 +57,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.common import ROOT, postgres_reachable, run_json_worker, say
+
 PG_DATABASE = "bench_powercrud"
-PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
 
 SET_RATIO_TARGET = 10.0  # set-based view / QuerySet.update(), at N = 10,000
 LEDGER_RATIO_TARGET = 1.5  # set-based view, run ledger on / off (BULK_RUN_LEDGER)
@@ -531,56 +529,16 @@ def database_version() -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def postgres_reachable() -> bool:
-    try:
-        with socket.create_connection((PG_HOST, PG_PORT), timeout=1):
-            pass
-    except OSError:
-        return False
-    try:
-        import psycopg
-
-        with psycopg.connect(dbname="postgres", connect_timeout=2, host=PG_HOST, port=PG_PORT, user=PG_USER):
-            return True
-    except Exception:  # any failure means "not usable here"
-        return False
-
-
-def recreate_pg_database(drop_only: bool = False) -> None:
-    import psycopg
-
-    with psycopg.connect(
-        dbname="postgres", autocommit=True, host=PG_HOST, port=PG_PORT, user=PG_USER
-    ) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)")
-        if not drop_only:
-            conn.execute(f"CREATE DATABASE {PG_DATABASE}")
-
-
 def run_worker(engine: str, rows: int, args: argparse.Namespace) -> dict[str, Any]:
-    if engine == "postgres":
-        recreate_pg_database()
-    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
-        out = handle.name
-    cmd = [sys.executable, "-m", "bench.bulk_edit", "--worker", "--engine", engine, "--rows", str(rows)]
-    cmd += ["--repeats", str(args.repeats), "--slow-cap", str(args.slow_cap), "--out", out]
-    cmd += ["--profile"] if args.profile else []
-    cmd += ["--full"] if args.full else []
+    options = ["--rows", str(rows), "--repeats", str(args.repeats), "--slow-cap", str(args.slow_cap)]
+    options += ["--profile"] if args.profile else []
+    options += ["--full"] if args.full else []
     for key in args.skip:
-        cmd += ["--skip", key]
-    try:
-        code = subprocess.call(cmd, cwd=ROOT)
-        if code:
-            raise SystemExit(f"the {engine} N={rows:,} worker failed (exit {code})")
-        return json.loads(Path(out).read_text())  # type: ignore[no-any-return]
-    finally:
-        os.unlink(out)
-        if engine == "postgres":
-            recreate_pg_database(drop_only=True)
+        options += ["--skip", key]
+    report: dict[str, Any] = run_json_worker(
+        "bench.bulk_edit", engine, options, label=f"{engine} N={rows:,}", pg_database=PG_DATABASE
+    )
+    return report
 
 
 def verdict(ok: bool) -> str:

@@ -39,7 +39,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from bench import sync_service
+from bench import common, sync_service
 
 MB = 2**20
 RESET = {"status": "draft", "price": Decimal("1.00")}
@@ -196,7 +196,7 @@ def run_engine(engine: str, rows: int) -> dict[str, Any]:
             sync_service.migrate_and_seed(engine, db_name, rows)
             seed_s = time.perf_counter() - started
             cmd = [sys.executable, "-m", "bench.ledger_size", "--worker", engine, "--db-name", db_name]
-            subprocess.run([*cmd, "--rows", str(rows), "--out", out], check=True, cwd=sync_service.ROOT)
+            subprocess.run([*cmd, "--rows", str(rows), "--out", out], check=True, cwd=common.ROOT)
             report: dict[str, Any] = json.loads(Path(out).read_text())
             report["seed_seconds"] = seed_s
             return report
@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     engines = ["sqlite"] if args.db in ("sqlite", "all") else []
     if args.db in ("postgres", "all"):
-        if sync_service.postgres_reachable():
+        if common.postgres_reachable():
             engines.append("postgres")
         else:
             print("PostgreSQL is not reachable on 127.0.0.1:5432; skipped.")

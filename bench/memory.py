@@ -46,7 +46,7 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
-from bench import sync_service
+from bench import common, sync_service
 
 MB = 2**20
 TARGET_MB = 15.0  # tracemalloc peak of the run, N = 100,000 minus N = 1,000
@@ -171,7 +171,7 @@ def run_worker(engine: str, rows: int) -> dict[str, Any]:
         try:
             sync_service.migrate_and_seed(engine, db_name, rows)
             cmd = [sys.executable, "-m", "bench.memory", "--worker", engine, "--db-name", db_name]
-            subprocess.run([*cmd, "--rows", str(rows), "--out", out], check=True, cwd=sync_service.ROOT)
+            subprocess.run([*cmd, "--rows", str(rows), "--out", out], check=True, cwd=common.ROOT)
             return json.loads(Path(out).read_text())  # type: ignore[no-any-return]
         finally:
             if engine == "postgres":
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = sorted(args.rows or [1_000, 100_000])
     engines = ["sqlite"] if args.db in ("sqlite", "all") else []
     if args.db in ("postgres", "all"):
-        if sync_service.postgres_reachable():
+        if common.postgres_reachable():
             engines.append("postgres")
         else:
             print("PostgreSQL is not reachable on 127.0.0.1:5432; skipped.")

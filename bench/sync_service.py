@@ -11,16 +11,15 @@ The databases: a SQLite file in a temp dir, or ``bench_powercrud_ledger`` on 127
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench import common
+from bench.common import ROOT
+
 PG_DATABASE = "bench_powercrud_ledger"
-PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
 
 
 def environment(engine: str, db_name: str) -> dict[str, str]:
@@ -54,23 +53,8 @@ def migrate_and_seed(engine: str, db_name: str, rows: int) -> None:
     )
 
 
-def postgres_reachable() -> bool:
-    try:
-        with socket.create_connection((PG_HOST, PG_PORT), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 def recreate_pg_database(drop_only: bool = False) -> None:
-    import psycopg
-
-    with psycopg.connect(
-        dbname="postgres", autocommit=True, host=PG_HOST, port=PG_PORT, user=PG_USER
-    ) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)")
-        if not drop_only:
-            conn.execute(f"CREATE DATABASE {PG_DATABASE}")
+    common.recreate_pg_database(PG_DATABASE, drop_only=drop_only)
 
 
 def tidy(tables: list[str]) -> None:

@@ -40,9 +40,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -51,11 +49,10 @@ from pathlib import Path
 from typing import Any
 
 from bench import async_bulk
-from bench.bulk_edit import HTMX, counting, postgres_reachable, prepare, setup_django
+from bench.bulk_edit import HTMX, counting, prepare, setup_django
+from bench.common import postgres_reachable, run_json_worker, say
 
-ROOT = Path(__file__).resolve().parent.parent
 PG_DATABASE = "bench_powercrud_undo"
-PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
 UNDO_RATIO_TARGET = 2.0  # undo / the run it undoes, seconds
 CASES = ("price", "status", "delete")
 NEW_PRICE = Decimal("12.34")
@@ -366,39 +363,14 @@ def run_async(engine: str, rows: int, repeats: int) -> dict[str, Any]:
     return result
 
 
-def say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def recreate_pg_database(drop_only: bool = False) -> None:
-    import psycopg
-
-    with psycopg.connect(
-        dbname="postgres", autocommit=True, host=PG_HOST, port=PG_PORT, user=PG_USER
-    ) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)")
-        if not drop_only:
-            conn.execute(f"CREATE DATABASE {PG_DATABASE}")
-
-
 def run_worker(engine: str, args: argparse.Namespace) -> dict[str, Any]:
-    if engine == "postgres":
-        recreate_pg_database()
-    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
-        out = handle.name
-    cmd = [sys.executable, "-m", "bench.undo", "--worker", "--engine", engine, "--rows", str(args.rows)]
-    cmd += ["--repeats", str(args.repeats), "--out", out]
+    options = ["--rows", str(args.rows), "--repeats", str(args.repeats)]
     for case in args.cases:
-        cmd += ["--case", case]
-    try:
-        code = subprocess.call(cmd, cwd=ROOT)
-        if code:
-            raise SystemExit(f"the {engine} worker failed (exit {code})")
-        return json.loads(Path(out).read_text())  # type: ignore[no-any-return]
-    finally:
-        os.unlink(out)
-        if engine == "postgres":
-            recreate_pg_database(drop_only=True)
+        options += ["--case", case]
+    report: dict[str, Any] = run_json_worker(
+        "bench.undo", engine, options, label=engine, pg_database=PG_DATABASE
+    )
+    return report
 
 
 LABELS = {
