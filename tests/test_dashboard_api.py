@@ -77,7 +77,6 @@ def test_the_run_reads_as_json_with_its_counts_and_rows(owner: User) -> None:
 
 def test_rows_are_paged_and_filtered_by_outcome(owner: User, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(runrows, "PER_PAGE", 2)
-    monkeypatch.setattr("powercrud.dashboard.api.PER_PAGE", 2)
     run = edited_run(owner)
     client = client_for(owner)
     first = client.get(url(run), {"outcome": "changed"}).json()["rows"]

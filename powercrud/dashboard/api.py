@@ -14,12 +14,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
+from django.core.paginator import EmptyPage, PageNotAnInteger
 from django.http import JsonResponse
 
 from powercrud.bulk.codec import to_json
-from powercrud.dashboard.runrows import ALL, PER_PAGE
-from powercrud.models import BulkTask, RunRow
+from powercrud.dashboard.runrows import run_rows
+from powercrud.models import BulkTask
 
 __all__ = ["BadPage", "json_error", "run_document"]
 
@@ -41,10 +41,7 @@ def json_error(message: str, *, status: int, field: str | None = None) -> JsonRe
 
 
 def _rows(task: BulkTask, outcome: str, page: str, url: str) -> dict[str, Any]:
-    rows = RunRow.objects.filter(run_id=task.pk).order_by("id")
-    if outcome != ALL:
-        rows = rows.filter(outcome=outcome)
-    paginator = Paginator(rows.only("object_pk", "outcome", "old", "new", "errors"), PER_PAGE)
+    paginator = run_rows(task, outcome)
     try:
         found = paginator.page(page or 1)
     except (EmptyPage, PageNotAnInteger):

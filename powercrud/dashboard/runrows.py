@@ -281,6 +281,15 @@ def filter_choices(task: BulkTask) -> list[tuple[str, str, int]]:
     return choices
 
 
+def run_rows(task: BulkTask, outcome: str) -> Paginator[RunRow]:
+    """The run's ledger rows with ``outcome`` (or ``ALL``), in the order they were recorded,
+    ``PER_PAGE`` a page."""
+    rows = RunRow.objects.filter(run_id=task.pk).order_by("id")
+    if outcome != ALL:
+        rows = rows.filter(outcome=outcome)
+    return Paginator(rows.only("object_pk", "outcome", "old", "new", "errors"), PER_PAGE)
+
+
 def rows_page(
     task: BulkTask,
     *,
@@ -290,10 +299,7 @@ def rows_page(
     view: type[CRUDView] | None,
 ) -> dict[str, Any]:
     """One page of the run's rows as the task page shows them (``run_rows.html``)."""
-    rows = RunRow.objects.filter(run_id=task.pk).order_by("id")
-    if outcome != ALL:
-        rows = rows.filter(outcome=outcome)
-    paginator = Paginator(rows.only("object_pk", "outcome", "old", "new", "errors"), PER_PAGE)
+    paginator = run_rows(task, outcome)
     page_obj: Page[Any] = paginator.get_page(page or 1)
     found = list(page_obj.object_list)
     names = _names_on_page(task.model_class, found, fields)
