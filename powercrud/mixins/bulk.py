@@ -350,14 +350,7 @@ class BulkMixin(BulkHost):
         problem = undo_problem(run)
         if problem:
             return self.conflict(problem)
-        keys = None
-        if kind == "delete":  # the rows are gone: the ledger says which to re-create
-            queryset = self.get_queryset().none()
-            keys = deleted_keys(run)
-            size = int(run.row_counts.get("changed", 0))
-        else:
-            queryset = self.get_queryset().filter(pk__in=changed_rows(run, self.model))
-            size = queryset.count()
+        queryset, keys, size = self.undo_rows(run)
         if size == 0:
             return self.conflict(messages.nothing_to_undo(run.pk))
         try:
@@ -372,6 +365,15 @@ class BulkMixin(BulkHost):
             return self.conflict(str(exc))
         assert self.bulk_run is not None
         return self.run_page(self.bulk_run.pk, messages.undo_done(run.pk, result.message), ok=result.success)
+
+    def undo_rows(self, run: BulkTask) -> tuple[models.QuerySet[Any], models.QuerySet[Any] | None, int]:
+        """What an undo of ``run`` works on: the rows (re-scoped through ``get_queryset()``), the
+        keys to lock instead of them (a delete's: its rows are gone, the ledger names them) and
+        how many rows."""
+        if run.kind == BulkTask.Kind.DELETE:
+            return self.get_queryset().none(), deleted_keys(run), int(run.row_counts.get("changed", 0))
+        queryset = self.get_queryset().filter(pk__in=changed_rows(run, self.model))
+        return queryset, None, queryset.count()
 
     def rerun_request(self, run: BulkTask, action: SourceAction, *, reason: str) -> BulkRequest:
         """The ``BulkRequest`` of a run made from ``run`` (an apply or an undo): this view's
