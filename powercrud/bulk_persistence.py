@@ -19,6 +19,7 @@ from django.db.models import QuerySet
 
 from powercrud.bulk import ledger, messages
 from powercrud.bulk.delete import BulkDeleteService
+from powercrud.bulk.importing import ImportService
 from powercrud.bulk.request import BulkRequest
 from powercrud.bulk.runner import ProgressCallback, write_alias
 from powercrud.bulk.service import BulkUpdateService
@@ -272,6 +273,10 @@ def run_request(
     ``persist_bulk_update()`` or ``persist_bulk_delete()``.
     """
     backend = backend if backend is not None else backend_for(request)
+    if write is None and request.operation == "import":
+        # The rows come from the file: ``queryset`` is only the scope an upsert may update.
+        write = _import_writer(request, backend, context, progress_callback)
+        return _guarded_run(queryset, context, None, write)
     if write is None and request.operation == "delete":
         write = _delete_writer(BulkDeleteService(), context, progress_callback)
     elif write is None:
@@ -302,6 +307,25 @@ def _update_writer(
         fields_to_update=list(fields_to_update),
         field_data=dict(field_data),
         context=context,
+        progress_callback=progress_callback,
+    )
+
+
+def _import_writer(
+    request: BulkRequest,
+    backend: BulkUpdatePersistenceBackend,
+    context: BulkContext,
+    progress_callback: ProgressCallback | None,
+) -> Write:
+    """The import of ``request``'s rows; an upsert may update only the rows the backend's
+    ``scope_queryset()`` keeps of the queryset it is given."""
+    return lambda rows: ImportService().apply(
+        model=rows.model,
+        spec=request.import_spec,
+        rows=request.import_rows,
+        context=context,
+        scope=backend.scope_queryset(rows, context=context),
+        allowed=request.bulk_fields or None,
         progress_callback=progress_callback,
     )
 

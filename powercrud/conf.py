@@ -46,6 +46,8 @@ DEFAULTS: dict[str, Any] = {
     # The template the task dashboard extends; None means BASE_TEMPLATE.
     "TASK_DASHBOARD_BASE_TEMPLATE": None,
 }
+    # Largest file (bytes) an import accepts; a larger upload is refused before it is read.
+    "IMPORT_MAX_BYTES": 20 * 1024 * 1024,
 
 
 class Settings:

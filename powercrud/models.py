@@ -29,6 +29,7 @@ class BulkTask(models.Model):
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
+        IMPORT = "import", "Import"
         RUNNING = "running", "Running"
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
@@ -196,6 +197,7 @@ class RunRow(models.Model):
     # commit, seconds for a run of a million rows. Deleting a run through the ORM still
     # deletes its rows (on_delete=CASCADE is Django's).
     run = models.ForeignKey(
+        CREATED = "created", "Created"
         BulkTask, on_delete=models.CASCADE, related_name="rows", db_index=False, db_constraint=False
     )
     object_pk = models.CharField(max_length=255)

@@ -90,7 +90,7 @@ def test_the_payload_of_an_earlier_release_still_reads() -> None:
             "field_data has 'price', not being changed",
         ),
         ({"field_data": {"status": object(), "tags": {}}}, TypeError, "must hold JSON-able data"),
-        ({"operation": "explode"}, ValueError, "operation must be 'update' or 'delete'"),
+        ({"operation": "explode"}, ValueError, "operation must be 'update', 'delete' or 'import'"),
         ({"model_label": "book"}, ValueError, "'app_label.model_name' label"),
         ({"batch_size": 0}, ValueError, "batch_size must be a whole number of at least 1"),
         ({"batch_size": True}, ValueError, "batch_size must be a whole number"),

@@ -78,7 +78,7 @@ class TestBulkContext:
             ({"mode": "later"}, "BulkContext.mode must be 'sync' or 'async', not 'later'."),
             (
                 {"operation": "merge"},
-                "BulkContext.operation must be 'update' or 'delete', not 'merge'.",
+                "BulkContext.operation must be 'update', 'delete' or 'import', not 'merge'.",
             ),
             (
                 {"model_label": "book"},

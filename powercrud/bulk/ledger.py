@@ -37,7 +37,18 @@ FAILED = "failed"
 SKIPPED = "skipped"
 NOT_REACHED = "not_reached"
 CONFLICT = "conflict"
-OUTCOMES = (CHANGED, UNCHANGED, FAILED, SKIPPED, NOT_REACHED, CONFLICT)
+CREATED = "created"
+OUTCOMES = (CHANGED, UNCHANGED, FAILED, SKIPPED, NOT_REACHED, CONFLICT, CREATED)
+
+
+class LineKey(str):
+    """The ledger key of an imported row that has no key of its own (it failed, or a check
+    created it): ``"line 12"``, the line of the file it came from."""
+
+    __slots__ = ()
+
+    def __new__(cls, line: int) -> LineKey:
+        return super().__new__(cls, f"line {line}")
 
 
 @dataclass(frozen=True)

@@ -262,3 +262,48 @@ def undo_done(run: int, summary: str) -> str:
 def undo_started(run: int, task: int) -> str:
     """The toast after an undo was handed to a worker."""
     return f"Undo of run #{run} is running on a worker as run #{task}."
+
+
+# ----- import -------------------------------------------------------------------------------
+
+
+def import_row_error(line: int, text: str) -> str:
+    """A row error of an import, with the file line it came from."""
+    return f"Line {line}: {text}"
+
+
+def import_duplicate_key(key: str, first: int) -> str:
+    """A row of the file whose key an earlier row already has."""
+    return f"The same {key} as line {first}; each row must have its own."
+
+
+def import_skipped(line: int) -> str:
+    """A row an import that skips existing rows left alone."""
+    return f"Line {line}: a row with this key exists already, so it was skipped."
+
+
+def import_summary(
+    *,
+    created: int,
+    updated: int,
+    unchanged: int,
+    skipped: int,
+    failed: int,
+    total: int,
+    dry_run: bool,
+    atomic: bool,
+) -> str:
+    """A one-line summary of an import (or of its check)."""
+    parts = [f"{created:,} new", f"{updated:,} updated", f"{unchanged:,} unchanged", f"{skipped:,} skipped"]
+    counts = ", ".join(parts)
+    if dry_run:
+        prefix = "Check only, nothing was saved: "
+        if not failed:
+            return f"{prefix}{rows(total)} checked; {counts}."
+        whole = " all-or-nothing imports none of them;" if atomic else ""
+        return f"{prefix}{failed:,} of {rows(total)} would fail;{whole} {counts}."
+    if not failed:
+        return f"Imported {rows(total)}: {counts}."
+    if atomic:
+        return f"{failed:,} of {rows(total)} failed, so nothing was saved (all-or-nothing)."
+    return f"{failed:,} of {rows(total)} failed; {counts}."

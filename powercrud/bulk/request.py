@@ -17,6 +17,7 @@ from types import MappingProxyType
 from typing import Any, Literal, get_args
 
 from powercrud.bulk.codec import frozen_json
+from powercrud.bulk.importing import ImportSpec
 from powercrud.bulk.types import BulkContext, BulkInputError, Mode, Operation, check_run_kind
 from powercrud.conf import settings as pc_settings
 
@@ -69,6 +70,7 @@ class BulkRequest:
     reason: str = ""
     source_run: int | None = None
     source_action: SourceAction | None = None
+    import_data: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         check_run_kind("BulkRequest", self.operation, self.model_label)
@@ -100,7 +102,38 @@ class BulkRequest:
         if self.operation == "update":
             self._check_update()
         elif self.fields_to_update or self.field_data:
-            raise ValueError("A bulk delete takes no fields_to_update or field_data.")
+            raise ValueError(f"A bulk {self.operation} takes no fields_to_update or field_data.")
+        if self.operation == "import":
+            self._check_import()
+        elif self.import_data:
+            raise ValueError("Only an import takes import_data.")
+
+    def _check_import(self) -> None:
+        """``import_data``: the ``ImportSpec`` (``spec``) and the rows, ``[[line, [values]], ...]``
+        with one value per field of the spec."""
+        object.__setattr__(self, "import_data", frozen_json("BulkRequest.import_data", self.import_data))
+        if self.source_action == "undo":
+            return  # an undo works from the ledger of the import it undoes
+        spec = ImportSpec.from_data(self.import_data.get("spec") or {})
+        rows = self.import_data.get("rows")
+        if not isinstance(rows, list):
+            raise ValueError("BulkRequest.import_data['rows'] must be a list of [line, [values]].")
+        width = len(spec.fields)
+        for row in rows:
+            if not (isinstance(row, list) and len(row) == 2 and isinstance(row[0], int)):
+                raise ValueError(f"BulkRequest.import_data['rows'] holds {row!r}, not [line, [values]].")
+            if not isinstance(row[1], list) or len(row[1]) != width:
+                raise ValueError(f"Line {row[0]} of the import has not one value per field ({width}).")
+
+    @property
+    def import_spec(self) -> ImportSpec:
+        """What an import does (``operation == "import"``)."""
+        return ImportSpec.from_data(self.import_data.get("spec") or {})
+
+    @property
+    def import_rows(self) -> list[tuple[int, list[Any]]]:
+        """The rows an import writes: ``(line, values)`` in the spec's field order."""
+        return [(line, values) for line, values in self.import_data.get("rows") or ()]
 
     def _check_update(self) -> None:
         """The fields: at least one, each once, each allowed, each with a value."""

@@ -16,7 +16,7 @@ from powercrud.bulk.codec import JsonPk, frozen_json, json_pk, to_json
 from powercrud.bulk.messages import summarise
 
 Mode = Literal["sync", "async"]
-Operation = Literal["update", "delete"]
+Operation = Literal["update", "delete", "import"]
 
 MAX_EXAMPLES = 5
 
@@ -40,9 +40,9 @@ class BulkInputError(ValueError):
 
 
 def check_run_kind(owner: str, operation: Any, model_label: Any) -> None:
-    """``ValueError`` naming ``owner``'s field unless it is an update or delete of a model label."""
+    """``ValueError`` naming ``owner``'s field unless it is an update, delete or import of a model label."""
     if operation not in get_args(Operation):
-        raise ValueError(f"{owner}.operation must be 'update' or 'delete', not {operation!r}.")
+        raise ValueError(f"{owner}.operation must be 'update', 'delete' or 'import', not {operation!r}.")
     if not isinstance(model_label, str) or model_label.count(".") != 1:
         raise ValueError(
             f"{owner}.model_label must be an 'app_label.model_name' label such as "

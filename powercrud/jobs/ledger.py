@@ -65,6 +65,8 @@ def pk_text(model: type[models.Model], pk: Any) -> str:
     """``pk`` in the database's text form, the ``RunRow.object_pk`` of that row."""
     if type(pk) is int and integer_keys(model):
         return str(pk)
+    if isinstance(pk, ledger.LineKey):  # an imported row without a key of its own
+        return str(pk)
     return lock_key(model, pk, using=ledger_alias())
 
 

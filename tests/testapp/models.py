@@ -152,3 +152,19 @@ class BulkAudit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.mode} bulk edit of {self.rows} {self.model_label} rows"
+
+
+class Edition(models.Model):
+    """A unique-together key (code + language): what an import upserts on."""
+
+    code = models.CharField(max_length=30)
+    language = models.CharField(max_length=10)
+    title = models.CharField(max_length=200)
+    copies = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["code", "language"]
+        unique_together = [("code", "language")]
+
+    def __str__(self) -> str:
+        return f"{self.code} ({self.language})"
