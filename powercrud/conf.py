@@ -43,11 +43,11 @@ DEFAULTS: dict[str, Any] = {
     "BULK_RUN_ROWS_RETENTION_DAYS": 30,
     # What queues background jobs: a class with enqueue() and waiting() (powercrud.jobs.runners).
     "BULK_RUNNER": "powercrud.jobs.runners.DjangoQRunner",
+    # Largest file (bytes) an import accepts; a larger upload is refused before it is read.
+    "IMPORT_MAX_BYTES": 20 * 1024 * 1024,
     # The template the task dashboard extends; None means BASE_TEMPLATE.
     "TASK_DASHBOARD_BASE_TEMPLATE": None,
 }
-    # Largest file (bytes) an import accepts; a larger upload is refused before it is read.
-    "IMPORT_MAX_BYTES": 20 * 1024 * 1024,
 
 
 class Settings:

@@ -26,10 +26,10 @@ class BulkTask(models.Model):
     class Kind(models.TextChoices):
         UPDATE = "update", "Bulk edit"
         DELETE = "delete", "Bulk delete"
+        IMPORT = "import", "Import"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
-        IMPORT = "import", "Import"
         RUNNING = "running", "Running"
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
@@ -191,13 +191,13 @@ class RunRow(models.Model):
         SKIPPED = "skipped", "Skipped"
         NOT_REACHED = "not_reached", "Not reached"
         CONFLICT = "conflict", "Conflict"
+        CREATED = "created", "Created"
 
     # Indexed first in both indexes below (its own index only slowed every insert), and with no
     # database constraint: PostgreSQL checks a deferred foreign key once per inserted row at
     # commit, seconds for a run of a million rows. Deleting a run through the ORM still
     # deletes its rows (on_delete=CASCADE is Django's).
     run = models.ForeignKey(
-        CREATED = "created", "Created"
         BulkTask, on_delete=models.CASCADE, related_name="rows", db_index=False, db_constraint=False
     )
     object_pk = models.CharField(max_length=255)
