@@ -20,6 +20,7 @@ from django.db.models import QuerySet
 from powercrud.bulk import ledger, messages
 from powercrud.bulk.delete import BulkDeleteService
 from powercrud.bulk.importing import ImportService
+from powercrud.bulk.importundo import undo_import
 from powercrud.bulk.request import BulkRequest
 from powercrud.bulk.runner import ProgressCallback, write_alias
 from powercrud.bulk.service import BulkUpdateService
@@ -273,6 +274,10 @@ def run_request(
     ``persist_bulk_update()`` or ``persist_bulk_delete()``.
     """
     backend = backend if backend is not None else backend_for(request)
+    if write is None and request.operation == "import" and request.source_action == "undo":
+        # The rows the import created or updated, each given back what it had.
+        write = lambda rows: undo_import(rows, context, progress_callback)  # noqa: E731
+        return _guarded_run(queryset, context, backend.scope_queryset, write)
     if write is None and request.operation == "import":
         # The rows come from the file: ``queryset`` is only the scope an upsert may update.
         write = _import_writer(request, backend, context, progress_callback)

@@ -209,6 +209,7 @@ _CANNOT_UNDO = {
         "rows it was asked to delete would bring back half of what went, so it cannot be undone."
     ),
     "restore": "Run #{run} restored deleted rows; to remove them again, select them and delete them.",
+    "import_undo": "Run #{run} undid an import; to bring its rows back, import the file again.",
 }
 
 
@@ -307,3 +308,23 @@ def import_summary(
     if atomic:
         return f"{failed:,} of {rows(total)} failed, so nothing was saved (all-or-nothing)."
     return f"{failed:,} of {rows(total)} failed; {counts}."
+
+
+def import_undo_conflict(run: int | None, fields: str) -> str:
+    """A row an undo of an import left alone: it changed after the import."""
+    return f"Changed since import #{run} ({fields}); left as it is."
+
+
+def import_undo_summary(
+    *, deleted: int, restored: int, conflicts: int, failed: int, total: int, dry_run: bool, atomic: bool
+) -> str:
+    """A one-line summary of the undo of an import."""
+    left = f", {conflicts:,} changed since and left as they are" if conflicts else ""
+    counts = f"{deleted:,} created rows deleted, {restored:,} updated rows restored{left}"
+    if dry_run:
+        return f"Check only, nothing was saved: of {rows(total)}, {counts}."
+    if failed and atomic:
+        return f"{failed:,} of {rows(total)} could not be undone, so nothing was saved (all-or-nothing)."
+    if failed:
+        return f"{failed:,} of {rows(total)} could not be undone; {counts}."
+    return f"Undid {rows(total)}: {counts}."

@@ -11,6 +11,7 @@ both modes, so sync and async runs of the same request get the same context fiel
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
@@ -110,12 +111,15 @@ class BulkRequest:
 
     def _check_import(self) -> None:
         """``import_data``: the ``ImportSpec`` (``spec``) and the rows, ``[[line, [values]], ...]``
-        with one value per field of the spec."""
+        with one value per field of the spec; a run's record keeps the spec and the file's
+        name and column mapping without the rows (``without_rows()``)."""
         object.__setattr__(self, "import_data", frozen_json("BulkRequest.import_data", self.import_data))
         if self.source_action == "undo":
             return  # an undo works from the ledger of the import it undoes
         spec = ImportSpec.from_data(self.import_data.get("spec") or {})
-        rows = self.import_data.get("rows")
+        if "rows" not in self.import_data:
+            return  # a run's record: the rows are not kept once the run is made
+        rows = self.import_data["rows"]
         if not isinstance(rows, list):
             raise ValueError("BulkRequest.import_data['rows'] must be a list of [line, [values]].")
         width = len(spec.fields)
@@ -129,6 +133,11 @@ class BulkRequest:
     def import_spec(self) -> ImportSpec:
         """What an import does (``operation == "import"``)."""
         return ImportSpec.from_data(self.import_data.get("spec") or {})
+
+    def without_rows(self) -> BulkRequest:
+        """This import as a run's record keeps it: everything but the rows."""
+        kept = {key: value for key, value in self.import_data.items() if key != "rows"}
+        return dataclasses.replace(self, import_data=kept)
 
     @property
     def import_rows(self) -> list[tuple[int, list[Any]]]:

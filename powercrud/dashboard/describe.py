@@ -171,3 +171,32 @@ def view_class_name(view_name: str) -> str:
 def done_verb(task: BulkTask) -> str:
     """``"deleted"`` or ``"updated"``: what the run does (or, for a check, would do) to a row."""
     return bulk_messages.done_verb(task.kind).lower()
+
+
+_IMPORT_MODES = {
+    "create": "Create: every row is new",
+    "upsert": "Upsert: update the rows matched on {key}, create the others",
+    "skip": "Skip existing: create the rows no row matches on {key}",
+}
+
+
+def describe_import(task: BulkTask, stored: BulkRequest | None) -> list[FieldChange]:
+    """What an import does, for its page: the file, the mode and key, the columns and the
+    fields they fill, the natural keys; empty for an undo or an unreadable request."""
+    if stored is None or stored.operation != "import" or stored.source_action is not None:
+        return []
+    model = task.model_class
+    spec = stored.import_spec
+    key = " + ".join(field_label(model, name) for name in spec.key)
+    lines = [FieldChange("file", "File", str(stored.import_data.get("file") or "—"))]
+    lines.append(FieldChange("mode", "Mode", _IMPORT_MODES[spec.mode].format(key=key)))
+    columns = stored.import_data.get("columns") or {}
+    headers = {field: header for header, field in columns.items() if field}
+    for name in spec.fields:
+        header = headers.get(name)
+        natural = spec.natural_keys.get(name)
+        text = f"from column “{header}”" if header else "from the file"
+        if natural:
+            text += f", found by {natural}"
+        lines.append(FieldChange(name, field_label(model, name), text))
+    return lines

@@ -96,6 +96,8 @@ def run_fields(task: BulkTask, stored: BulkRequest | None) -> list[str]:
         return [f.name for f in model._meta.concrete_fields]
     if task.kind == BulkTask.Kind.UPDATE and stored is not None and stored.fields_to_update:
         return list(stored.fields_to_update)
+    if task.kind == BulkTask.Kind.IMPORT and stored is not None and stored.source_action is None:
+        return list(stored.import_spec.fields)
     first = (
         RunRow.objects.filter(run_id=task.pk)
         .exclude(old__isnull=True)

@@ -55,6 +55,7 @@ _APPLIED = {
     ledger.SKIPPED: "Skipped",
     ledger.NOT_REACHED: "Not reached",
     ledger.CONFLICT: "Conflict",
+    ledger.CREATED: "Created",
 }
 _CHECKED = {
     ledger.CHANGED: "would change",
@@ -63,6 +64,7 @@ _CHECKED = {
     ledger.SKIPPED: "would be skipped",
     ledger.NOT_REACHED: "not reached",
     ledger.CONFLICT: "would conflict",
+    ledger.CREATED: "would be created",
 }
 _ALWAYS = (ledger.CHANGED, ledger.UNCHANGED, ledger.FAILED)
 """Outcomes counted even at zero; the others only when a row has them."""
@@ -70,7 +72,7 @@ _ALWAYS = (ledger.CHANGED, ledger.UNCHANGED, ledger.FAILED)
 CASCADED = "cascaded"
 """``row_counts`` key of the rows a delete's cascade removed besides its own (no ledger rows)."""
 
-_TONES = {ledger.CHANGED: "ok", ledger.FAILED: "failed", ledger.CONFLICT: "failed"}
+_TONES = {ledger.CHANGED: "ok", ledger.CREATED: "ok", ledger.FAILED: "failed", ledger.CONFLICT: "failed"}
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from powercrud.dashboard.api import BadPage, json_error, run_document
 from powercrud.dashboard.describe import (
     ACTIVE,
     describe_changes,
+    describe_import,
     done_verb,
     format_duration,
     model_display_name,
@@ -331,7 +332,13 @@ class BulkTaskView(PowerCRUDMixin, CRUDView):
         errors = row_errors(task, view)
         return self.get_task_context(
             task,
-            changes=describe_changes(task, stored) if task.kind == BulkTask.Kind.UPDATE else [],
+            changes=(
+                describe_import(task, stored)
+                if task.kind == BulkTask.Kind.IMPORT
+                else describe_changes(task, stored)
+                if task.kind == BulkTask.Kind.UPDATE
+                else []
+            ),
             errors=errors,
             retry_count=retry_count(task, view, errors),
             **source_of(stored),

@@ -486,5 +486,8 @@ def run_recorded(
 
 
 def changed_keys(run: BulkTask) -> QuerySet[RunRow]:
-    """The ledger rows of the rows ``run`` changed."""
+    """The ledger rows of the rows ``run`` changed (or, an import, created)."""
+    if run.kind == BulkTask.Kind.IMPORT:
+        outcomes = (RunRow.Outcome.CHANGED, RunRow.Outcome.CREATED)
+        return RunRow.objects.using(ledger_alias()).filter(run_id=run.pk, outcome__in=outcomes)
     return RunRow.objects.using(ledger_alias()).filter(run_id=run.pk, outcome=RunRow.Outcome.CHANGED)

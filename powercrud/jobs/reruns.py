@@ -67,8 +67,11 @@ def undo_problem(run: BulkTask) -> str | None:
     if not RunRow.objects.using(ledger_alias()).filter(run_id=run.pk).exists():
         why = "pruned" if run.row_counts else "no_ledger"
         return messages.cannot_undo(run.pk, why, days=pc_settings.BULK_RUN_ROWS_RETENTION_DAYS)
-    if not run.row_counts.get(RunRow.Outcome.CHANGED):
+    if not (run.row_counts.get(RunRow.Outcome.CHANGED) or run.row_counts.get(RunRow.Outcome.CREATED)):
         return messages.cannot_undo(run.pk, "nothing_changed")
+    stored = run.stored_request if run.kind == BulkTask.Kind.IMPORT else None
+    if stored is not None and stored.source_action == "undo":
+        return messages.cannot_undo(run.pk, "import_undo")
     if run.kind == BulkTask.Kind.DELETE:
         if run.row_counts.get(CASCADED):
             return messages.cannot_undo(run.pk, "cascaded", count=run.row_counts[CASCADED])
