@@ -19,6 +19,9 @@ from powercrud.bulk.request import BulkRequest
 MAX_STORED_ERRORS = 1000
 """At most this many row errors are kept on a task; the rest are only counted."""
 
+SELECTION_KEY = "selection"
+"""The ``payload`` key of a background run's stored selection (``jobs.freeze``), beside its request."""
+
 
 class BulkTask(models.Model):
     """One bulk run, from submit to its outcome: in the request or on a worker, a check or an apply."""
@@ -138,7 +141,10 @@ class BulkTask(models.Model):
 
     def read_request(self) -> BulkRequest:
         """The ``BulkRequest`` this task runs; ``ValueError`` when the stored form is not valid."""
-        return BulkRequest.from_dict(self.payload, operation=self.kind, model_label=self.model_label)
+        stored = self.payload
+        if isinstance(stored, dict) and SELECTION_KEY in stored:
+            stored = {key: value for key, value in stored.items() if key != SELECTION_KEY}
+        return BulkRequest.from_dict(stored, operation=self.kind, model_label=self.model_label)
 
     @property
     def stored_request(self) -> BulkRequest | None:

@@ -333,3 +333,13 @@ class RefuseTitlesBackend(DefaultBulkUpdatePersistenceBackend):
         rules = {"refuse": frozenset(self.config.get("refuse", ())), "prefix": self.config.get("prefix", "")}
         service = type("Refusing", (_RefuseTitlesService,), rules)()
         return service.apply(**kwargs)
+
+
+def freeze_now(task: Any) -> Any:
+    """The worker's first step alone: lock ``task``'s stored selection now, as its worker's
+    ``run_bulk_task`` does first (which then finds it done); returns the task."""
+    from powercrud.jobs.freeze import freeze_selection
+    from powercrud.jobs.progress import ProgressWriter
+
+    freeze_selection(task, ProgressWriter(task))
+    return task

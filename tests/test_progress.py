@@ -26,11 +26,13 @@ class FakeStore(progress.LiveStore):
 
     def __init__(self) -> None:
         self.writes: list[tuple[int, int]] = []
+        self.phases: list[str] = []
         self.cancel = False
         self.closed = 0
 
-    def write(self, task: BulkTask, done: int, total: int) -> bool:
+    def write(self, task: BulkTask, done: int, total: int, phase: str = "") -> bool:
         self.writes.append((done, total))
+        self.phases.append(phase)
         return self.cancel
 
     def close(self) -> None:
@@ -224,6 +226,48 @@ def test_a_dashboard_sees_the_live_progress_of_a_running_task(tasks: dict[str, B
     assert (seen_running.done, seen_running.total, seen_running.percent) == (6, 12, 50)
     assert seen_running.heartbeat_at is not None
     assert (seen_queued.done, seen_queued.heartbeat_at) == (0, None)  # only running tasks move
+
+
+def test_a_dashboard_sees_the_phase_of_a_running_task_then_its_progress(tasks: dict[str, BulkTask]) -> None:
+    running = tasks["running"]
+    store = progress.live_store()
+    try:
+        store.write(running, 0, 12, phase="Locking 12 rows…")
+        [seen] = dashboard_view(running.pk)
+        assert (seen.message, seen.done, seen.total) == ("Locking 12 rows…", 0, 12)
+        store.write(running, 3, 12)  # writing rows: no phase
+    finally:
+        store.close()
+    [seen] = dashboard_view(running.pk)
+    assert (seen.message, seen.done) == ("", 3)
+
+
+def test_the_writer_writes_the_phase_with_the_numbers(store: FakeStore) -> None:
+    writer = progress.ProgressWriter(unsaved_task(), min_interval=10, heartbeat_interval=10)
+    with writer:
+        writer.phase = "Locking 10 rows…"
+        writer(0, 10)
+    assert (store.writes, store.phases) == ([(0, 10)], ["Locking 10 rows…"])
+
+
+def test_a_sidecar_of_an_earlier_release_gains_the_phase_column(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old-powercrud-live"
+    old = sqlite3.connect(path)
+    old.execute(
+        "CREATE TABLE powercrud_live (task_id INTEGER PRIMARY KEY, stamp TEXT NOT NULL, done INTEGER NOT "
+        "NULL DEFAULT 0, total INTEGER NOT NULL DEFAULT 0, heartbeat REAL, cancel INTEGER NOT NULL DEFAULT 0)"
+    )
+    old.commit()
+    old.close()
+    store = progress.SidecarLiveStore(path)
+    try:
+        task = unsaved_task()
+        assert store.write(task, 0, 10, phase="Locking 10 rows…") is False
+        assert store.read([task])[task.pk].phase == "Locking 10 rows…"
+    finally:
+        store.close()
 
 
 def test_a_cancel_request_travels_to_the_running_task(tasks: dict[str, BulkTask]) -> None:

@@ -25,7 +25,7 @@ from powercrud.jobs.locks import LockConflict, assert_unlocked
 from powercrud.jobs.monitor import fail_stale_tasks, request_cancel
 from powercrud.jobs.worker import run_bulk_task
 from powercrud.models import BulkTask, RowLock
-from tests.async_helpers import SEEN, gate, launch_books, launch_request, make_books, wait_for
+from tests.async_helpers import SEEN, freeze_now, gate, launch_books, launch_request, make_books, wait_for
 from tests.testapp.models import Author, Book, Shelf, Tag
 
 pytestmark = pytest.mark.django_db
@@ -68,7 +68,7 @@ def test_success_end_to_end(admin_user: Any) -> None:
 
 def test_the_scope_is_the_locked_rows_only() -> None:
     make_books(10)
-    task = launched(Book.objects.filter(title__endswith="1"))  # 1 row: "Book 00001"
+    task = freeze_now(launched(Book.objects.filter(title__endswith="1")))  # 1 row locked: "Book 00001"
     Book.objects.update(title="Book 00001")  # the filter would now match every row
     run_bulk_task(task.pk)
     assert Book.objects.filter(status="archived").count() == 1
@@ -349,8 +349,8 @@ def test_a_live_heartbeat_keeps_a_task_alive() -> None:
 def test_lost_queued_task_is_failed(django_capture_on_commit_callbacks: Any) -> None:
     make_books(4)
     with django_capture_on_commit_callbacks(execute=True):
-        waiting = launched(Book.objects.filter(title__endswith="1"))
-    lost = launched(Book.objects.exclude(title__endswith="1"))  # never enqueued
+        waiting = freeze_now(launched(Book.objects.filter(title__endswith="1")))
+    lost = freeze_now(launched(Book.objects.exclude(title__endswith="1")))  # never enqueued
     old = timezone.now() - datetime.timedelta(hours=2)
     BulkTask.objects.update(created_at=old)
     assert fail_stale_tasks(queued_older_than_seconds=3600) == [lost.pk]
@@ -490,7 +490,7 @@ def test_uuid_primary_keys_end_to_end() -> None:
 
 def test_form_edit_conflicts_while_a_task_holds_the_row() -> None:
     books = make_books(3)
-    task = launched(Book.objects.all())
+    task = freeze_now(launched(Book.objects.all()))
     with pytest.raises(
         LockConflict, match=rf"^This book is being changed by bulk task #{task.pk} \(queued\)\."
     ):

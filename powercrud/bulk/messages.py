@@ -17,9 +17,11 @@ __all__ = [
     "check_only",
     "done_verb",
     "job_not_queued",
+    "locking_rows",
     "never_picked_up",
     "no_heartbeat",
     "nothing_saved",
+    "nothing_to_lock",
     "out_of_scope",
     "rows",
     "run_ended",
@@ -128,6 +130,19 @@ def cancelled(operation: str, *, done: int | None = None, total: int | None = No
     if done is None:
         return f"Cancelled before it started; {nothing_saved(operation)}."
     return f"Cancelled after {done:,} of {rows(total or 0)}; {nothing_saved(operation)}."
+
+
+def locking_rows(total: int | None = None) -> str:
+    """The phase a background run shows while its worker freezes and locks its selection."""
+    return "Locking rows…" if total is None else f"Locking {rows(total)}…"
+
+
+def nothing_to_lock(verbose_name_plural: str, operation: str) -> str:
+    """A background run whose selection held no row by the time its worker locked it."""
+    return (
+        f"None of the selected {verbose_name_plural} could be locked (they are gone, or you may no "
+        f"longer change them); {nothing_saved(operation)}."
+    )
 
 
 def cancel_notice(task_pk: int, operation: str, *, started: bool) -> str:

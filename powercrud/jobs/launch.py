@@ -1,15 +1,19 @@
-"""Submitting an async bulk task: record it, lock its rows, enqueue it after commit.
+"""Submitting an async bulk task: record it with its selection, enqueue it after commit.
 
 ``launch_bulk_task`` is what a view calls (instead of running the service in the request)
-when a selection is large enough to go to a worker. In one transaction it creates the
-``BulkTask``, locks every row of the already scoped queryset (those locks are the frozen
-selection the worker will write) and registers the enqueue for after the commit, so a
-worker can never see a task whose rows are not locked yet. The job's only argument is the
-task id.
+when a selection is large enough to go to a worker. It reads no row of the selection: it
+creates the ``BulkTask`` with the stored ``BulkRequest`` and the already scoped queryset's
+query (``freeze.store_selection``) and registers the enqueue for after the commit. The
+submit's cost does not grow with the selection: one insert, then the enqueue. The worker's
+first step locks the rows (``freeze.freeze_selection``); a conflict found then ends the run
+failed with the conflict message. The job's only argument is the task id.
 
-Failures leave nothing behind: a lock conflict raises ``LockConflict`` before anything is
-enqueued and rolls the task back; a broker that is down (or raises anything else) marks the
-task failed, releases its locks and raises ``LaunchError``.
+A query that cannot be stored (it does not pickle) is locked here instead, as earlier
+releases did: every row locked in one ``INSERT ... SELECT`` in the launch's transaction, a
+conflict raised as ``LockConflict`` before anything is enqueued.
+
+Failures leave nothing behind: a broker that is down (or raises anything else) marks the
+task failed, releases any locks and raises ``LaunchError``.
 """
 
 from __future__ import annotations
@@ -23,10 +27,11 @@ from django.db import DatabaseError, models, router, transaction
 from powercrud.bulk.messages import job_not_queued
 from powercrud.bulk.request import BulkRequest
 from powercrud.bulk_persistence import check_backend_path
+from powercrud.jobs.freeze import SelectionNotStorable, store_selection
 from powercrud.jobs.locks import LockConflict, acquire_locks, fence_request_runs
 from powercrud.jobs.monitor import finish_task
 from powercrud.jobs.runners import runner
-from powercrud.models import BulkTask
+from powercrud.models import SELECTION_KEY, BulkTask, RowLock
 
 __all__ = ["JOB_FUNCTION", "LaunchError", "LockConflict", "launch_bulk_task"]
 
@@ -60,13 +65,14 @@ def launch_bulk_task(
     user: Any,
     keys: models.QuerySet[Any] | None = None,
 ) -> BulkTask:
-    """Create, lock and enqueue a background run of ``request`` over ``queryset`` (already
-    scoped); returns its task.
+    """Record and enqueue a background run of ``request`` over ``queryset`` (already scoped);
+    returns its task (queued; ``total`` is 0 until the worker has locked the rows).
 
-    Raises ``LockConflict`` when another run holds any of the rows and ``LaunchError`` when
-    the selection is empty, the backend path does not resolve or the job cannot be queued;
-    in each case no task is left queued and no lock is left behind. ``keys``: lock these
-    keys (``locks.acquire_locks``) instead of the queryset's rows.
+    Raises ``LaunchError`` when the selection is empty by construction (``.none()``), the
+    backend path does not resolve or the job cannot be queued; no task is left queued and no
+    lock is left behind. ``keys``: lock these keys (``locks.acquire_locks``) instead of the
+    queryset's rows. Only when the query cannot be stored are the rows locked here, and then
+    ``LockConflict`` (another run holds some) and an empty selection are raised here too.
     """
     model = queryset.model
     if model._meta.label_lower != request.model_label:
@@ -78,6 +84,18 @@ def launch_bulk_task(
         problem = check_backend_path(request.backend_path)
         if problem:
             raise LaunchError(f"The bulk task could not be started: {problem}")
+    if queryset.db != router.db_for_write(RowLock):
+        raise ValueError(
+            f"The selection is read from database {queryset.db!r} but row locks live in "
+            f"{router.db_for_write(RowLock)!r}; bulk tasks need both in the same database."
+        )
+    if keys is None and queryset.query.is_empty():
+        raise LaunchError(_nothing_selected(model))
+    payload = request.to_dict()
+    try:
+        payload[SELECTION_KEY] = store_selection(queryset, keys)
+    except SelectionNotStorable:
+        logger.info("The selection of a %s bulk run cannot be stored; locking it now.", request.model_label)
     owner = user if getattr(user, "is_authenticated", False) else None
     using = router.db_for_write(BulkTask)
     with transaction.atomic(using=using):
@@ -87,19 +105,29 @@ def launch_bulk_task(
             owner=owner,
             dry_run=request.dry_run,
             reason=request.reason,
-            payload=request.to_dict(),
+            payload=payload,
         )
-        total = acquire_locks(task, queryset, keys)
-        if total == 0:
-            raise LaunchError(
-                f"No {model._meta.verbose_name_plural} are selected (or you may not change them), "
-                "so nothing was started."
-            )
-        fence_request_runs(queryset)  # a bulk run in the request on any of the rows: LockConflict
-        BulkTask.objects.using(using).filter(pk=task.pk).update(total=total)
-        task.total = total
+        if SELECTION_KEY not in payload:
+            _lock_now(task, queryset, keys)
         transaction.on_commit(functools.partial(_enqueue, task), using=using, robust=False)
     return task
+
+
+def _nothing_selected(model: type[models.Model]) -> str:
+    return (
+        f"No {model._meta.verbose_name_plural} are selected (or you may not change them), "
+        "so nothing was started."
+    )
+
+
+def _lock_now(task: BulkTask, queryset: models.QuerySet[Any], keys: models.QuerySet[Any] | None) -> None:
+    """Lock the selection in the launch's transaction (a query that could not be stored)."""
+    total = acquire_locks(task, queryset, keys)
+    if total == 0:
+        raise LaunchError(_nothing_selected(queryset.model))
+    fence_request_runs(queryset)  # a bulk run in the request on any of the rows: LockConflict
+    BulkTask.objects.using(router.db_for_write(BulkTask)).filter(pk=task.pk).update(total=total)
+    task.total = total
 
 
 def _enqueue(task: BulkTask) -> None:

@@ -16,6 +16,11 @@ around that transaction, to a *live store*:
   merge it into the task with ``live_progress(tasks)``. Cancel requests for running tasks
   travel the same way, so cancelling never waits for the running transaction.
 
+A run also reports its *phase*, a line for people ("Locking 1,000,000 rows…" while the worker
+freezes the selection, empty while it writes): the task's ``message`` column on PostgreSQL
+(blank while a run is running, its outcome once it ends), the sidecar's ``phase`` on SQLite,
+merged into ``message`` by ``live_progress()``.
+
 ``ProgressWriter`` is the ``progress_callback(done, total)`` the worker hands the service.
 The callback only records the numbers; a small thread writes them at most every
 ``MIN_INTERVAL`` seconds and at least every ``HEARTBEAT_INTERVAL`` seconds while the task
@@ -54,6 +59,7 @@ __all__ = [
     "ProgressWriter",
     "SidecarLiveStore",
     "TaskCancelled",
+    "cancel_requested",
     "cancel_running",
     "forget",
     "live_progress",
@@ -84,6 +90,7 @@ class LiveProgress:
     total: int
     heartbeat_at: datetime.datetime | None
     cancel_requested: bool = False
+    phase: str = ""
 
 
 def _stamp(task: BulkTask) -> str:
@@ -94,8 +101,9 @@ def _stamp(task: BulkTask) -> str:
 class LiveStore:
     """Where running tasks report progress, outside the worker's transaction."""
 
-    def write(self, task: BulkTask, done: int, total: int) -> bool:
-        """Record progress and a heartbeat; returns whether a cancel has been requested."""
+    def write(self, task: BulkTask, done: int, total: int, phase: str = "") -> bool:
+        """Record progress, the run's phase and a heartbeat; returns whether a cancel has been
+        requested."""
         raise NotImplementedError
 
     def read(self, tasks: Iterable[BulkTask]) -> dict[int, LiveProgress]:
@@ -134,21 +142,22 @@ class DatabaseLiveStore(LiveStore):
             self._connection = connections.create_connection(self.using)
         return self._connection.cursor()
 
-    def write(self, task: BulkTask, done: int, total: int) -> bool:
+    def write(self, task: BulkTask, done: int, total: int, phase: str = "") -> bool:
         connection = self._connection or connections[self.using]
         qn = connection.ops.quote_name
         now = connection.ops.adapt_datetimefield_value(timezone.now())
         table = qn(BulkTask._meta.db_table)
         col = {
             name: qn(_column(name))
-            for name in ("id", "done", "total", "heartbeat_at", "status", "cancel_requested")
+            for name in ("id", "done", "total", "heartbeat_at", "message", "status", "cancel_requested")
         }
         try:
             with self._cursor() as cursor:
                 cursor.execute(
-                    f"UPDATE {table} SET {col['done']} = %s, {col['total']} = %s, {col['heartbeat_at']} = %s "
+                    f"UPDATE {table} SET {col['done']} = %s, {col['total']} = %s, "
+                    f"{col['heartbeat_at']} = %s, {col['message']} = %s "
                     f"WHERE {col['id']} = %s AND {col['status']} = %s",
-                    [done, total, now, task.pk, BulkTask.Status.RUNNING],
+                    [done, total, now, phase, task.pk, BulkTask.Status.RUNNING],
                 )
                 cursor.execute(
                     f"SELECT {col['cancel_requested']} FROM {table} WHERE {col['id']} = %s", [task.pk]
@@ -176,7 +185,8 @@ class DatabaseLiveStore(LiveStore):
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS powercrud_live ("
     " task_id INTEGER PRIMARY KEY, stamp TEXT NOT NULL, done INTEGER NOT NULL DEFAULT 0,"
-    " total INTEGER NOT NULL DEFAULT 0, heartbeat REAL, cancel INTEGER NOT NULL DEFAULT 0)"
+    " total INTEGER NOT NULL DEFAULT 0, heartbeat REAL, cancel INTEGER NOT NULL DEFAULT 0,"
+    " phase TEXT NOT NULL DEFAULT '')"
 )
 
 
@@ -193,18 +203,23 @@ class SidecarLiveStore(LiveStore):
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.execute(_SCHEMA)
+            columns = {row[1] for row in connection.execute("PRAGMA table_info(powercrud_live)")}
+            if "phase" not in columns:  # a sidecar made by an earlier release
+                with contextlib.suppress(sqlite3.OperationalError):  # another process added it
+                    connection.execute("ALTER TABLE powercrud_live ADD COLUMN phase TEXT NOT NULL DEFAULT ''")
             self._connection = connection
         return self._connection
 
-    def write(self, task: BulkTask, done: int, total: int) -> bool:
+    def write(self, task: BulkTask, done: int, total: int, phase: str = "") -> bool:
         try:
             db = self._db()
             db.execute(
-                "INSERT INTO powercrud_live (task_id, stamp, done, total, heartbeat) VALUES (?, ?, ?, ?, ?) "
+                "INSERT INTO powercrud_live (task_id, stamp, done, total, heartbeat, phase) "
+                "VALUES (?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (task_id) DO UPDATE SET done = excluded.done, total = excluded.total, "
-                "heartbeat = excluded.heartbeat, "
+                "heartbeat = excluded.heartbeat, phase = excluded.phase, "
                 "cancel = CASE WHEN stamp = excluded.stamp THEN cancel ELSE 0 END, stamp = excluded.stamp",
-                (task.pk, _stamp(task), done, total, time.time()),
+                (task.pk, _stamp(task), done, total, time.time(), phase),
             )
             row = db.execute("SELECT cancel FROM powercrud_live WHERE task_id = ?", (task.pk,)).fetchone()
         except sqlite3.Error:
@@ -226,11 +241,11 @@ class SidecarLiveStore(LiveStore):
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
                 rows = db.execute(
-                    "SELECT task_id, stamp, done, total, heartbeat, cancel FROM powercrud_live "
+                    "SELECT task_id, stamp, done, total, heartbeat, cancel, phase FROM powercrud_live "
                     f"WHERE task_id IN ({', '.join('?' * len(chunk))})",
                     chunk,
                 ).fetchall()
-                for task_id, stamp, done, total, heartbeat, cancel in rows:
+                for task_id, stamp, done, total, heartbeat, cancel, phase in rows:
                     if wanted.get(task_id) != stamp:
                         continue
                     at = (
@@ -238,7 +253,7 @@ class SidecarLiveStore(LiveStore):
                         if heartbeat is None
                         else datetime.datetime.fromtimestamp(heartbeat, tz=datetime.UTC)
                     )
-                    found[task_id] = LiveProgress(done, total, at, bool(cancel))
+                    found[task_id] = LiveProgress(done, total, at, bool(cancel), phase or "")
         except sqlite3.Error:
             logger.warning("Could not read live progress from %s.", self.path, exc_info=True)
             self.close()
@@ -305,8 +320,9 @@ def live_progress(tasks: Iterable[BulkTask]) -> list[BulkTask]:
     """Bring running ``tasks`` up to date with the live store, in place; returns them.
 
     Call it on whatever the dashboard shows (a list page, a detail page, a progress poll):
-    on SQLite it fills ``done``, ``total``, ``heartbeat_at`` and ``cancel_requested`` from the
-    sidecar; on PostgreSQL the rows are already current and it costs nothing.
+    on SQLite it fills ``done``, ``total``, ``heartbeat_at``, ``cancel_requested`` and the phase
+    (``message``) from the sidecar; on PostgreSQL the rows are already current and it costs
+    nothing.
     """
     tasks = list(tasks)
     running = [task for task in tasks if task.status == BulkTask.Status.RUNNING]
@@ -325,6 +341,7 @@ def live_progress(tasks: Iterable[BulkTask]) -> list[BulkTask]:
             task.done, task.total = live.done, live.total or task.total
             if task.heartbeat_at is None or live.heartbeat_at > task.heartbeat_at:
                 task.heartbeat_at = live.heartbeat_at
+            task.message = live.phase
         task.cancel_requested = task.cancel_requested or live.cancel_requested
     return tasks
 
@@ -333,7 +350,9 @@ class ProgressWriter:
     """``progress_callback(done, total)`` for a running task, throttled and thread-backed.
 
     Use as a context manager around the run. The callback raises ``TaskCancelled`` once the
-    task's cancel flag has been seen. ``updates`` holds the monotonic time of every write.
+    task's cancel flag has been seen. ``phase``: the line people see while the run is not
+    writing rows yet (``bulk.messages.locking_rows()``), written with the numbers. ``updates``
+    holds the monotonic time of every write.
     """
 
     def __init__(
@@ -350,6 +369,7 @@ class ProgressWriter:
         self.using = using or router.db_for_write(BulkTask)
         self.done = 0
         self.total = task.total
+        self.phase = ""
         self.updates: list[float] = []
         self.cancelled = threading.Event()
         self._stop = threading.Event()
@@ -384,16 +404,16 @@ class ProgressWriter:
 
     def _run(self) -> None:
         store = live_store(self.using)
-        written: tuple[int, int] | None = None
+        written: tuple[int, int, str] | None = None
         last = float("-inf")
         try:
             while True:
                 stopping = self._stop.wait(self.min_interval)
                 now = time.monotonic()
-                current = (self.done, self.total)
+                current = (self.done, self.total, self.phase)
                 due = now - last >= self.heartbeat_interval
                 if stopping or due or (current != written and now - last >= self.min_interval):
-                    if store.write(self.task, *current):
+                    if store.write(self.task, current[0], current[1], phase=current[2]):
                         self.cancelled.set()
                     written, last = current, now
                     self.updates.append(now)
@@ -401,6 +421,16 @@ class ProgressWriter:
                     return
         finally:
             store.close()
+
+
+def cancel_requested(task: BulkTask) -> bool:
+    """Whether someone asked ``task`` to stop: its record's flag, or the live store's (one
+    query on PostgreSQL, one query and a sidecar read on SQLite)."""
+    flagged = BulkTask.objects.using(router.db_for_write(BulkTask)).filter(pk=task.pk, cancel_requested=True)
+    if flagged.exists():
+        return True
+    live = read_live(task)
+    return live is not None and live.cancel_requested
 
 
 def read_live(task: BulkTask) -> LiveProgress | None:

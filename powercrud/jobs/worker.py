@@ -1,11 +1,14 @@
 """The worker entry point of background bulk runs: primitives in, the same guarded service call out.
 
 django-q2 runs ``run_bulk_task(task_id)``. Everything else comes from the ``BulkTask`` row:
-the rows to write are the task's ``RowLock`` rows (fixed at submit), the request is the
-stored ``BulkRequest``, the backend is resolved from its dotted path here, in the worker. The
-run, the outcome and the release of the locks commit in ONE transaction, so a task is never
-shown succeeded unless its writes committed, and a worker that dies leaves nothing half-done
-(the database rolls the transaction back).
+the request is the stored ``BulkRequest``, the backend is resolved from its dotted path here,
+in the worker, and the rows to write are the task's ``RowLock`` rows. The first step after the
+claim takes those locks from the selection the submit stored (``freeze.freeze_selection``, in
+its own committed transaction, the phase "Locking N rows…"); a conflict found then ends the run
+failed with the conflict message, leaving no lock. Then the run, the outcome and the release of
+the locks commit in ONE transaction, so a task is never shown succeeded unless its writes
+committed, and a worker that dies leaves nothing half-done (the database rolls the transaction
+back; its locks are released when the run is ended as failed).
 
 A task is claimed with one conditional ``UPDATE`` (queued -> running): a job delivered twice,
 one after the other or at the same moment, runs once. The outcome is recorded in the task;
@@ -27,8 +30,9 @@ from django_q.exceptions import TimeoutException
 from powercrud.bulk import messages
 from powercrud.bulk.types import BulkInputError, BulkResult
 from powercrud.jobs import progress
+from powercrud.jobs.freeze import NothingToLock, freeze_selection
 from powercrud.jobs.ledger import lock_keys, run_recorded
-from powercrud.jobs.locks import release_locks
+from powercrud.jobs.locks import LockConflict, release_locks
 from powercrud.jobs.monitor import finish_task
 from powercrud.jobs.progress import ProgressWriter, TaskCancelled
 from powercrud.jobs.reruns import as_pks
@@ -67,7 +71,7 @@ def describe_failure(task: BulkTask, exc: BaseException) -> str:
 
 
 def locked_queryset(task: BulkTask, model: type[models.Model]) -> models.QuerySet[Any]:
-    """Exactly the rows ``task`` locked at submit (its frozen selection), on the task's database."""
+    """Exactly the rows ``task`` locked (its frozen selection), on the task's database."""
     keys = as_pks(model, RowLock.objects.filter(task_id=task.pk), "object_pk")
     return model._base_manager.using(_alias()).filter(pk__in=keys)
 
@@ -94,7 +98,7 @@ ANALYZE_LOCKS_FROM = 10_000
 
 
 def _prepare_selection(task: BulkTask) -> None:
-    """Give PostgreSQL's planner fresh statistics for the locks just inserted at submit.
+    """Give PostgreSQL's planner fresh statistics for the locks just inserted.
 
     Without them it guesses the lock table is tiny and reads a large selection row by row
     (a million-row task spent 10 s there instead of 4 s).
@@ -136,6 +140,7 @@ def run_bulk_task(task_id: int) -> str:
     writer.start()
     using = _alias()
     try:
+        freeze_selection(task, writer)  # the locks, committed before any row is written
         _prepare_selection(task)
         with transaction.atomic(using=using):
             result, row_counts = _execute(task, writer)
@@ -157,6 +162,11 @@ def run_bulk_task(task_id: int) -> str:
                 raise _Superseded(task.task_name)
         logger.info("Bulk task #%s %s: %s", task.pk, status, result.message)
         return status
+    except (LockConflict, NothingToLock) as exc:  # found while freezing: nothing was locked or written
+        writer.stop()
+        finish_task(task, Status.FAILED, message=exc.message, done=0)
+        logger.info("Bulk task #%s could not lock its rows: %s", task.pk, exc.message)
+        return Status.FAILED
     except TaskCancelled:
         writer.stop()
         finish_task(

@@ -56,9 +56,9 @@ def live_writes(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[int, int
     store_class = type(progress.live_store())
     real_write = store_class.write
 
-    def counting_write(self: Any, task: BulkTask, done: int, total: int) -> bool:
+    def counting_write(self: Any, task: BulkTask, done: int, total: int, phase: str = "") -> bool:
         writes.append((done, total, time.monotonic()))
-        return real_write(self, task, done, total)
+        return real_write(self, task, done, total, phase)
 
     monkeypatch.setattr(store_class, "write", counting_write)
     yield writes

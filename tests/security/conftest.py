@@ -44,7 +44,11 @@ def assert_nothing_queued() -> None:
 
 
 def locked_pks(task: BulkTask) -> list[str]:
-    """The primary keys (as stored text) a task locked: its frozen selection."""
+    """The primary keys (as stored text) a task locked: its frozen selection (frozen now, as
+    its worker's first step does, when the submit only stored it)."""
+    from tests.async_helpers import freeze_now
+
+    freeze_now(task)
     return sorted(RowLock.objects.filter(task=task).values_list("object_pk", flat=True))
 
 

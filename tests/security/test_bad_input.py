@@ -22,6 +22,7 @@ from django_q.models import OrmQ
 from powercrud.jobs.locks import lock_key
 from powercrud.jobs.worker import run_bulk_task
 from powercrud.models import BulkTask, RowLock
+from tests.async_helpers import freeze_now
 from tests.bulk_urls import book_snapshot, changes, select, select_all
 from tests.conftest import row_cell
 from tests.security.conftest import (
@@ -248,7 +249,7 @@ def test_posted_ids_outside_the_scope_are_never_locked_or_written_by_a_worker(
         django_capture_on_commit_callbacks,
     )
     assert response.status_code == 202
-    task = BulkTask.objects.get()
+    task = freeze_now(BulkTask.objects.get())
     assert task.total == 10
     assert locked_pks(task) == sorted(str(pk) for pk in own)
     assert run_bulk_task(task.pk) == "succeeded"
@@ -256,7 +257,7 @@ def test_posted_ids_outside_the_scope_are_never_locked_or_written_by_a_worker(
     # Bulk delete takes the same scope.
     response = submit(client, "/async-my-books/bulk/delete/", {}, django_capture_on_commit_callbacks)
     assert response.status_code == 202
-    task = BulkTask.objects.latest("pk")
+    task = freeze_now(BulkTask.objects.latest("pk"))
     assert locked_pks(task) == sorted(str(pk) for pk in own)
     assert run_bulk_task(task.pk) == "succeeded"
     assert Book.objects.count() == 20
@@ -280,7 +281,7 @@ def test_the_worker_reapplies_the_scope_through_the_backend(
         django_capture_on_commit_callbacks,
     )
     assert response.status_code == 202
-    task = BulkTask.objects.get()
+    task = freeze_now(BulkTask.objects.get())
     assert task.total == 10
     moved = own[:2]
     Book.objects.filter(pk__in=moved).update(author=catalogue["authors"][1])
@@ -313,7 +314,7 @@ def test_a_worker_delete_reapplies_the_scope_too(
         client, "/rescoped-per-row-my-books/bulk/delete/", {}, django_capture_on_commit_callbacks
     )
     assert response.status_code == 202
-    task = BulkTask.objects.get()
+    task = freeze_now(BulkTask.objects.get())
     Book.objects.filter(pk=own[0]).update(author=catalogue["authors"][2])
     assert run_bulk_task(task.pk) == "failed"
     task.refresh_from_db()
@@ -399,7 +400,7 @@ def test_ids_planted_in_the_session_outside_the_owners_scope_are_never_touched(
     )
     if base == "async-my-books":
         assert response.status_code == 202
-        task = BulkTask.objects.get()
+        task = freeze_now(BulkTask.objects.get())
         assert locked_pks(task) == sorted(str(pk) for pk in own)
         assert run_bulk_task(task.pk) == "succeeded"
     else:
@@ -420,7 +421,7 @@ def test_rows_the_scope_filters_out_are_never_locked_or_touched_on_a_worker(
         django_capture_on_commit_callbacks,
     )
     assert response.status_code == 202
-    task = BulkTask.objects.get()
+    task = freeze_now(BulkTask.objects.get())
     assert task.total == 30 - len(archived) == 23
     assert not set(locked_pks(task)) & {str(pk) for pk in archived}
     assert run_bulk_task(task.pk) == "succeeded"
@@ -573,7 +574,7 @@ def test_uuid_primary_keys_end_to_end_on_a_worker(
         django_capture_on_commit_callbacks,
     )
     assert response.status_code == 202
-    task = BulkTask.objects.get()
+    task = freeze_now(BulkTask.objects.get())
     assert locked_pks(task) == sorted(lock_key(Asset, pk) for pk in chosen)
     assert run_bulk_task(task.pk) == "succeeded"
     assert dict(Asset.objects.values_list("code", "description")) == {
