@@ -20,7 +20,7 @@ from powercrud.jobs.ledger import counts, pk_text, run_recorded, selection_keys
 from powercrud.jobs.monitor import close_request_run, fail_stale_tasks, open_request_run, request_cancel
 from powercrud.jobs.worker import run_bulk_task
 from powercrud.models import BulkTask, RunRow
-from tests.async_helpers import launch_books, make_books
+from tests.async_helpers import freeze_now, launch_books, make_books
 from tests.testapp.models import Book, Tag
 
 pytestmark = pytest.mark.django_db
@@ -172,7 +172,7 @@ def test_counts_are_exact_with_12000_failing_rows() -> None:
 
 def test_a_cancelled_run_never_reached_its_rows() -> None:
     make_books(6)
-    task = launch_books(Book.objects.all())
+    task = freeze_now(launch_books(Book.objects.all()))  # its rows locked, as its worker's first step
     request_cancel(task)
     task.refresh_from_db()
     assert task.status == "cancelled"
@@ -181,7 +181,7 @@ def test_a_cancelled_run_never_reached_its_rows() -> None:
 
 def test_a_run_whose_worker_died_never_reached_its_rows() -> None:
     make_books(4)
-    task = launch_books(Book.objects.all())
+    task = freeze_now(launch_books(Book.objects.all()))
     BulkTask.objects.filter(pk=task.pk).update(status="running", heartbeat_at=None, started_at=None)
     assert fail_stale_tasks(older_than_seconds=0) == [task.pk]
     task.refresh_from_db()
