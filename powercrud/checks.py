@@ -355,7 +355,8 @@ def _view_form_fields(view: type[Any]) -> list[str] | None:
 
 def check_list_features(view: type[Any]) -> list[CheckMessage]:
     """E016: ``inline_edit_fields`` outside the view's form; E017: a malformed ``saved_views``;
-    E018 and E019: ``export_formats`` (``_check_export_formats``)."""
+    E018 and E019: ``export_formats`` (``_check_export_formats``); E023-E026: import
+    (``_check_import``)."""
     model = getattr(view, "model", None)
     if not (isinstance(model, type) and issubclass(model, models.Model)):
         return []
@@ -392,7 +393,7 @@ def check_list_features(view: type[Any]) -> list[CheckMessage]:
                     id="powercrud.E017",
                 )
             )
-    return errors + _check_export_formats(view)
+    return errors + _check_export_formats(view) + _check_import(view)
 
 
 def _check_export_formats(view: type[Any]) -> list[CheckMessage]:
@@ -422,6 +423,71 @@ def _check_export_formats(view: type[Any]) -> list[CheckMessage]:
                 "or leave 'xlsx' out of export_formats.",
                 obj=view,
                 id="powercrud.E019",
+            )
+        )
+    return errors
+
+
+def _check_import(view: type[Any]) -> list[CheckMessage]:
+    """E023: ``import_fields`` names no field of the model; E024: a field an import cannot fill;
+    E025: ``import_formats`` names a format powercrud does not read; E026: ``xlsx`` without openpyxl."""
+    from powercrud.bulk.importfile import FORMATS as IMPORT_FORMATS
+    from powercrud.bulk.importing import importable_fields
+    from powercrud.fileformats import xlsx_available
+
+    declared = getattr(view, "import_fields", ()) or ()
+    if not declared:
+        return []
+    model = view.model
+    names = [declared] if isinstance(declared, str) else list(declared)
+    allowed = importable_fields(model)
+    errors: list[CheckMessage] = []
+    for name in names:
+        try:
+            model._meta.get_field(name)
+        except Exception:
+            errors.append(
+                Error(
+                    f"{view.__qualname__}.import_fields names {name!r}, which is not a field of "
+                    f"{model._meta.label}.",
+                    hint=f"Name fields of {model._meta.label}: {', '.join(allowed) or 'none'}.",
+                    obj=view,
+                    id="powercrud.E023",
+                )
+            )
+            continue
+        if name not in allowed or isinstance(declared, str):
+            errors.append(
+                Error(
+                    f"{view.__qualname__}.import_fields names {name!r}, which an import cannot fill "
+                    "(not editable, the automatic key, a reverse relation or a many-to-many field "
+                    "with its own through model)"
+                    + (", and import_fields is a string, not a list." if isinstance(declared, str) else "."),
+                    hint=f"Importable fields of {model._meta.label}: {', '.join(allowed) or 'none'}.",
+                    obj=view,
+                    id="powercrud.E024",
+                )
+            )
+    formats = getattr(view, "import_formats", IMPORT_FORMATS) or ()
+    format_names = [formats] if isinstance(formats, str) else list(formats)
+    for name in format_names:
+        if name not in IMPORT_FORMATS or isinstance(formats, str):
+            errors.append(
+                Error(
+                    f"{view.__qualname__}.import_formats names {name!r}, which is not an import format.",
+                    hint=f"Use some of {', '.join(repr(n) for n in IMPORT_FORMATS)}, as a list.",
+                    obj=view,
+                    id="powercrud.E025",
+                )
+            )
+    if "xlsx" in format_names and not xlsx_available():
+        errors.append(
+            Error(
+                f"{view.__qualname__} imports 'xlsx' files (import_formats), but openpyxl is not installed.",
+                hint="Install powercrud with its xlsx extra (pip install 'powercrud[xlsx]'), or set "
+                'import_formats = ["csv", "json"].',
+                obj=view,
+                id="powercrud.E026",
             )
         )
     return errors

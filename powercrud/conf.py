@@ -45,6 +45,8 @@ DEFAULTS: dict[str, Any] = {
     "BULK_RUNNER": "powercrud.jobs.runners.DjangoQRunner",
     # Largest file (bytes) an import accepts; a larger upload is refused before it is read.
     "IMPORT_MAX_BYTES": 20 * 1024 * 1024,
+    # Where an uploaded import file waits between its screens (None: the system's temp folder).
+    "IMPORT_UPLOAD_DIR": None,
     # The template the task dashboard extends; None means BASE_TEMPLATE.
     "TASK_DASHBOARD_BASE_TEMPLATE": None,
 }

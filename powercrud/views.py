@@ -96,6 +96,7 @@ class Role(enum.Enum):
     INLINE = "inline"
     PREFERENCES = "preferences"
     EXPORT = "export"
+    IMPORT = "import"
 
     @property
     def handlers(self) -> dict[str, str]:
@@ -110,7 +111,7 @@ class Role(enum.Enum):
     @property
     def is_list_feature(self) -> bool:
         """Roles that exist only when a view turns on a list feature (``has_list_feature_role``)."""
-        return self in (Role.INLINE, Role.PREFERENCES, Role.EXPORT)
+        return self in (Role.INLINE, Role.PREFERENCES, Role.EXPORT, Role.IMPORT)
 
     @property
     def needs_object(self) -> bool:
@@ -148,6 +149,7 @@ _HANDLERS = {
     Role.INLINE: {"get": "show_inline_form", "post": "process_inline_form"},
     Role.PREFERENCES: {"get": "show_preferences", "post": "save_preferences"},
     Role.EXPORT: {"get": "export"},
+    Role.IMPORT: {"get": "show_import", "post": "process_import"},  # mixins/importing.py
 }
 _ROUTES = {
     Role.LIST: "",
@@ -162,6 +164,7 @@ _ROUTES = {
     Role.INLINE: "{pk}/inline/",
     Role.PREFERENCES: "preferences/",
     Role.EXPORT: "export/",
+    Role.IMPORT: "import/",
 }
 _TEMPLATE_SUFFIXES = {
     Role.LIST: "list",
@@ -176,6 +179,7 @@ _TEMPLATE_SUFFIXES = {
     Role.INLINE: "form",
     Role.PREFERENCES: "list",
     Role.EXPORT: "list",
+    Role.IMPORT: "import",
 }
 _PERMISSION_ACTIONS = {
     Role.LIST: "view",
@@ -190,6 +194,7 @@ _PERMISSION_ACTIONS = {
     Role.INLINE: "change",  # and the UPDATE role's own permissions (mixins/inline.py)
     Role.PREFERENCES: "view",
     Role.EXPORT: "view",
+    Role.IMPORT: "add",  # and "change" for an upsert (mixins/importing.py)
 }
 
 # The screens that show relation controls, and the place each is (relations.py).

@@ -48,6 +48,18 @@ class BookCRUDView(SampleCRUDMixin):
     saved_views = [("Drafts, dearest first", "?status=draft&sort=-price")]
     # Download what the list shows (or the selection): its Export menu.
     export_formats = ["csv", "xlsx", "json"]
+    # Upload a CSV, Excel or JSON file of books (an export of this list imports back).
+    import_fields = [
+        "title",
+        "author",
+        "genre",
+        "status",
+        "price",
+        "published_date",
+        "pages",
+        "is_available",
+        "tags",
+    ]
 
     def persist_bulk_update(self, *, queryset, fields_to_update, field_data, progress_callback=None):
         """The sync hook: the same service the worker-side backend calls."""

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from powercrud.mixins.bulk import BulkMixin
 from powercrud.mixins.export import ExportMixin
+from powercrud.mixins.importing import ImportMixin
 from powercrud.mixins.inline import InlineEditMixin
 from powercrud.mixins.listing import ListMixin
 from powercrud.mixins.preferences import ViewPreferencesMixin
@@ -16,14 +17,14 @@ if TYPE_CHECKING:
 
 
 class PowerCRUDMixin(
-    InlineEditMixin, ViewPreferencesMixin, ExportMixin, BulkMixin, SelectionMixin, ListMixin
+    InlineEditMixin, ViewPreferencesMixin, ExportMixin, ImportMixin, BulkMixin, SelectionMixin, ListMixin
 ):
     """Filtering, search, sorting, page sizes, selection, bulk edit, inline editing, the column
-    chooser, saved views and export on ``CRUDView``.
+    chooser, saved views, export and import on ``CRUDView``.
 
     Use as ``class BookCRUDView(PowerCRUDMixin, CRUDView)``. Each feature lives in its own
     mixin module (``listing``, ``selection``, ``bulk``, ``inline``, ``preferences``,
-    ``export``); none depends on mixin order beyond all of them coming before ``CRUDView``.
+    ``export``, ``importing``); none depends on mixin order beyond all of them coming before ``CRUDView``.
     What each relies on of the view and of the others is declared in
     ``powercrud.mixins.contracts``.
     """

@@ -1,4 +1,5 @@
-"""Import as a recorded bulk run: ``run_import()`` and ``undo_import_run()``.
+"""Import: the ``IMPORT`` screens (``ImportMixin``) and an import as a recorded bulk run
+(``run_import()``, ``undo_import_run()``).
 
 An import is recorded like any bulk run: a ``BulkTask`` of kind ``import`` (on the task
 dashboard), its ``RunRow`` ledger (created, changed with old values, unchanged, skipped,
@@ -8,19 +9,33 @@ spec, file name and column mapping but not the rows (``BulkRequest.without_rows(
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
+from django.contrib import messages as django_messages
 from django.db import models, transaction
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import NoReverseMatch, reverse
+from django.utils.text import capfirst
+from django_htmx.http import HttpResponseClientRedirect
 
+from powercrud.bulk import importstore
+from powercrud.bulk.importfile import FORMATS, format_of, read_table
+from powercrud.bulk.importing import MODES, ImportSpec, mapped_rows, match_columns, unique_keys
 from powercrud.bulk.request import BulkRequest
-from powercrud.bulk.types import BulkResult
+from powercrud.bulk.types import BulkInputError, BulkResult
 from powercrud.bulk_persistence import BulkUpdatePersistenceBackend
+from powercrud.conf import settings as pc_settings
 from powercrud.jobs.ledger import ledger_alias, run_recorded, selection_keys
 from powercrud.jobs.locks import hold_selection
 from powercrud.jobs.monitor import close_request_run, open_request_run
+from powercrud.mixins.contracts import ListHost
 from powercrud.models import BulkTask
+from powercrud.params import RepeatedParameter, refuse_repeated
+from powercrud.views import Role, htmx_details
 
-__all__ = ["run_import", "undo_import_run"]
+__all__ = ["ImportMixin", "ImportRefused", "run_import", "undo_import_run"]
 
 
 def _user_id(user: Any) -> Any:
@@ -74,3 +89,285 @@ def undo_import_run(
         )
         run = close_request_run(run, result, counts)
     return run, result
+
+
+# ----- the screens -------------------------------------------------------------------------------
+
+STEPS = ("upload", "check", "apply")
+_ONE_VALUE = ("step", "mode", "key", "token", "reason")
+ERRORS_SHOWN = 50
+"""Row errors a check lists in the modal; the run's page pages through all of them."""
+
+
+class ImportRefused(Exception):
+    """A request the import screens refuse, with the status and the sentence to show."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+class ImportMixin(ListHost):
+    """The ``IMPORT`` role (``<url_base>/import/``), off until ``import_fields`` is set.
+
+    Upload a file, match its columns to ``import_fields``, check, apply (see
+    docs/guides/import.md). Needs the model's ``add`` permission (the role's), and ``change``
+    too for an upsert; an upsert updates only rows ``get_queryset()`` holds.
+    """
+
+    import_fields: ClassVar[Sequence[str]] = ()
+    import_formats: ClassVar[Sequence[str]] = FORMATS
+
+    @classmethod
+    def has_list_feature_role(cls, role: Role) -> bool:
+        if role is Role.IMPORT:
+            return bool(cls.import_fields)
+        result: bool = super().has_list_feature_role(role)
+        return result
+
+    def get_import_fields(self) -> list[str]:
+        return list(self.import_fields)
+
+    def import_enabled(self) -> bool:
+        return Role.IMPORT in self.get_roles()
+
+    def get_context_data(self, **extra: Any) -> dict[str, Any]:
+        """The list's page head gets ``import_url`` when the user may import."""
+        context: dict[str, Any] = super().get_context_data(**extra)
+        if self.role is Role.LIST and self.import_enabled() and self.has_role_permission(Role.IMPORT):
+            context["import_url"] = self.reverse(Role.IMPORT)
+        return context
+
+    # ----- what the screens offer ---------------------------------------------------------
+    def import_view_key(self) -> str:
+        return f"{self.model._meta.label_lower}:{self.get_url_base()}"
+
+    def import_keys(self) -> list[tuple[str, str]]:
+        """The unique keys an upsert or skip may match on: ``("code,language", "Code + Language")``."""
+        allowed = set(self.get_import_fields())
+        keys = []
+        for group in unique_keys(self.model):
+            if set(group) <= allowed:
+                labels = " + ".join(self._label(n) for n in group)
+                keys.append((",".join(group), labels))
+        return keys
+
+    def import_naturals(self) -> list[dict[str, Any]]:
+        """Per imported relation: the fields of the related model it may be found by."""
+        found = []
+        for name in self.get_import_fields():
+            model_field: Any = self.model._meta.get_field(name)
+            if not model_field.is_relation:
+                continue
+            related = model_field.related_model
+            options = [("", "Primary key")]
+            for other in related._meta.concrete_fields:
+                if other.primary_key or other.is_relation:
+                    continue
+                if isinstance(other, models.CharField | models.SlugField | models.EmailField) or other.unique:
+                    options.append((other.name, capfirst(str(other.verbose_name))))
+            found.append({"name": name, "label": capfirst(str(model_field.verbose_name)), "options": options})
+        return found
+
+    def _label(self, name: str) -> str:
+        model_field: Any = self.model._meta.get_field(name)
+        return capfirst(str(model_field.verbose_name))
+
+    def import_field_choices(self) -> list[tuple[str, str]]:
+        return [(name, self._label(name)) for name in self.get_import_fields()]
+
+    def may_upsert(self) -> bool:
+        opts = self.model._meta
+        return bool(self.request.user.has_perm(f"{opts.app_label}.change_{opts.model_name}"))
+
+    # ----- the handlers -------------------------------------------------------------------
+    def show_import(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return self.render_import({"import_step": "upload"})
+
+    def process_import(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            refuse_repeated(request.POST, _ONE_VALUE)
+            step = request.POST.get("step", "upload")
+            if step not in STEPS:
+                raise ImportRefused(f"“{step}” is not a step of an import; use upload, check or apply.")
+            options = self.import_options(request.POST)
+            if step == "upload":
+                return self.receive_upload(request, options)
+            return self.run_import_step(request, options, check=step == "check")
+        except RepeatedParameter as exc:
+            return self.render_import({"import_step": "upload", "error": exc.message}, status=400)
+        except ImportRefused as exc:
+            return self.render_import({"import_step": "upload", "error": exc.message}, status=exc.status)
+
+    def import_options(self, data: Any) -> dict[str, Any]:
+        """Mode, key and natural keys as posted, checked against what this view offers."""
+        mode = data.get("mode") or "create"
+        if mode not in MODES:
+            raise ImportRefused(f"“{mode}” is not an import mode; choose create, upsert or skip.")
+        if mode == "upsert" and not self.may_upsert():
+            raise ImportRefused(
+                f"An upsert changes existing {self.model._meta.verbose_name_plural}, which you may not do.",
+                status=403,
+            )
+        key: tuple[str, ...] = ()
+        if mode != "create":
+            raw = data.get("key") or ""
+            offered = dict(self.import_keys())
+            if raw not in offered:
+                raise ImportRefused(f"Choose the unique field an {mode} import matches rows on.")
+            key = tuple(raw.split(","))
+        naturals = {}
+        for item in self.import_naturals():
+            value = data.get(f"natural_{item['name']}") or ""
+            if value and value not in {name for name, _ in item["options"]}:
+                raise ImportRefused(f"“{value}” cannot find a {item['label'].lower()}.")
+            if value:
+                naturals[item["name"]] = value
+        reason = (data.get("reason") or "").strip()
+        return {"mode": mode, "key": key, "natural_keys": naturals, "reason": reason}
+
+    def receive_upload(self, request: HttpRequest, options: dict[str, Any]) -> HttpResponse:
+        upload = request.FILES.get("file")
+        if upload is None:
+            raise ImportRefused("Choose a file to import.")
+        limit = int(pc_settings.IMPORT_MAX_BYTES)
+        data = upload.read(limit + 1)
+        name = str(upload.name or "upload")
+        try:
+            file_format = format_of(name)
+            if file_format not in self.import_formats:
+                raise ImportRefused(
+                    f"This list imports {', '.join(self.import_formats)} files, not {file_format}."
+                )
+            table = read_table(name, data, max_bytes=limit)
+        except BulkInputError as exc:
+            return self.render_import({"import_step": "upload", "error": exc.message, **options}, status=400)
+        owner = request.user.pk
+        token = importstore.save(table, name=name, owner=owner, view=self.import_view_key())
+        stored = importstore.load(token, owner=owner, view=self.import_view_key())
+        mapping = match_columns(self.model, stored.headers, self.get_import_fields())
+        return self.render_import({"import_step": "map", **self.map_context(stored, mapping), **options})
+
+    def map_context(self, stored: importstore.StoredTable, mapping: Sequence[str | None]) -> dict[str, Any]:
+        columns = [
+            {"index": i, "header": header, "samples": stored.samples(i), "chosen": mapping[i] or ""}
+            for i, header in enumerate(stored.headers)
+        ]
+        return {
+            "token": stored.token,
+            "file_name": stored.name,
+            "columns": columns,
+            "row_count": len(stored.rows),
+        }
+
+    def posted_mapping(self, data: Any, stored: importstore.StoredTable) -> list[str | None]:
+        chosen: dict[str, str | None] = {}
+        for i, header in enumerate(stored.headers):
+            values = data.getlist(f"column_{i}") if hasattr(data, "getlist") else [data.get(f"column_{i}")]
+            if len(values) > 1:
+                raise ImportRefused(f"The column “{header}” was matched twice: send column_{i} once.")
+            chosen[header] = (values[0] or None) if values else None
+        try:
+            return match_columns(self.model, stored.headers, self.get_import_fields(), chosen)
+        except BulkInputError as exc:
+            raise ImportRefused(exc.message) from None
+
+    def build_import_request(
+        self,
+        stored: importstore.StoredTable,
+        mapping: Sequence[str | None],
+        options: dict[str, Any],
+        *,
+        check: bool,
+    ) -> BulkRequest:
+        fields, rows = mapped_rows(mapping, stored.rows)
+        spec = ImportSpec(
+            fields=fields, mode=options["mode"], key=options["key"], natural_keys=options["natural_keys"]
+        )
+        columns = {header: target for header, target in zip(stored.headers, mapping, strict=True) if target}
+        return BulkRequest(
+            operation="import",
+            model_label=self.model._meta.label_lower,
+            bulk_fields=tuple(self.get_import_fields()),
+            atomic=bool(getattr(self, "bulk_atomic", True)),
+            dry_run=check,
+            backend_path=getattr(self, "bulk_update_persistence_backend_path", "") or "",
+            backend_config=getattr(self, "bulk_update_persistence_backend_config", None) or {},
+            view_name=f"{type(self).__module__}.{type(self).__qualname__}",
+            reason=options["reason"],
+            import_data={"spec": spec.to_data(), "file": stored.name, "columns": columns, "rows": rows},
+        )
+
+    def run_import_step(self, request: HttpRequest, options: dict[str, Any], *, check: bool) -> HttpResponse:
+        view_key = self.import_view_key()
+        try:
+            stored = importstore.load(request.POST.get("token", ""), owner=request.user.pk, view=view_key)
+        except BulkInputError as exc:
+            raise ImportRefused(exc.message) from None
+        try:
+            mapping = self.posted_mapping(request.POST, stored)
+            bulk_request = self.build_import_request(stored, mapping, options, check=check)
+            ImportSpec.from_data(bulk_request.import_data["spec"]).check(self.model, self.get_import_fields())
+        except ImportRefused as exc:
+            context = {
+                "import_step": "map",
+                **self.map_context(stored, self._mapping_of(request.POST, stored)),
+            }
+            return self.render_import({**context, **options, "error": exc.message}, status=exc.status)
+        except BulkInputError as exc:
+            context = {"import_step": "map", **self.map_context(stored, mapping)}
+            return self.render_import({**context, **options, "error": exc.message}, status=400)
+        run, result = run_import(bulk_request, scope=self.get_queryset(), user=request.user)
+        if check:
+            context = {
+                "import_step": "result",
+                **self.map_context(stored, mapping),
+                **options,
+                "result": result,
+                "run": run,
+                "run_counts": dict(run.row_counts or {}),
+                "error_rows": list(result.errors[:ERRORS_SHOWN]),
+                "errors_more": max(0, len(result.errors) - ERRORS_SHOWN),
+            }
+            return self.render_import(context)
+        importstore.discard(stored.token)
+        return self.import_run_page(run.pk, result.message, ok=result.success)
+
+    def _mapping_of(self, data: Any, stored: importstore.StoredTable) -> list[str | None]:
+        """The mapping as posted (fields this view imports only), to show it again."""
+        fields = set(self.get_import_fields())
+        posted = [data.get(f"column_{i}") for i in range(len(stored.headers))]
+        return [value if value in fields else None for value in posted]
+
+    def import_run_page(self, run_id: int, message: str, *, ok: bool) -> HttpResponse:
+        (django_messages.success if ok else django_messages.error)(self.request, message, fail_silently=True)
+        try:
+            url = reverse("powercrud:tasks-detail", args=[run_id])
+        except NoReverseMatch:
+            url = self.reverse(Role.LIST)
+        if htmx_details(self.request):
+            return HttpResponseClientRedirect(url)
+        return redirect(url)
+
+    def render_import(self, context: dict[str, Any], status: int = 200) -> HttpResponse:
+        context = {
+            "import_modes": [
+                (value, label)
+                for value, label in (
+                    ("create", "Create new rows"),
+                    ("upsert", "Update existing rows, create the others (upsert)"),
+                    ("skip", "Create new rows, skip existing ones"),
+                )
+                if value != "upsert" or self.may_upsert()
+            ],
+            "import_keys": self.import_keys(),
+            "import_naturals": self.import_naturals(),
+            "field_choices": self.import_field_choices(),
+            "import_formats": [f".{name}" for name in self.import_formats],
+            "import_atomic": bool(getattr(self, "bulk_atomic", True)),
+            "max_bytes": int(pc_settings.IMPORT_MAX_BYTES),
+            "mode": "create",
+            **context,
+        }
+        return self.render_page(context, status=status)

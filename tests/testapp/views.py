@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from powercrud.mixins import PowerCRUDMixin
 from powercrud.views import CRUDView, Role
-from tests.testapp.models import Asset, Author, Book, BulkAudit, Genre, Shelf, Tag
+from tests.testapp.models import Asset, Author, Book, BulkAudit, Edition, Genre, Shelf, Tag
 from tests.testapp.services import BookBulkUpdateService
 
 
@@ -107,6 +107,18 @@ class BulkAuditCRUDView(CatalogueCRUDView):
         return [Role.LIST, Role.DETAIL]
 
 
+class EditionCRUDView(CatalogueCRUDView):
+    """Import by upload (create, upsert on code + language, skip); editions in language "zz"
+    are outside the view's scope."""
+
+    model = Edition
+    fields = ["code", "language", "title", "copies"]
+    import_fields = ["code", "language", "title", "copies"]
+
+    def get_queryset(self):
+        return super().get_queryset().exclude(language="zz")
+
+
 ALL_VIEWS = [
     BookCRUDView,
     AuthorCRUDView,
@@ -115,4 +127,5 @@ ALL_VIEWS = [
     ShelfCRUDView,
     AssetCRUDView,
     BulkAuditCRUDView,
+    EditionCRUDView,
 ]
