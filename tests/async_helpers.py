@@ -260,6 +260,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     watch.add_argument("task_id", type=int)
     watch.add_argument("--timeout", type=float, default=60)
     sub.add_parser("counts", help="print how many books have each status, and the lock count")
+    hold = sub.add_parser("hold", help="lock the books of PREFIX for a running run of no worker's")
+    hold.add_argument("--prefix", default="Book")
+    release = sub.add_parser("release", help="end a run made by hold, freeing its rows")
+    release.add_argument("task_id", type=int)
+    ledger = sub.add_parser("ledger", help="print a run's ledger rows by outcome")
+    ledger.add_argument("task_id", type=int)
     cleanup = sub.add_parser("cleanup", help="powercrud_cleanup")
     cleanup.add_argument("--older-than", type=float, default=None)
     args = parser.parse_args(argv)
@@ -303,6 +309,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             json.dumps({"statuses": counts, "books": sum(counts.values()), "locks": RowLock.objects.count()})
         )
+    elif args.cmd == "hold":
+        from powercrud.jobs.locks import acquire_locks
+        from powercrud.models import BulkTask
+
+        holder = BulkTask.objects.create(kind="update", model_label="testapp.book", status="running")
+        locked = acquire_locks(holder, Book.objects.filter(title__startswith=args.prefix))
+        print(json.dumps({"id": holder.pk, "locked": locked}))
+    elif args.cmd == "release":
+        from powercrud.jobs.monitor import finish_task
+        from powercrud.models import BulkTask
+
+        holder = BulkTask.objects.get(pk=args.task_id)
+        print(json.dumps({"released": finish_task(holder, "cancelled", message="Released.")}))
+    elif args.cmd == "ledger":
+        from django.db.models import Count
+
+        from powercrud.models import RunRow
+
+        rows = RunRow.objects.filter(run_id=args.task_id).values_list("outcome").annotate(n=Count("id"))
+        print(json.dumps(dict(rows.order_by())))
     elif args.cmd == "cleanup":
         from powercrud.jobs.monitor import fail_stale_tasks
 

@@ -166,6 +166,41 @@ def test_refused_and_exploding_runs_end_failed_on_the_worker(worker: Worker) -> 
     assert worker.helper("counts")["statuses"]["draft"] == 200
 
 
+def test_the_worker_locks_the_submitted_selection_then_runs_it_with_exact_counts_and_ledger(
+    worker: Worker,
+) -> None:
+    """The submit stores the selection; the real worker locks it ("Locking 100 rows…"), runs it
+    and releases it: exact counts, one ledger row per row, no lock left."""
+    launched = worker.helper("launch", "--prefix", "Book 001", "--status", "published", "--batch-size", "7")
+    assert launched["total"] == 0  # nothing was counted or locked by the submit
+    seen = worker.watch(launched["id"])
+    final = seen[-1]
+    assert final["status"] == "succeeded", final
+    assert (final["total"], final["done"], final["success_count"], final["locks"]) == (100, 100, 100, 0)
+    assert final["message"] == "Updated 100 of 100 rows (100 changed)."
+    assert worker.helper("ledger", str(launched["id"])) == {"changed": 100}
+    assert worker.helper("counts")["statuses"]["published"] == 100
+    # Whatever another process saw while it ran: never rows written without their locks.
+    assert all(s["locks"] == 100 for s in seen if s["status"] == "running" and s["done"]), seen
+
+
+def test_a_conflict_found_by_the_worker_ends_the_run_failed_with_no_lock(worker: Worker) -> None:
+    holder = worker.helper("hold", "--prefix", "Book 0015")  # a run elsewhere holds 10 of the rows
+    assert holder["locked"] == 10
+    launched = worker.helper("launch", "--prefix", "Book 001", "--status", "archived")
+    final = worker.watch(launched["id"])[-1]
+    assert final["status"] == "failed", final
+    assert final["message"] == (
+        f"10 of the selected books are being changed by bulk task #{holder['id']} (running). "
+        "Try again when it finishes."
+    )
+    assert (final["total"], final["done"], final["locks"]) == (0, 0, 0)
+    assert worker.helper("ledger", str(launched["id"])) == {}
+    assert worker.helper("counts")["locks"] == 10  # the holder's, untouched
+    assert worker.helper("release", str(holder["id"]))["released"] is True
+    assert worker.helper("counts")["statuses"].get("archived", 0) == 100  # only the first test's rows
+
+
 def test_worker_killed_mid_run_writes_nothing_and_cleanup_frees_the_rows(worker: Worker) -> None:
     """SIGKILL the whole cluster during an all-or-nothing run (runs last: it stops the worker)."""
     launched = worker.helper(

@@ -164,7 +164,9 @@ def run_bulk_task(task_id: int) -> str:
         return status
     except (LockConflict, NothingToLock) as exc:  # found while freezing: nothing was locked or written
         writer.stop()
-        finish_task(task, Status.FAILED, message=exc.message, done=0)
+        if finish_task(task, Status.FAILED, message=exc.message, done=0):
+            # Nothing was frozen (the live store may have reported the count it was locking).
+            BulkTask.objects.using(using).filter(pk=task.pk).update(total=0)
         logger.info("Bulk task #%s could not lock its rows: %s", task.pk, exc.message)
         return Status.FAILED
     except TaskCancelled:
