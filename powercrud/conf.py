@@ -31,6 +31,9 @@ DEFAULTS: dict[str, Any] = {
     "SELECTION_ID_CAP": 100_000,
     # Rows written per batch by the bulk services.
     "BULK_BATCH_SIZE": 1000,
+    # Rows per statement of an all-or-nothing run in the request on the set-based path (no
+    # per-row code): its keys go as one parameter, so larger batches cost no placeholders.
+    "BULK_SET_BATCH_SIZE": 50_000,
     # Selections this large or larger run on a worker when a view sets ``bulk_async``.
     "BULK_MIN_ASYNC_RECORDS": 1000,
     # Seconds without a heartbeat after which a running bulk task counts as dead.

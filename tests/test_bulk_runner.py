@@ -122,7 +122,9 @@ def test_freeze_pks_reads_the_selection_once_sorted_and_without_duplicates() -> 
 
 @pytest.mark.parametrize("atomic", [True, False])
 @pytest.mark.django_db
-def test_editing_the_filtered_field_reaches_every_row(db: None, atomic: bool) -> None:
+def test_editing_the_filtered_field_reaches_every_row(db: None, settings: Any, atomic: bool) -> None:
+    # batches of 5 in all-or-nothing too (the set-based path's BULK_SET_BATCH_SIZE would be one)
+    settings.POWERCRUD_SETTINGS = {**getattr(settings, "POWERCRUD_SETTINGS", {}), "BULK_SET_BATCH_SIZE": 1}
     author = Author.objects.create(name="A")
     Book.objects.bulk_create(Book(title=f"T{i}", author=author, price=1, status="draft") for i in range(23))
     Book.objects.bulk_create(Book(title=f"P{i}", author=author, price=1, status="archived") for i in range(3))
@@ -217,6 +219,28 @@ def test_all_or_nothing_a_batch_the_database_rejects_is_replayed_to_name_the_row
     assert outcome.errors == [RowError(pk=7, field="name", messages=("Taken.",))]
     assert written() == []
     assert progress == [(0, 10), (4, 10), (10, 10)]  # the replay reports no progress of its own
+
+
+def test_a_large_first_pass_is_replayed_in_batches_of_the_contexts_size() -> None:
+    writer = Writer(reject=[7])
+    outcome = run_batches(
+        pks=PKS,
+        context=context_for(Tag, len(PKS), batch_size=4, atomic=True),
+        using="default",
+        process=writer,
+        retry_on=(IntegrityError,),
+        describe_error=str,
+        first_batch_size=10,
+    )
+    assert writer.calls == [
+        (PKS, Isolation.NONE),  # one statement's worth for the whole selection, refused
+        ([1, 2, 3, 4], Isolation.BATCH),  # the replay: batch_size rows behind each savepoint
+        ([5, 6, 7, 8], Isolation.BATCH),
+        ([9, 10], Isolation.BATCH),
+    ]
+    assert (outcome.failed, outcome.rolled_back) == (1, True)
+    assert outcome.errors == [RowError(pk=7, field="name", messages=("Taken.",))]
+    assert written() == []
 
 
 def test_all_or_nothing_a_rejection_no_row_explains_is_the_runs_error() -> None:

@@ -148,6 +148,32 @@ def test_set_based_path_does_not_load_rows(shop: dict[str, Any]) -> None:
     assert len(updates) == 1
 
 
+@pytest.mark.parametrize(
+    ("overrides", "values", "batches"),
+    [
+        ({}, {"status": "archived"}, 1),  # sync, all-or-nothing, set-based: BULK_SET_BATCH_SIZE rows
+        ({"atomic": False}, {"status": "archived"}, 4),  # per-row mode: a transaction per batch
+        ({"mode": "async"}, {"status": "archived"}, 4),  # a worker: progress and cancel per batch
+        ({"dry_run": True}, {"status": "archived"}, 4),  # a check reads every batch
+    ],
+    ids=["sync-set-based", "per-row", "async", "check"],
+)
+@pytest.mark.django_db
+def test_only_a_sync_set_based_run_writes_bulk_set_batch_size_rows_a_statement(
+    shop: dict[str, Any], settings: Any, overrides: dict[str, Any], values: dict[str, Any], batches: int
+) -> None:
+    settings.POWERCRUD_SETTINGS = {**getattr(settings, "POWERCRUD_SETTINGS", {}), "BULK_SET_BATCH_SIZE": 50}
+    progress: list[tuple[int, int]] = []
+    with CaptureQueriesContext(connection) as queries:
+        result = update(Book.objects.all(), values, batch_size=3, progress=progress, **overrides)
+    assert (result.success, result.total) == (True, 10)
+    assert len(progress) == batches + 1  # (0, 10), then one report per batch
+    if "dry_run" not in overrides:
+        updates = [q for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
+        assert len(updates) == batches
+        assert Book.objects.filter(status="archived").count() == 10
+
+
 @pytest.mark.parametrize("atomic", [True, False])
 @pytest.mark.django_db
 def test_model_clean_fails_rows(shelves: list[Shelf], atomic: bool) -> None:

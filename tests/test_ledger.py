@@ -44,11 +44,12 @@ def run_sync(queryset: Any, data: dict[str, Any], **fields: Any) -> tuple[BulkTa
     with transaction.atomic():
         run = open_request_run(request, user=None, total=queryset.count())
         context = request.context(mode="sync", user_id=None, selection_size=run.total)
-        result, _ = run_recorded(
+        result, row_counts = run_recorded(
             run, request, queryset=queryset, keys=selection_keys(queryset), context=context
         )
-        close_request_run(run, result)
+        close_request_run(run, result, row_counts)  # as the view does
     run.refresh_from_db()
+    assert run.row_counts == counts(run)  # whether the run's counts were read or known
     return run, result
 
 
@@ -74,6 +75,23 @@ def test_set_based_edit_records_changed_and_unchanged_rows_with_old_and_new_valu
         assert stored_value(Book, "price", row.old["price"]) == old_prices[book.pk]
         assert stored_value(Book, "price", row.new["price"]) == Decimal("12.50")
     assert run.row_counts == {"changed": 4, "unchanged": 1} == counts(run)
+
+
+@pytest.mark.parametrize("atomic", [True, False], ids=["all-or-nothing", "per-row"])
+def test_a_set_based_run_knows_its_counts_without_reading_the_ledger(atomic: bool) -> None:
+    """Every entry came from the snapshots and the ``UPDATE`` counted the changed rows: the
+    run's counts are the result's, checked here against the ledger itself."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    books = make_books(7)
+    Book.objects.filter(pk__in=[books[1].pk, books[5].pk]).update(status="archived")
+    with CaptureQueriesContext(connection) as queries:
+        run, result = run_sync(Book.objects.all(), {"status": "archived"}, batch_size=3, atomic=atomic)
+    assert result.changed == 5
+    assert run.row_counts == {"changed": 5, "unchanged": 2} == counts(run)
+    read = [q for q in queries.captured_queries if "GROUP BY" in q["sql"]]
+    assert len(read) == 1  # run_sync's own check that the record agrees with the ledger
 
 
 def test_an_edit_that_reads_its_rows_records_many_to_many_before_and_after() -> None:
@@ -205,9 +223,9 @@ def test_each_batch_records_its_own_rows_when_the_statement_is_reused(
     compiled: list[Any] = []
     real = jobs_ledger.insert_statement
     monkeypatch.setattr(jobs_ledger, "insert_statement", lambda *a, **k: compiled.append(1) or real(*a, **k))
-    books = make_books(11)  # batches of 3, 3, 3 and 2
+    books = make_books(11)  # batches of 3, 3, 3 and 2 (per-row mode: all-or-nothing writes one)
     old_prices = {b.pk: Book.objects.get(pk=b.pk).price for b in books}
-    run, _ = run_sync(Book.objects.all(), {"price": "99.00"}, batch_size=3)
+    run, _ = run_sync(Book.objects.all(), {"price": "99.00"}, batch_size=3, atomic=False)
     assert RunRow.objects.filter(run=run).count() == 11
     for book in books:
         assert stored_value(Book, "price", entry(run, book.pk).old["price"]) == old_prices[book.pk]

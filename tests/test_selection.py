@@ -410,3 +410,52 @@ def test_selection_posts_need_a_csrf_token(admin_user: Any, catalogue: dict[str,
 def test_views_without_bulk_roles_have_no_selection(admin_client: Client, catalogue: dict[str, Any]) -> None:
     assert admin_client.post("/genre/selection/", {"action": "clear"}).status_code == 404
     assert 'class="pc-select-row"' not in admin_client.get("/genre/").content.decode()
+
+
+# ----- the selection as a queryset -------------------------------------------------------------
+def selection_queryset(admin_user: Any, selection: Any) -> Any:
+    from django.test import RequestFactory
+
+    from powercrud.views import Role
+    from tests.testapp.views import BookCRUDView
+
+    view = BookCRUDView(role=Role.SELECTION)
+    view.request = RequestFactory().get("/")
+    view.request.user = admin_user
+    view.request.session = {}
+    return view.get_selection_queryset(selection)
+
+
+@pytest.mark.parametrize(
+    ("query", "excluded", "included", "wrapped"),
+    [
+        ("status=draft", False, False, False),  # the row's own columns: the rows themselves
+        ("status=draft", True, False, False),
+        ("", False, False, False),
+        ("status=draft", True, True, True),  # rows added by hand: pk IN (matching) OR pk IN (...)
+        ("q=Author", False, False, True),  # the search joins the author: kept as pk IN (...)
+    ],
+)
+def test_select_all_is_the_filtered_rows_unless_a_join_or_an_inclusion_needs_a_subquery(
+    admin_user: Any, catalogue: dict[str, Any], query: str, excluded: bool, included: bool, wrapped: bool
+) -> None:
+    from django.db.models import Q
+
+    from powercrud.bulk.selection import Selection
+
+    books = catalogue["books"]
+    left_out = (str(books[0].pk),) if excluded else ()
+    added = (str(books[1].pk),) if included else ()
+    selection = Selection(mode="all", query=query, excluded=left_out, included=added)
+    queryset = selection_queryset(admin_user, selection)
+    expected = Book.objects.all()
+    if "status" in query:
+        expected = expected.filter(status="draft")
+    if "q=" in query:
+        expected = expected.filter(Q(title__icontains="Author") | Q(author__name__icontains="Author"))
+    pks = set(expected.values_list("pk", flat=True))
+    pks = (pks - ({books[0].pk} if excluded else set())) | ({books[1].pk} if included else set())
+    found = list(queryset.values_list("pk", flat=True))
+    assert sorted(found) == sorted(pks) and len(found) == len(set(found))  # every row once
+    assert queryset.count() == len(pks)
+    assert ("IN (SELECT" in str(queryset.query)) is wrapped

@@ -46,7 +46,7 @@ def batch_parameter(model: type[models.Model], using: str, pks: Sequence[Any]) -
     if form is None or not pks or not integer_keys(model):
         return None
     keys = list(pks)
-    if not all(type(pk) is int for pk in keys):  # noqa: E721 - bool and str keys keep pk__in
+    if not set(map(type, keys)) <= {int}:  # bool and str keys keep pk__in
         return None
     return form[1](keys)
 

@@ -20,6 +20,7 @@ from powercrud.bulk.keys import in_batch
 from powercrud.bulk.m2m import M2MEdit, read_links
 from powercrud.bulk.strategies import RowChecks, WriteStrategy
 from powercrud.bulk.types import BulkContext, BulkInputError, RowChange
+from powercrud.conf import settings as pc_settings
 
 
 class Load(enum.Enum):
@@ -70,6 +71,17 @@ class Row:
     def change(self) -> RowChange:
         """This row as a ``RowChange`` for hooks and examples."""
         return RowChange(pk=self.pk, old=self.old, new=self.new)
+
+
+def set_batch_size(plan: UpdatePlan) -> int | None:
+    """The first pass's batch size of a run on the fast path in the request, all-or-nothing:
+    ``BULK_SET_BATCH_SIZE`` rows a statement (the keys are one parameter, so a batch's size
+    costs no placeholders); None (``BULK_BATCH_SIZE``) for every other run. A run on a worker
+    keeps ``BULK_BATCH_SIZE``: its progress and cancel are checked between batches."""
+    context = plan.context
+    if plan.load is not Load.NONE or context.mode != "sync" or not context.atomic:
+        return None
+    return max(context.batch_size, int(pc_settings.BULK_SET_BATCH_SIZE))
 
 
 def validation_messages(exc: ValidationError) -> dict[str | None, list[str]]:

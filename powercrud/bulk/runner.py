@@ -23,12 +23,14 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from django.db import models, router, transaction
+from django.core.exceptions import EmptyResultSet
+from django.db import connections, models, router, transaction
 from django.db.models import QuerySet
 
 from powercrud.bulk import ledger
 from powercrud.bulk.codec import json_pk
 from powercrud.bulk.db_errors import is_run_error
+from powercrud.bulk.keys import integer_keys
 from powercrud.bulk.types import MAX_EXAMPLES, BulkContext, RowChange, RowError
 
 ProgressCallback = Callable[[int, int], None]
@@ -49,16 +51,29 @@ def freeze_pks(queryset: QuerySet[Any], using: str) -> list[Any]:
     Later batches are taken from this list, so an edit of the very field the queryset
     filtered on cannot make rows drop out of (or into) the selection part-way.
     """
-    if queryset.query.is_sliced:
-        pks = list(queryset.using(using).values_list("pk", flat=True))
+    sliced = queryset.query.is_sliced
+    keys = queryset.using(using) if sliced else queryset.using(using).order_by("pk")
+    pks = _integer_pks(keys, using) if integer_keys(queryset.model) else None
+    if pks is None:
+        pks = list(keys.values_list("pk", flat=True))
+    if sliced:
         pks.sort()
-    else:
-        pks = list(queryset.using(using).order_by("pk").values_list("pk", flat=True))
-    unique: list[Any] = []
-    for pk in pks:
-        if not unique or unique[-1] != pk:
-            unique.append(pk)
-    return unique
+    return list(dict.fromkeys(pks))  # sorted, so each duplicate follows its first
+
+
+def _integer_pks(queryset: QuerySet[Any], using: str) -> list[Any] | None:
+    """``queryset``'s integer primary keys straight from the cursor (one ``fetchall()``; the
+    ORM's row iterator costs about as much as the query itself at 10,000 keys); None when the
+    database sends them as something else than ``int``."""
+    query = queryset.values_list("pk", flat=True).query
+    try:
+        sql, params = query.get_compiler(using=using).as_sql()
+    except EmptyResultSet:
+        return []
+    with connections[using].cursor() as cursor:
+        cursor.execute(sql, params)
+        pks = [row[0] for row in cursor.fetchall()]
+    return pks if set(map(type, pks)) <= {int} else None
 
 
 def batches(pks: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -147,17 +162,24 @@ def run_batches(
     describe_error: Callable[[BaseException], str],
     progress_callback: ProgressCallback | None = None,
     max_errors: int = 10_000,
+    first_batch_size: int | None = None,
 ) -> RunOutcome:
     """Run ``process`` over ``pks`` in batches under ``context``'s mode (see module docs).
 
     A batch that raises one of ``retry_on`` is replayed row by row, except for errors of the
     run itself (a lost connection and the like: ``db_errors.is_run_error``), which propagate.
+    ``first_batch_size``: all-or-nothing only, the batch size of the first pass (a replay
+    after a database error uses ``context.batch_size``, so one bad row costs a small batch
+    replayed row by row); default ``context.batch_size``.
     """
     total = len(pks)
     report = progress_callback or (lambda done, total: None)
     report(0, total)
     if context.atomic:
-        return _run_all_or_nothing(pks, context, using, process, retry_on, describe_error, report, max_errors)
+        first = first_batch_size or context.batch_size
+        return _run_all_or_nothing(
+            pks, context, using, process, retry_on, describe_error, report, max_errors, first
+        )
     outcome = RunOutcome(total=total)
     done = 0
     with _dry_run_block(using, context.dry_run):
@@ -187,11 +209,12 @@ def _run_all_or_nothing(
     describe_error: Callable[[BaseException], str],
     report: ProgressCallback,
     max_errors: int,
+    first_batch_size: int,
 ) -> RunOutcome:
     total = len(pks)
     try:
         with transaction.atomic(using=using):
-            outcome = _loop(pks, context, process, Isolation.NONE, report, max_errors)
+            outcome = _loop(pks, first_batch_size, process, Isolation.NONE, report, max_errors)
             if outcome.failed or context.dry_run:
                 transaction.set_rollback(True, using=using)
     except retry_on as exc:
@@ -199,7 +222,7 @@ def _run_all_or_nothing(
             raise
         # The database rejected a batch without saying which row: replay with savepoints.
         with transaction.atomic(using=using):
-            outcome = _loop(pks, context, process, Isolation.BATCH, None, max_errors)
+            outcome = _loop(pks, context.batch_size, process, Isolation.BATCH, None, max_errors)
             transaction.set_rollback(True, using=using)
         if not outcome.failed:
             outcome.failed = 1
@@ -214,7 +237,7 @@ def _run_all_or_nothing(
 
 def _loop(
     pks: Sequence[Any],
-    context: BulkContext,
+    batch_size: int,
     process: ProcessBatch,
     isolation: Isolation,
     report: ProgressCallback | None,
@@ -222,7 +245,7 @@ def _loop(
 ) -> RunOutcome:
     outcome = RunOutcome(total=len(pks))
     done = 0
-    for batch in batches(pks, context.batch_size):
+    for batch in batches(pks, batch_size):
         outcome.add(process(batch, isolation), max_errors)
         if outcome.failed:
             isolation = Isolation.BATCH  # keep going to list every failing row

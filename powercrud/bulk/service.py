@@ -35,6 +35,7 @@ from powercrud.bulk.plan import (
     clean_value,
     load_rows,
     model_check_errors,
+    set_batch_size,
     validation_messages,
 )
 from powercrud.bulk.runner import (
@@ -171,12 +172,14 @@ class BulkUpdateService:
             raise BulkInputError(None, "fields_to_update is empty; choose at least one field to change.")
         using = write_alias(queryset)
         process: Callable[[Sequence[Any], Isolation], BatchOutcome]
+        first_batch_size = None
         if is_undo(context):
             undo = plan_undo(self, model, using, fields_to_update, context)
             process = lambda batch, isolation: process_undo(self, undo, batch, isolation)  # noqa: E731
         else:
             plan = self._plan(model, using, fields_to_update, field_data, context)
             process = lambda batch, isolation: self._process(plan, batch, isolation)  # noqa: E731
+            first_batch_size = set_batch_size(plan)
         pks = freeze_pks(queryset, using)
         outcome = run_batches(
             pks=pks,
@@ -187,6 +190,7 @@ class BulkUpdateService:
             describe_error=lambda exc: describe_db_error(exc, model),
             progress_callback=progress_callback,
             max_errors=self.max_reported_errors,
+            first_batch_size=first_batch_size,
         )
         return self._result(outcome, context)
 

@@ -174,6 +174,10 @@ class Recorder(RowRecorder):
         self.reported = False  # a service reported rows (a view's own hook may not)
         self.cascaded = 0  # rows a delete removed besides its own (and their links)
         self.analyzed = False
+        # Ledger rows the run's writes inserted, while they all came from snapshots (None once
+        # anything else wrote some); ``split``: some snapshot told changed from unchanged rows.
+        self.snapshot_rows: int | None = 0
+        self.split = False
         # Snapshot statements by (model, fields, new, unchanged): a run's batches differ only in
         # their keys (one parameter), and compiling the statement again costs half its SQL time.
         self._statements: dict[tuple[Any, ...], tuple[str, list[Any], int]] = {}
@@ -193,9 +197,10 @@ class Recorder(RowRecorder):
         parameter = None if self.check or not pks else batch_parameter(self.model, rows.db, pks)
         key = (rows.model, tuple(old), repr(new), str(unchanged))
         cached = self._statements.get(key) if parameter is not None else None
+        self.split = self.split or unchanged is not None
         if cached is not None:
             statement, params, at = cached
-            execute((statement, [*params[:at], parameter, *params[at + 1 :]]))
+            self._count_snapshot(execute((statement, [*params[:at], parameter, *params[at + 1 :]])))
             return
         outcome: Any = Value(ledger.CHANGED)
         if unchanged is not None:
@@ -217,7 +222,26 @@ class Recorder(RowRecorder):
             found = [i for i, value in enumerate(compiled[1]) if value == parameter]
             if len(found) == 1:  # the batch's keys are exactly one parameter: reusable
                 self._statements[key] = (compiled[0], compiled[1], found[0])
-        execute(compiled)
+        self._count_snapshot(execute(compiled))
+
+    def _count_snapshot(self, inserted: int) -> None:
+        if self.snapshot_rows is not None:
+            self.snapshot_rows += inserted
+
+    def snapshot_counts(self, result: BulkResult) -> dict[str, int] | None:
+        """The ledger's counts without reading it, when every entry the run wrote came from
+        ``snapshot()`` and nothing is kept aside: all ``changed``, or, where a snapshot told
+        unchanged rows apart, ``result.changed`` of them: the set-based ``UPDATE`` that
+        counted them leaves out exactly the rows the snapshot marked unchanged. None
+        otherwise (``counts()`` reads the ledger)."""
+        rows = self.snapshot_rows
+        if rows is None or self.check or self.aside or self.kept:
+            return None
+        changed = result.changed if self.split else rows
+        if changed is None or not 0 <= changed <= rows:
+            return None
+        found = {ledger.CHANGED: changed, ledger.UNCHANGED: rows - changed}
+        return {outcome: n for outcome, n in found.items() if n}
 
     def _keep_selected(self, rows: QuerySet[Any], expressions: Mapping[str, Any]) -> None:
         named = {f"pc_{name}": expr for name, expr in expressions.items() if name != "run"}
@@ -234,6 +258,7 @@ class Recorder(RowRecorder):
 
     def record(self, entries: Sequence[Entry]) -> None:
         self.reported = True
+        self.snapshot_rows = None
         if not self.check:
             insert_entries(
                 self.run,
@@ -297,6 +322,7 @@ class Recorder(RowRecorder):
             self.analyzed = True
             fresh_statistics(self.source)
         done = place.at_once(self.run.pk, self.source.pk, len(batch), stamps)
+        self.snapshot_rows = None
         if done is not None:
             found, moved, written = done
             if found != len(batch) or moved:  # nothing was written: row by row
@@ -387,19 +413,24 @@ def settle(
     rest: str,
     rest_errors: Sequence[RowError] = (),
     total: int | None = None,
+    known: dict[str, int] | None = None,
 ) -> dict[str, int]:
     """Finish ``recorder``'s ledger: what it kept in memory, then every row of ``keys`` (from
     ``selection_keys()`` or ``lock_keys()``) without an entry gets outcome ``rest``, set-based.
 
     ``rolled_back``: the run's writes were undone, so the entries written during it are gone.
     ``total``: the selection's size when known; a ledger that already has that many entries is
-    complete and the selection is not read again. Returns the ledger's counts.
+    complete and the selection is not read again. ``known``: the ledger's counts when the
+    caller knows them (``Recorder.snapshot_counts()``), else they are read. Returns the
+    ledger's counts.
     """
     recorder.write_kept(rolled_back=rolled_back)
     run = recorder.run
-    found = counts(run)
+    found = counts(run) if known is None else known
     if total is not None and sum(found.values()) >= total:
         return found
+    if known is not None:
+        found = counts(run)  # the ledger has rows ``known`` does not name
     # NOT EXISTS, an anti-join: NOT IN over a million keys is quadratic once PostgreSQL cannot hash it.
     recorded = RunRow.objects.using(ledger_alias()).filter(run_id=run.pk, object_pk=OuterRef(KEY_COLUMN))
     missing = keys.exclude(Exists(recorded))
@@ -427,7 +458,8 @@ def settle_result(
             if error.pk is not None and pk_text(recorder.model, error.pk) not in recorder.aside:
                 recorder.fail(error.pk, [error])
     rest = ledger.NOT_REACHED if rolled_back else ledger.CHANGED if not recorder.reported else ledger.SKIPPED
-    found = settle(recorder, keys, rolled_back=rolled_back, rest=rest, total=total)
+    known = None if rolled_back or result.dry_run else recorder.snapshot_counts(result)
+    found = settle(recorder, keys, rolled_back=rolled_back, rest=rest, total=total, known=known)
     if recorder.cascaded and not rolled_back and not result.dry_run:
         found[CASCADED] = recorder.cascaded
     return found

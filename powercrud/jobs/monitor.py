@@ -90,18 +90,25 @@ def close_request_run(
     run: BulkTask, result: BulkResult, row_counts: dict[str, int] | None = None
 ) -> BulkTask:
     """Record ``result`` on ``run`` (from ``open_request_run()``), in the run's transaction;
-    ``row_counts``: the ledger's counts from ``run_recorded()``."""
-    finish_task(
-        run,
-        Status.SUCCEEDED if result.success else Status.FAILED,
-        message=result.message,
-        result=result,
-        done=result.total,
-        release=False,
-        row_counts=row_counts,
-    )
-    run.total = result.total
-    BulkTask.objects.using(_alias()).filter(pk=run.pk).update(total=result.total)
+    ``row_counts``: the ledger's counts from ``run_recorded()``.
+
+    One ``UPDATE``: the record was made in this transaction, so no other one can have seen
+    it, let alone changed its status (``finish_task()``'s check and lock are not needed), and
+    a run in the request holds no ``RowLock`` to release.
+    """
+    values: dict[str, Any] = {
+        "status": Status.SUCCEEDED if result.success else Status.FAILED,
+        "message": result.message,
+        "finished_at": timezone.now(),
+        "done": result.total,
+        "total": result.total,
+        **_outcome(result),
+        "row_counts": counts(run) if row_counts is None else row_counts,
+    }
+    BulkTask.objects.using(_alias()).filter(pk=run.pk).update(**values)
+    for name, value in values.items():
+        setattr(run, name, value)
+    _announce(run)
     return run
 
 

@@ -22,6 +22,20 @@ PRESENTATION_PARAMS = ("page",)
 MAX_QUERY_LENGTH = 4096
 
 
+def _same_rows_shape(found: models.QuerySet[Any], base: models.QuerySet[Any]) -> bool:
+    """True when ``found`` (``base`` filtered) joins no table ``base`` does not and adds no
+    annotation or ``distinct()``: each of its rows is one row of ``base``, no duplicates."""
+    query, start = found.query, base.query
+    table = {found.model._meta.db_table}  # the base table's alias exists once a filter is added
+    return (
+        set(query.alias_map) | table == set(start.alias_map) | table
+        and query.annotations.keys() == start.annotations.keys()
+        and query.distinct == start.distinct
+        and not query.is_sliced
+        and not query.combinator
+    )
+
+
 class SelectionMixin(SelectionHost):
     """Row, page and range selection that survives paging, sorting and filtering.
 
@@ -81,7 +95,12 @@ class SelectionMixin(SelectionHost):
         base = self.get_queryset()
         if selection.mode == "ids":
             return base.filter(pk__in=list(selection.ids)) if selection.ids else base.none()
-        matching = Q(pk__in=self.queryset_for_query(selection.query).values("pk"))
+        found = self.queryset_for_query(selection.query)
+        if not selection.included and _same_rows_shape(found, base):
+            # Filters and search on the row's own columns: the rows themselves, not
+            # ``pk IN (subquery)``, which every statement of a bulk run would evaluate again.
+            return found.exclude(pk__in=list(selection.excluded)) if selection.excluded else found
+        matching = Q(pk__in=found.values("pk"))
         if selection.excluded:
             matching &= ~Q(pk__in=list(selection.excluded))
         if selection.included:
