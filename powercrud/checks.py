@@ -23,6 +23,7 @@ from powercrud.bulk_persistence import BulkUpdatePersistenceBackend, check_backe
 from powercrud.columns import resolve_field_path
 from powercrud.conf import settings as pc_settings
 from powercrud.jobs.runners import check_runner_path
+from powercrud.jsonapi import check_authenticate_path
 
 # What ``properties`` may name: computed attributes read from each row.
 PROPERTY_TYPES = (property, functools.cached_property, django_cached_property)
@@ -36,7 +37,8 @@ REQUIRED_APPS = {
 @register(Tags.compatibility)
 def check_installation(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """E007: required apps; E008: the htmx middleware; E011: the request context processor;
-    E020: a ``BULK_RUNNER`` that does not import; W001: unknown settings."""
+    E020: a ``BULK_RUNNER`` that does not import; E021/E022: an ``API_AUTHENTICATE`` hook that
+    does not import / is not callable; W001: unknown settings."""
     errors: list[CheckMessage] = []
     required = dict(REQUIRED_APPS)
     if django.VERSION < (6, 0):
@@ -82,6 +84,17 @@ def check_installation(app_configs: Any = None, **kwargs: Any) -> list[CheckMess
                 hint="Set POWERCRUD_SETTINGS['BULK_RUNNER'] to the dotted path of a runner class, "
                 "or leave it out for django-q2 (powercrud.jobs.runners.DjangoQRunner).",
                 id="powercrud.E020",
+            )
+        )
+    found = check_authenticate_path(pc_settings.API_AUTHENTICATE)
+    if found:
+        check_id, message = found
+        errors.append(
+            Error(
+                message,
+                hint="Set POWERCRUD_SETTINGS['API_AUTHENTICATE'] to the dotted path of a function "
+                "taking the request and returning a user or None, or leave it out (the session only).",
+                id=check_id,
             )
         )
     for name in pc_settings.unknown_names():

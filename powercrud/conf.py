@@ -52,6 +52,9 @@ DEFAULTS: dict[str, Any] = {
     "IMPORT_UPLOAD_DIR": None,
     # The template the task dashboard extends; None means BASE_TEMPLATE.
     "TASK_DASHBOARD_BASE_TEMPLATE": None,
+    # The JSON API's token authentication: a dotted path to ``callable(request) -> user | None``
+    # (None: the session only). Checks E021/E022.
+    "API_AUTHENTICATE": None,
 }
 
 

@@ -4,8 +4,8 @@
 
 URL names live in the ``powercrud`` namespace: ``powercrud:index`` (the prefix itself, which
 redirects to the task list), ``powercrud:tasks-list``, ``tasks-detail``, ``tasks-progress``,
-``tasks-outcomes``, ``tasks-outcomes-json``, ``tasks-run-json`` (the run as JSON) and
-``tasks-cancel`` (see ``powercrud.dashboard``).
+``tasks-outcomes``, ``tasks-outcomes-json``, ``tasks-run-json`` (the run as JSON), ``tasks-cancel`` and
+``tasks-cancel-json`` (the cancel for programs) (see ``powercrud.dashboard``).
 """
 
 from __future__ import annotations

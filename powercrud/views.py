@@ -97,6 +97,7 @@ class Role(enum.Enum):
     PREFERENCES = "preferences"
     EXPORT = "export"
     IMPORT = "import"
+    BULK_API = "bulk-api"
 
     @property
     def handlers(self) -> dict[str, str]:
@@ -106,7 +107,7 @@ class Role(enum.Enum):
     @property
     def is_bulk(self) -> bool:
         """Roles that exist only when a view enables bulk work (``bulk_fields``/``bulk_delete``)."""
-        return self in (Role.SELECTION, Role.BULK_EDIT, Role.BULK_DELETE)
+        return self in (Role.SELECTION, Role.BULK_EDIT, Role.BULK_DELETE, Role.BULK_API)
 
     @property
     def is_list_feature(self) -> bool:
@@ -150,6 +151,7 @@ _HANDLERS = {
     Role.PREFERENCES: {"get": "show_preferences", "post": "save_preferences"},
     Role.EXPORT: {"get": "export"},
     Role.IMPORT: {"get": "show_import", "post": "process_import"},  # mixins/importing.py
+    Role.BULK_API: {"post": "process_bulk_api"},  # mixins/bulk_api.py
 }
 _ROUTES = {
     Role.LIST: "",
@@ -165,6 +167,7 @@ _ROUTES = {
     Role.PREFERENCES: "preferences/",
     Role.EXPORT: "export/",
     Role.IMPORT: "import/",
+    Role.BULK_API: "bulk/api/",
 }
 _TEMPLATE_SUFFIXES = {
     Role.LIST: "list",
@@ -180,6 +183,7 @@ _TEMPLATE_SUFFIXES = {
     Role.PREFERENCES: "list",
     Role.EXPORT: "list",
     Role.IMPORT: "import",
+    Role.BULK_API: "list",  # answers JSON, never a template
 }
 _PERMISSION_ACTIONS = {
     Role.LIST: "view",
@@ -195,6 +199,7 @@ _PERMISSION_ACTIONS = {
     Role.PREFERENCES: "view",
     Role.EXPORT: "view",
     Role.IMPORT: "add",  # and "change" for an upsert (mixins/importing.py)
+    Role.BULK_API: "change",  # per operation: see mixins/bulk_api.py
 }
 
 # The screens that show relation controls, and the place each is (relations.py).

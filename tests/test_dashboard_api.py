@@ -118,11 +118,13 @@ def test_another_users_run_is_a_json_404_and_staff_see_it(owner: User) -> None:
     assert client_for(staff).get(url(run)).json()["id"] == run.pk
 
 
-def test_no_sign_in_is_a_json_403_not_the_login_page(owner: User) -> None:
+def test_no_sign_in_is_a_json_401_not_the_login_page(owner: User) -> None:
     run = edited_run(owner)
     response = Client().get(url(run))
-    assert response.status_code == 403
-    assert response.json() == {"error": "Sign in to read bulk runs."}
+    assert response.status_code == 401
+    assert response.json() == {
+        "error": "Sign in, or send the token your project's API authentication expects."
+    }
 
 
 def test_a_run_without_ledger_rows_reads_with_an_empty_page(owner: User) -> None:

@@ -1,11 +1,13 @@
-"""A bulk run as JSON for programs: ``GET <prefix>/tasks/<pk>/run.json``.
+"""A bulk run as JSON for programs: ``GET <prefix>/tasks/<pk>/run.json``, and its cancel,
+``POST <prefix>/tasks/<pk>/cancel.json``.
 
 The run's record (kind, status, mode, check or apply, counts by outcome, progress, reason,
 timings, the run it was made from) and one page of its ledger rows (``?outcome=``,
 ``?page=``, ``PER_PAGE`` rows), with the URLs of its other representations. Every value goes
 through the one codec (``bulk.codec.to_json``): decimals as text, times in ISO 8601. Errors are
 JSON too (``{"error": ..., "field": ...}``): a bad or repeated parameter 400, a run the user
-may not see 404, no sign-in 403.
+may not see 404, no sign-in 401. Who is asking is ``jsonapi.api_user()``: the host's token
+hook (``API_AUTHENTICATE``), else the session (a session ``POST`` passes Django's CSRF check).
 """
 
 from __future__ import annotations
@@ -17,11 +19,16 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import EmptyPage, PageNotAnInteger
 from django.http import JsonResponse
 
+from powercrud.bulk import messages
 from powercrud.bulk.codec import to_json
 from powercrud.dashboard.runrows import run_rows
+from powercrud.jobs.monitor import request_cancel
+from powercrud.jsonapi import json_error
 from powercrud.models import BulkTask
 
-__all__ = ["BadPage", "json_error", "run_document"]
+__all__ = ["BadPage", "cancel_run", "json_error", "run_document"]
+
+ACTIVE = (BulkTask.Status.QUEUED, BulkTask.Status.RUNNING)
 
 
 class BadPage(ValueError):
@@ -30,14 +37,6 @@ class BadPage(ValueError):
     def __init__(self, value: str, pages: int) -> None:
         self.message = f"“{value}” is not a page of this run's rows; pages run from 1 to {max(pages, 1)}."
         super().__init__(self.message)
-
-
-def json_error(message: str, *, status: int, field: str | None = None) -> JsonResponse:
-    """An error a program reads: the sentence, and the parameter it is about."""
-    body: dict[str, Any] = {"error": message}
-    if field:
-        body["field"] = field
-    return JsonResponse(body, status=status)
 
 
 def _rows(task: BulkTask, outcome: str, page: str, url: str) -> dict[str, Any]:
@@ -116,3 +115,39 @@ def run_document(task: BulkTask, *, outcome: str, page: str, urls: Mapping[str, 
             "rows": _rows(task, outcome, page, urls["run_json"]),
         }
     )
+
+
+def cancel_run(task: BulkTask, *, url: str) -> JsonResponse:
+    """Cancel ``task`` (``jobs.monitor.request_cancel``): a queued run ends now (200, status
+    ``cancelled``); a running one is asked to stop at its next batch and rolls back (202, status
+    ``running``, ``cancel_requested``; poll ``url``); a run that has ended is a 409."""
+    if task.status not in ACTIVE:
+        ended = task.get_status_display().lower()
+        return json_error(
+            f"Run #{task.pk} has already ended ({ended}), so there is nothing to cancel.", status=409
+        )
+    was = task.status
+    try:
+        task = request_cancel(task)
+    except BulkTask.DoesNotExist:
+        return json_error(f"No bulk run #{task.pk} that you may see.", status=404)
+    if was == BulkTask.Status.QUEUED and task.status == BulkTask.Status.CANCELLED:
+        status, started = 200, False
+    elif task.status == BulkTask.Status.RUNNING and task.cancel_requested:
+        status, started = 202, True
+    else:  # it ended between the read and the cancel
+        ended = task.get_status_display().lower()
+        return json_error(
+            f"Run #{task.pk} has already ended ({ended}), so there is nothing to cancel.", status=409
+        )
+    body = {
+        "run": task.pk,
+        "url": url,
+        "status": task.status,
+        "cancel_requested": started,
+        "message": messages.cancel_notice(task.pk, task.kind, started=started),
+    }
+    response = JsonResponse(body, status=status)
+    if status == 202:
+        response["Location"] = url
+    return response

@@ -22,14 +22,16 @@ from django.http import (
     JsonResponse,
     StreamingHttpResponse,
 )
+from django.http.response import HttpResponseBase
 from django.template.loader import render_to_string
 from django.urls import URLPattern, path, reverse
+from django.views.decorators.csrf import csrf_exempt
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling, trigger_client_event
 
 from powercrud.bulk import messages as bulk_messages
 from powercrud.bulk.selection import Selection
 from powercrud.conf import settings as pc_settings
-from powercrud.dashboard.api import BadPage, json_error, run_document
+from powercrud.dashboard.api import BadPage, cancel_run, json_error, run_document
 from powercrud.dashboard.describe import (
     ACTIVE,
     describe_changes,
@@ -58,6 +60,7 @@ from powercrud.dashboard.outcomes import (
 from powercrud.dashboard.runrows import UnknownOutcome, outcome_counts, read_outcome, rows_page
 from powercrud.jobs import progress
 from powercrud.jobs.monitor import request_cancel
+from powercrud.jsonapi import ApiError, api_user
 from powercrud.mixins import PowerCRUDMixin
 from powercrud.models import MAX_STORED_ERRORS, BulkTask
 from powercrud.notices import mark_seen
@@ -137,6 +140,7 @@ _ACTIONS: dict[str, dict[str, str]] = {
     "outcomes_json": {"get": "outcomes_json"},
     "run_json": {"get": "run_json"},
     "cancel": {"post": "cancel"},
+    "cancel_json": {"post": "cancel_json"},
     "retry": {"post": "retry"},
 }
 _ACTION_ROUTES = {
@@ -145,8 +149,11 @@ _ACTION_ROUTES = {
     "outcomes_json": "{pk}/outcomes.jsonl",
     "run_json": "{pk}/run.json",
     "cancel": "{pk}/cancel/",
+    "cancel_json": "{pk}/cancel.json",
     "retry": "{pk}/retry/",
 }
+# The actions for programs (``dashboard/api.py``): JSON answers, the API's authentication.
+_JSON_ACTIONS = ("run_json", "cancel_json")
 
 
 def _url_name(base: str, action: str) -> str:
@@ -208,6 +215,8 @@ class BulkTaskView(PowerCRUDMixin, CRUDView):
         base = cls.get_url_base()
         for action, route in _ACTION_ROUTES.items():
             view = cls.as_view(role=Role.DETAIL, action=action)
+            if action in _JSON_ACTIONS:  # CSRF is checked by jsonapi.api_user(), answering JSON
+                view = csrf_exempt(view)
             patterns.append(path(f"{base}/{route.format(pk='<int:pk>')}", view, name=_url_name(base, action)))
         return patterns
 
@@ -224,6 +233,17 @@ class BulkTaskView(PowerCRUDMixin, CRUDView):
             self.head = getattr(self, _ACTIONS[self.action]["get"])
 
     # ----- scoping and permissions ------------------------------------------------------
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        """The JSON actions first find who is asking (``jsonapi.api_user()``: the token hook, else
+        the session under Django's CSRF rule) and refuse as JSON (401, 403)."""
+        if self.action in _JSON_ACTIONS:
+            try:
+                api_user(request)
+            except ApiError as exc:
+                return exc.response()
+        response: HttpResponseBase = super().dispatch(request, *args, **kwargs)
+        return response
+
     def has_role_permission(self, role: Role) -> bool:
         """Signed-in users only, then ``role_permissions`` (none by default)."""
         return bool(self.request.user.is_authenticated) and super().has_role_permission(role)
@@ -413,10 +433,20 @@ class BulkTaskView(PowerCRUDMixin, CRUDView):
             return json_error(exc.message, status=400, field="page")
         return JsonResponse(document)
 
+    def cancel_json(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        """Cancel the run, for programs (``dashboard/api.py``): JSON answers only."""
+        try:
+            self.object = task = self.get_object()
+        except Http404:
+            return json_error(f"No bulk run #{kwargs.get('pk')} that you may see.", status=404)
+        if not self.may_cancel(task):
+            return json_error(f"You may not cancel run #{task.pk}: only its owner can.", status=403)
+        return cancel_run(task, url=self.task_urls(task)["run_json"])
+
     def handle_no_permission(self) -> HttpResponse:
         """A program asking for a run as JSON gets JSON (403), not the login page."""
-        if self.action == "run_json":
-            return json_error("Sign in to read bulk runs.", status=403)
+        if self.action in _JSON_ACTIONS:
+            return json_error("You do not have permission to read bulk runs.", status=403)
         return super().handle_no_permission()
 
     def retry(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:

@@ -1,0 +1,518 @@
+"""The JSON bulk API: ``POST <url_base>/bulk/api/`` runs a bulk edit, delete or undo for a program.
+
+The same view, permissions and run machinery as the bulk modal: values are validated by the
+modal's ``BulkEditForm``, the rows are re-scoped through ``get_queryset()``, the run is one
+``BulkRequest`` made by ``build_bulk_request()`` (or ``rerun_request()`` for an undo) and runs
+in the request (``run_in_request()``, 200 with the result) or on a worker by size
+(``should_run_async()``, 202 with the run's URL), recorded on the run ledger like any other.
+
+The document::
+
+    {"operation": "update" | "delete" | "undo",
+     "selection": {"ids": [...]} | {"query": "<the list's query string>"},   # update, delete
+     "values": {"price": "12.50", "tags": {"op": "add", "ids": [1]}},        # update
+     "run": 41,                                                              # undo
+     "atomic": true, "dry_run": false, "reason": "..."}                      # optional
+
+Who is asking is ``jsonapi.api_user()`` (the host's token hook, else the session under
+Django's CSRF rule). Every refusal is JSON naming the field: 400 bad input, 401 nobody signed
+in, 403 a missing permission or CSRF token, 404 a run that is not the user's, 405 a method
+other than POST, 409 rows held by another run or a run that cannot be undone, 413, 415, 503.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from django.db import OperationalError, models
+from django.http import Http404, HttpRequest, HttpResponseBase, JsonResponse, QueryDict
+from django.urls import NoReverseMatch, reverse
+from django.utils.decorators import classonlymethod
+from django.views.decorators.csrf import csrf_exempt
+
+from powercrud.bulk import messages
+from powercrud.bulk.codec import to_json
+from powercrud.bulk.forms import TOGGLE_PREFIX
+from powercrud.bulk.request import BulkRequest
+from powercrud.bulk.selection import Selection, SelectionError, clean_pks
+from powercrud.bulk.types import BulkInputError, BulkResult, Operation
+from powercrud.bulk.values import M2M_OP_SUFFIX, M2M_OPS, to_field_data
+from powercrud.conf import settings as pc_settings
+from powercrud.jobs.launch import LaunchError, launch_bulk_task
+from powercrud.jobs.locks import LockConflict
+from powercrud.jobs.reruns import undo_problem
+from powercrud.jsonapi import ApiError, api_user, json_error, read_document
+from powercrud.mixins.selection import MAX_QUERY_LENGTH, PRESENTATION_PARAMS
+from powercrud.models import BulkTask
+from powercrud.params import RepeatedParameter, refuse_repeated
+from powercrud.preferences import COLUMNS_PARAM
+from powercrud.views import Role, database_busy
+
+if TYPE_CHECKING:
+    import django_filters
+
+    from powercrud.mixins.bulk import BulkMixin
+
+    class _ListAndSelection(Protocol):
+        """What the API uses of ``ListMixin`` and ``SelectionMixin`` beyond ``BulkHost``."""
+
+        def get_filterset_class(self) -> type[django_filters.FilterSet] | None: ...
+
+        def get_selection_id_cap(self) -> int: ...
+
+    class BulkApiHost(BulkMixin, _ListAndSelection):
+        """``BulkApiMixin`` is mixed into a view with ``BulkMixin``, ``SelectionMixin`` and
+        ``ListMixin``."""
+
+        model: ClassVar[type[models.Model]]
+
+else:
+    BulkApiHost = object
+
+logger = logging.getLogger("powercrud.api")
+
+KEYS = ("operation", "selection", "values", "run", "atomic", "dry_run", "reason")
+OPERATIONS = ("update", "delete", "undo")
+# Keys of a list query string that change how the list looks, not which rows match.
+_LOOK_PARAMS = (*PRESENTATION_PARAMS, COLUMNS_PARAM)
+
+
+@dataclasses.dataclass(frozen=True)
+class ApiCall:
+    """One checked API document."""
+
+    operation: str
+    selection: Mapping[str, Any] | None = None
+    values: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    run: int | None = None
+    atomic: bool | None = None
+    dry_run: bool = False
+    reason: str = ""
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _require(document: Mapping[str, Any], key: str, check: Callable[[Any], bool], kind: str) -> Any:
+    value = document[key]
+    if not check(value):
+        raise ApiError(f"“{key}” must be {kind}, not {_json_type(value)}.", field=key)
+    return value
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return {dict: "an object", list: "a list", str: "text", int: "a number", float: "a number"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def read_call(document: Mapping[str, Any]) -> ApiCall:
+    """The document checked key by key: ``ApiError`` (400) naming the first bad key."""
+    unknown = [key for key in document if key not in KEYS]
+    if unknown:
+        raise ApiError(f"Unknown key “{unknown[0]}”; the keys are {', '.join(KEYS)}.", field=unknown[0])
+    if "operation" not in document:
+        raise ApiError(f"“operation” is missing: one of {', '.join(OPERATIONS)}.", field="operation")
+    operation = _require(document, "operation", lambda v: isinstance(v, str), "text")
+    if operation not in OPERATIONS:
+        raise ApiError(f"Unknown operation “{operation}”; use {', '.join(OPERATIONS)}.", field="operation")
+    needs = {"update": ("selection", "values"), "delete": ("selection",), "undo": ("run",)}[operation]
+    for key in ("selection", "values", "run"):
+        if key in needs and key not in document:
+            raise ApiError(f"“{key}” is missing: an {operation} needs it.", field=key)
+        if key not in needs and key in document:
+            raise ApiError(f"“{key}” does not go with operation “{operation}”.", field=key)
+    if operation == "undo" and "dry_run" in document:
+        raise ApiError("An undo cannot be a check (dry_run); leave dry_run out.", field="dry_run")
+    selection = values = None
+    if "selection" in document:
+        selection = _require(document, "selection", lambda v: isinstance(v, dict), "an object")
+        if len(selection) != 1 or next(iter(selection)) not in ("ids", "query"):
+            keys = ", ".join(selection) or "nothing"
+            raise ApiError(
+                f"“selection” must hold exactly one of “ids” or “query” (it holds {keys}).",
+                field="selection",
+            )
+    if "values" in document:
+        values = _require(document, "values", lambda v: isinstance(v, dict) and bool(v), "a non-empty object")
+    run = None
+    if "run" in document:
+        run = _require(document, "run", lambda v: isinstance(v, int) and not isinstance(v, bool), "a number")
+    flags = {
+        key: _require(document, key, lambda v: isinstance(v, bool), "true or false")
+        for key in ("atomic", "dry_run")
+        if key in document
+    }
+    reason = (
+        _require(document, "reason", lambda v: isinstance(v, str), "text") if "reason" in document else ""
+    )
+    return ApiCall(
+        operation=operation,
+        selection=selection,
+        values=values or {},
+        run=run,
+        atomic=flags.get("atomic"),
+        dry_run=flags.get("dry_run", False),
+        reason=reason.strip(),
+    )
+
+
+def _run_url(run_id: int) -> str | None:
+    """The run's JSON (``tasks/<pk>/run.json``), None without the task dashboard's URLs."""
+    try:
+        return reverse("powercrud:tasks-run-json", kwargs={"pk": run_id})
+    except NoReverseMatch:
+        return None
+
+
+class BulkApiMixin(BulkApiHost):
+    """The ``BULK_API`` role (``<url_base>/bulk/api/``), on whenever the view has bulk roles;
+    ``bulk_api = False`` turns it off."""
+
+    bulk_api: ClassVar[bool] = True
+
+    @classmethod
+    def has_bulk_role(cls, role: Role) -> bool:
+        if role is Role.BULK_API:
+            return bool(cls.bulk_api) and bool(cls.bulk_fields or cls.bulk_delete)
+        found: bool = super().has_bulk_role(role)
+        return found
+
+    @classonlymethod
+    def as_view(cls, role: Role | None = None, **initkwargs: Any) -> Callable[..., HttpResponseBase]:
+        view = super().as_view(role=role, **initkwargs)
+        if role is Role.BULK_API:
+            # The API checks CSRF itself (jsonapi.api_user), so that a refusal is JSON and a
+            # request signed by the host's token hook, which carries no cookie, is not refused.
+            view = csrf_exempt(view)
+        return view
+
+    def has_role_permission(self, role: Role) -> bool:
+        """``BULK_API``: whichever bulk role the operation asks for (checked per call); here, any."""
+        if role is Role.BULK_API and not (self.role_permissions and role.value in self.role_permissions):
+            return self.may_run(Role.BULK_EDIT) or self.may_run(Role.BULK_DELETE)
+        allowed: bool = super().has_role_permission(role)
+        return allowed
+
+    def may_run(self, role: Role) -> bool:
+        """Whether the view offers bulk ``role`` and the user holds its permissions."""
+        return role in self.get_roles() and self.has_role_permission(role)
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if self.role is not Role.BULK_API:
+            response: HttpResponseBase = super().dispatch(request, *args, **kwargs)
+            return response
+        try:
+            if request.method != "POST":
+                response = json_error(f"Use POST to run a bulk operation, not {request.method}.", status=405)
+                response["Allow"] = "POST"
+                return response
+            api_user(request)  # 401, or 403 without a CSRF token
+            if not self.has_role_permission(Role.BULK_API):
+                raise ApiError("You do not have permission to change these rows in bulk.", status=403)
+            return self.process_bulk_api(request)
+        except ApiError as exc:
+            return exc.response()
+        except OperationalError as exc:
+            if not database_busy(exc):
+                logger.exception("The bulk API failed on %s", request.path)
+                return json_error("The server failed; nothing was saved.", status=500)
+            return json_error(
+                "The database is busy with another change, so nothing was saved. Try again in a moment.",
+                status=503,
+            )
+        except Exception:  # a defect, not the caller's input: logged, and still JSON
+            logger.exception("The bulk API failed on %s", request.path)
+            return json_error("The server failed; nothing was saved.", status=500)
+
+    # ----- the handler ------------------------------------------------------------------------
+    def process_bulk_api(self, request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+        """Read the document, check the permission its operation needs, and run it."""
+        call = read_call(read_document(request))
+        if call.operation == "undo":
+            return self.api_undo(call)
+        operation: Operation = "update" if call.operation == "update" else "delete"
+        self.api_permission(Role.BULK_EDIT if operation == "update" else Role.BULK_DELETE, operation)
+        assert call.selection is not None
+        queryset, size, not_found = self.api_selection(call.selection)
+        if size == 0:
+            raise ApiError("The selection matches no rows that you may change here.", field="selection")
+        try:
+            if operation == "update":
+                fields, field_data = self.api_values(call.values)
+                bulk_request = self.build_bulk_request(
+                    "update",
+                    fields_to_update=fields,
+                    field_data=field_data,
+                    dry_run=call.dry_run,
+                    reason=call.reason,
+                )
+            else:
+                bulk_request = self.build_bulk_request("delete", dry_run=call.dry_run, reason=call.reason)
+            if call.atomic is not None:
+                bulk_request = dataclasses.replace(bulk_request, atomic=call.atomic)
+        except BulkInputError as exc:
+            raise _input_error(exc) from None
+        return self.api_run(bulk_request, queryset, size, not_found=not_found)
+
+    def api_permission(self, role: Role, operation: str) -> None:
+        """``ApiError``: 400 when the view offers no such bulk operation, 403 without its permission."""
+        if role not in self.get_roles():
+            raise ApiError(f"This view offers no bulk {operation}.", field="operation")
+        if not self.has_role_permission(role):
+            raise ApiError(f"You do not have permission to {operation} these rows in bulk.", status=403)
+
+    def api_selection(
+        self, selection: Mapping[str, Any]
+    ) -> tuple[models.QuerySet[Any], int, list[str] | None]:
+        """The rows ``selection`` names, re-scoped through ``get_queryset()``, and how many; for
+        ids, also the ids that name no such row (deleted, or outside what this view shows)."""
+        if "ids" in selection:
+            ids = selection["ids"]
+            if not isinstance(ids, list) or not ids:
+                raise ApiError("“selection.ids” must be a non-empty list of ids.", field="selection.ids")
+            if not all(isinstance(pk, str) or _is_number(pk) for pk in ids):
+                raise ApiError("“selection.ids” must hold ids (text or numbers).", field="selection.ids")
+            try:
+                pks = clean_pks(self.model, [str(pk) for pk in ids], cap=self.get_selection_id_cap())
+            except SelectionError as exc:
+                raise ApiError(str(exc), field="selection.ids") from None
+            queryset = self.get_selection_queryset(Selection(mode="ids", ids=tuple(pks)))
+            found = {str(pk) for pk in queryset.values_list("pk", flat=True)}
+            return queryset, len(found), [pk for pk in pks if pk not in found]
+        query = selection["query"]
+        if not isinstance(query, str):
+            raise ApiError(
+                "“selection.query” must be text: the list's query string.", field="selection.query"
+            )
+        queryset = self.get_selection_queryset(self.api_query(query))
+        return queryset, queryset.count(), None
+
+    def api_query(self, query: str) -> Selection:
+        """``query`` (the list's query string) as a "select all matching" selection. Refused
+        (400): a key the list does not read (a misspelt filter would otherwise match every row),
+        a one-value key sent twice, a filter value the filter refuses."""
+        query = query.removeprefix("?")
+        if len(query) > MAX_QUERY_LENGTH:
+            raise ApiError(
+                f"“selection.query” is too long (at most {MAX_QUERY_LENGTH} characters).",
+                field="selection.query",
+            )
+        params = QueryDict(query)
+        filterset_class = self.get_filterset_class()
+        form = (
+            filterset_class(params, queryset=self.get_queryset(), request=self.request).form
+            if filterset_class is not None
+            else None
+        )
+        single_names = [pc_settings.SEARCH_PARAM, pc_settings.SORT_PARAM, pc_settings.PAGE_SIZE_PARAM]
+        known = {*single_names, *_LOOK_PARAMS}
+        for name, field in form.fields.items() if form is not None else ():
+            widget = field.widget
+            names = [name]
+            if hasattr(widget, "suffixes"):  # django-filter's range and lookup widgets
+                names = [f"{name}_{suffix}" if suffix else name for suffix in widget.suffixes]
+            elif hasattr(widget, "widgets_names"):
+                names = [name + suffix for suffix in widget.widgets_names]
+            known.update(names)
+            if not getattr(widget, "allow_multiple_selected", False):
+                single_names.extend(names)
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise ApiError(
+                f"The list does not filter by “{unknown[0]}”; it reads "
+                f"{', '.join(sorted(known - set(_LOOK_PARAMS)))}.",
+                field="selection.query",
+            )
+        try:
+            refuse_repeated(params, single_names)
+        except RepeatedParameter as exc:
+            raise ApiError(
+                f"“{exc.name}” is in the query string more than once, but it takes one value.",
+                field="selection.query",
+            ) from None
+        if form is not None and not form.is_valid():
+            errors = {name: [str(m) for m in messages_] for name, messages_ in form.errors.items()}
+            name = next(iter(errors))
+            raise ApiError(
+                f"The filter “{name}” refuses its value: {' '.join(errors[name])}",
+                field="selection.query",
+                errors=errors,
+            )
+        matching = params.copy()
+        for name in _LOOK_PARAMS:
+            matching.pop(name, None)
+        return Selection(mode="all", query=matching.urlencode())
+
+    def api_values(self, values: Mapping[str, Any]) -> tuple[list[str], dict[str, Any]]:
+        """``values`` validated by the modal's ``BulkEditForm``: the fields and their ``field_data``."""
+        allowed = self.get_bulk_fields()
+        data = QueryDict(mutable=True)
+        for name, value in values.items():
+            where = f"values.{name}"
+            if name not in allowed:
+                raise ApiError(
+                    f"“{name}” cannot be changed in bulk here. Allowed fields: {', '.join(allowed)}.",
+                    field=where,
+                )
+            data[TOGGLE_PREFIX + name] = "on"
+            model_field = self.model._meta.get_field(name)
+            if model_field.many_to_many:
+                if not isinstance(value, dict) or set(value) != {"op", "ids"}:
+                    raise ApiError(
+                        f'“{where}” must be {{"op": "add" | "remove" | "replace", "ids": [...]}}.',
+                        field=where,
+                    )
+                if value["op"] not in M2M_OPS:
+                    raise ApiError(f"“{where}.op” must be one of {', '.join(M2M_OPS)}.", field=where)
+                ids = value["ids"]
+                if not isinstance(ids, list) or not all(isinstance(i, str) or _is_number(i) for i in ids):
+                    raise ApiError(f"“{where}.ids” must be a list of ids.", field=where)
+                data.setlist(name, [str(i) for i in ids])
+                data[name + M2M_OP_SUFFIX] = value["op"]
+            elif isinstance(model_field, models.BooleanField):
+                if value not in (True, False, None) or _is_number(value):
+                    raise ApiError(f"“{where}” must be true or false, not {_json_type(value)}.", field=where)
+                data[name] = {True: "true", False: "false", None: ""}[value]
+            else:
+                if not (value is None or isinstance(value, str) or _is_number(value)):
+                    raise ApiError(
+                        f"“{where}” must be text, a number or null, not {_json_type(value)}.", field=where
+                    )
+                data[name] = "" if value is None else str(value)
+        form = self.get_bulk_form(data)
+        if not form.is_valid():
+            errors = {
+                "values" if name == "__all__" else f"values.{name.removesuffix(M2M_OP_SUFFIX)}": [
+                    str(m) for m in found
+                ]
+                for name, found in form.errors.items()
+            }
+            first = next(iter(errors))
+            raise ApiError(f"“{first}”: {' '.join(errors[first])}", field=first, errors=errors)
+        fields = form.selected_fields()
+        return fields, to_field_data(self.model, fields, form.cleaned_data)
+
+    def api_undo(self, call: ApiCall) -> JsonResponse:
+        """Undo run ``call.run``: 404 unless it is the user's (any, for staff) and of this model;
+        the permission of the bulk operation it made; 409 when it cannot be undone."""
+        run = self.api_source_run(call.run)
+        kind = "update" if run.kind == BulkTask.Kind.UPDATE else "delete"
+        self.api_permission(Role.BULK_EDIT if kind == "update" else Role.BULK_DELETE, f"undo a bulk {kind}")
+        problem = undo_problem(run)
+        if problem:
+            raise ApiError(problem, status=409, field="run")
+        queryset, keys, size = self.undo_rows(run)
+        if size == 0:
+            raise ApiError(messages.nothing_to_undo(run.pk), status=409, field="run")
+        try:
+            undo = self.rerun_request(run, "undo", reason=call.reason or f"Undo of run #{run.pk}")
+            if call.atomic is not None:
+                undo = dataclasses.replace(undo, atomic=call.atomic)
+        except BulkInputError as exc:
+            raise _input_error(exc) from None
+        return self.api_run(undo, queryset, size, keys=keys, operation="undo")
+
+    def api_source_run(self, run_id: int | None) -> BulkTask:
+        for kind in ("update", "delete"):
+            try:
+                return self.get_source_run(str(run_id), kind)
+            except Http404:
+                continue
+        raise ApiError(f"No bulk run #{run_id} of yours on this screen.", status=404, field="run")
+
+    # ----- running and answering --------------------------------------------------------------
+    def api_run(
+        self,
+        bulk_request: BulkRequest,
+        queryset: models.QuerySet[Any],
+        size: int,
+        *,
+        keys: models.QuerySet[Any] | None = None,
+        not_found: Sequence[str] | None = None,
+        operation: str | None = None,
+    ) -> JsonResponse:
+        """Run ``bulk_request`` in the request (200 with the result) or on a worker (202)."""
+        operation = operation or bulk_request.operation
+        try:
+            if self.should_run_async(size):
+                task = launch_bulk_task(bulk_request, queryset, user=self.request.user, keys=keys)
+                return self.api_queued(task, operation=operation, size=size, not_found=not_found)
+            result = self.run_in_request(bulk_request, queryset, size)
+        except BulkInputError as exc:
+            raise _input_error(exc) from None
+        except LockConflict as exc:
+            raise ApiError(str(exc), status=409) from None
+        except LaunchError as exc:
+            raise ApiError(exc.message, status=503) from None
+        assert self.bulk_run is not None
+        return self.api_result(self.bulk_run, bulk_request, result, operation=operation, not_found=not_found)
+
+    def api_queued(
+        self, task: BulkTask, *, operation: str, size: int, not_found: Sequence[str] | None
+    ) -> JsonResponse:
+        """202: the run went to a worker; ``Location`` is its JSON, to poll."""
+        url = _run_url(task.pk)
+        body: dict[str, Any] = {
+            "run": task.pk,
+            "url": url,
+            "status": task.status,
+            "operation": operation,
+            "selected": size,
+        }
+        if not_found is not None:
+            body["not_found"] = list(not_found)
+        response = JsonResponse(to_json(body), status=202)
+        if url:
+            response["Location"] = url
+        return response
+
+    def api_result(
+        self,
+        run: BulkTask,
+        bulk_request: BulkRequest,
+        result: BulkResult,
+        *,
+        operation: str,
+        not_found: Sequence[str] | None,
+    ) -> JsonResponse:
+        """200: what the run did, with its counts, its row errors and the run's URL."""
+        body: dict[str, Any] = {
+            "run": run.pk,
+            "url": _run_url(run.pk),
+            "status": run.status,
+            "operation": operation,
+            "dry_run": bulk_request.dry_run,
+            "atomic": bulk_request.atomic,
+            "success": result.success,
+            "message": result.message,
+            "counts": {
+                "selected": run.total,
+                "succeeded": result.success_records,
+                "changed": result.changed,
+                "failed": result.failed_records,
+            },
+            "outcomes": dict(run.row_counts) if isinstance(run.row_counts, Mapping) else {},
+            "errors": [error.to_dict() for error in result.errors],
+            "errors_complete": result.errors_listed >= result.failed_records,
+        }
+        if bulk_request.dry_run:
+            body["examples"] = [change.to_dict() for change in result.examples]
+        if not_found is not None:
+            body["not_found"] = list(not_found)
+        return JsonResponse(to_json(body))
+
+
+def _input_error(exc: BulkInputError) -> ApiError:
+    """A ``BulkInputError`` as a 400 naming its field (``reason``, or ``values.<field>``)."""
+    if exc.field == "reason":
+        return ApiError(exc.message, field="reason")
+    return ApiError(exc.message, field=f"values.{exc.field}" if exc.field else "values")
