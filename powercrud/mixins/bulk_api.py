@@ -154,6 +154,8 @@ def read_call(document: Mapping[str, Any]) -> ApiCall:
     reason = (
         _require(document, "reason", lambda v: isinstance(v, str), "text") if "reason" in document else ""
     )
+    if "\x00" in reason:  # no text column stores it (PostgreSQL refuses it outright)
+        raise ApiError("“reason” holds a NUL character (\\u0000); remove it.", field="reason")
     return ApiCall(
         operation=operation,
         selection=selection,
