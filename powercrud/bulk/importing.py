@@ -39,6 +39,7 @@ would do.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
@@ -379,32 +380,97 @@ class _Relations:
         return keys[0]
 
 
-def _convert(column: _Column, relations: _Relations | None, raw: Any) -> Any:
-    """One cell's value as the model holds it (a related key for relations, a tuple for many)."""
-    model_field = column.model_field
-    if column.many:
-        assert relations is not None
-        return tuple(sorted_values({relations.resolve(item) for item in _split(raw)}))
-    if column.relation:
-        assert relations is not None
-        if _empty(raw):
-            if not model_field.null:
-                raise ValidationError(forms.Field.default_error_messages["required"])
-            return None
-        return relations.resolve(raw)
-    if isinstance(raw, str):
-        raw = raw.strip()
-        if column.labels and raw not in column.values and raw.casefold() in column.labels:
-            raw = str(column.labels[raw.casefold()])  # a choice by its label
-    value = model_field.to_python(raw) if column.form_field is None else column.form_field.clean(raw)
-    if value in model_field.empty_values and not isinstance(value, bool):
-        if model_field.null and value in ("", None):
-            value = None
-        elif value is None and not model_field.null:
-            value = model_field.get_default() if model_field.has_default() else value
-    if value not in model_field.empty_values:
-        model_field.run_validators(value)
-    return value
+_MISS = object()
+CACHE_LIMIT = 5000
+"""Distinct cell values a column remembers the conversion of (a status, an author, a price)."""
+
+
+class _Converter:
+    """One column's conversion, built once per run: the form field's ``clean()``, then the model
+    field's validators the form field does not already run. The results of up to
+    ``CACHE_LIMIT`` distinct cell values are remembered (a value converts the same in every row)."""
+
+    def __init__(self, column: _Column, relations: _Relations | None) -> None:
+        self.column = column
+        self.relations = relations
+        model_field = column.model_field
+        form_field = column.form_field
+        self.validators = [
+            v
+            for v in getattr(model_field, "validators", ())
+            if form_field is None or v not in form_field.validators
+        ]
+        self.iso_date = type(model_field) is models.DateField
+        self.cache: dict[tuple[type, Any], Any] = {}
+
+    def __call__(self, raw: Any) -> Any:
+        if not isinstance(raw, str | int | float | bool) or self.cache is None:
+            return self.convert(raw)
+        key = (type(raw), raw)
+        found = self.cache.get(key, _MISS)
+        if found is _MISS:
+            try:
+                found = self.convert(raw)
+            except ValidationError as exc:
+                found = exc
+            if len(self.cache) < CACHE_LIMIT:
+                self.cache[key] = found
+        if isinstance(found, ValidationError):
+            raise found
+        return found
+
+    def convert(self, raw: Any) -> Any:
+        """One cell's value as the model holds it (a related key for relations, a tuple for many)."""
+        column = self.column
+        model_field = column.model_field
+        if column.many:
+            assert self.relations is not None
+            return tuple(sorted_values({self.relations.resolve(item) for item in _split(raw)}))
+        if column.relation:
+            assert self.relations is not None
+            if _empty(raw):
+                if not model_field.null:
+                    raise ValidationError(forms.Field.default_error_messages["required"])
+                return None
+            return self.relations.resolve(raw)
+        if isinstance(raw, str):
+            raw = raw.strip()
+            if column.labels and raw not in column.values and raw.casefold() in column.labels:
+                raw = str(column.labels[raw.casefold()])  # a choice by its label
+        value = self._iso_date(raw) if self.iso_date else None
+        if value is None:
+            value = model_field.to_python(raw) if column.form_field is None else column.form_field.clean(raw)
+        if value in model_field.empty_values and not isinstance(value, bool):
+            if model_field.null and value in ("", None):
+                value = None
+            elif value is None and not model_field.null:
+                value = model_field.get_default() if model_field.has_default() else value
+        if value not in model_field.empty_values and self.validators:
+            self._validate(value)
+        return value
+
+    def _iso_date(self, raw: Any) -> Any:
+        """``2024-05-01`` read directly (the form field would try each input format in turn)."""
+        if isinstance(raw, str) and len(raw) == 10:
+            try:
+                return datetime.date.fromisoformat(raw)
+            except ValueError:
+                return None
+        return None
+
+    def _validate(self, value: Any) -> None:
+        """The model field's own validators, worded as ``Field.run_validators()`` words them."""
+        model_field = self.column.model_field
+        errors = []
+        for validator in self.validators:
+            try:
+                validator(value)
+            except ValidationError as exc:
+                if hasattr(exc, "code") and exc.code in model_field.error_messages:
+                    exc.message = model_field.error_messages[exc.code]
+                errors.extend(exc.error_list)
+        if errors:
+            raise ValidationError(errors)
 
 
 # ----- the run -------------------------------------------------------------------------------
@@ -414,8 +480,9 @@ def _convert(column: _Column, relations: _Relations | None, raw: Any) -> Any:
 class _Row:
     line: int
     values: dict[str, Any]  # attname (many-to-many: name) -> value
-    existing: models.Model | None = None
+    existing: dict[str, Any] | None = None  # the existing row's concrete values, by attname
     pk: Any = None  # the existing row's key
+    key: tuple[Any, ...] | None = None  # its values of the import's key (``_Run._key_of()``)
     old: dict[str, Any] | None = None
     instance: models.Model | None = None
 
@@ -484,6 +551,7 @@ class _Run:
         self.scope = scope
         self.columns = _columns(model, spec)
         self.relations = {c.name: _Relations(c, using) for c in self.columns if c.relation}
+        self.converters = [(c, _Converter(c, self.relations.get(c.name))) for c in self.columns]
         self.plain = [c for c in self.columns if not c.many]
         self.many = [c for c in self.columns if c.many]
         self.strategy = service.choose_strategy(model, list(spec.fields))
@@ -492,6 +560,11 @@ class _Run:
         self.seen_keys: dict[tuple[Any, ...], int] = {}
         self.counts = _Counts()
         self.recorder = ledger.active()
+        self.recording = ledger.is_recording()
+        self.attnames = [f.attname for f in model._meta.concrete_fields]
+        pk = model._meta.pk
+        assert pk is not None
+        self.pk_attname = pk.attname
 
     # --- one batch ---------------------------------------------------------------------------
 
@@ -524,9 +597,9 @@ class _Run:
     def _convert_row(self, values: Sequence[Any]) -> dict[str, Any]:
         converted: dict[str, Any] = {}
         errors: dict[str | None, list[str]] = {}
-        for index, column in enumerate(self.columns):
+        for index, (column, convert) in enumerate(self.converters):
             try:
-                converted[column.attname] = _convert(column, self.relations.get(column.name), values[index])
+                converted[column.attname] = convert(values[index])
             except ValidationError as exc:
                 errors.setdefault(column.name, []).extend(exc.messages)
         if errors:
@@ -534,7 +607,10 @@ class _Run:
         return converted
 
     def _key_of(self, row: _Row) -> tuple[Any, ...]:
-        return tuple(row.values[a] for a in self.key_attnames)
+        if row.key is None:
+            values = row.values
+            row.key = tuple([values[a] for a in self.key_attnames])
+        return row.key
 
     def _deduplicated(self, rows: list[_Row]) -> list[_Row]:
         if not self.key_attnames:
@@ -556,46 +632,53 @@ class _Run:
             return rows
         manager = self.model._base_manager.using(self.using)
         first = self.key_attnames[0]
-        found: dict[tuple[Any, ...], models.Model] = {}
+        found: dict[tuple[Any, ...], dict[str, Any]] = {}
         values = sorted_values({row.values[first] for row in rows if row.values[first] is not None})
         query = Q(**{f"{first}__in": values})
         if any(row.values[first] is None for row in rows):
             query |= Q(**{f"{first}__isnull": True})
-        for existing in manager.filter(query):
-            found[tuple(getattr(existing, a) for a in self.key_attnames)] = existing
-        matched = [row for row in rows if self._key_of(row) in found]
+        attnames = self.attnames
+        for record in manager.filter(query).order_by().values_list(*attnames):
+            existing = dict(zip(attnames, record, strict=True))
+            found[tuple(existing[a] for a in self.key_attnames)] = existing
+        matched = [found[key] for key in map(self._key_of, rows) if key in found]
+        pks = [existing[self.pk_attname] for existing in matched]
         in_scope: set[Any] | None = None
         if self.scope is not None and matched and self.spec.mode == "upsert":
-            pks = [found[self._key_of(row)].pk for row in matched]
             in_scope = set(self.scope.filter(pk__in=pks).values_list("pk", flat=True))
-        kept = []
-        skipped = []
+        links = self._links(pks) if self.spec.mode == "upsert" else {}
+        kept: list[_Row] = []
+        skipped: list[_Row] = []
+        unchanged: list[_Row] = []
         for row in rows:
             match = found.get(self._key_of(row))
             if match is None:
                 kept.append(row)
                 continue
-            existing = match
-            row.existing, row.pk = existing, existing.pk
+            row.existing, row.pk = match, match[self.pk_attname]
             if self.spec.mode == "skip":
                 skipped.append(row)
                 continue
-            if in_scope is not None and existing.pk not in in_scope:
+            if in_scope is not None and row.pk not in in_scope:
                 noun = str(self.model._meta.verbose_name)
-                self._fail(
-                    existing.pk, row.line, {None: [messages.out_of_scope(noun, "update", queued=False)]}
-                )
+                self._fail(row.pk, row.line, {None: [messages.out_of_scope(noun, "update", queued=False)]})
                 continue
-            row.old = self._current(existing)
+            row.old = {c.attname: match[c.attname] for c in self.plain}
+            row.old.update({c.attname: links.get((c.name, row.pk), ()) for c in self.many})
             if all(self._same(name, row.old.get(name), row.values[name]) for name in row.values):
-                self.counts.unchanged += 1
-                self.recorder.record(
-                    [ledger.Entry(existing.pk, Outcome.UNCHANGED, old=to_json(self._named(row.old)))]
-                )
+                unchanged.append(row)
                 continue
             kept.append(row)
-        if skipped:
-            self.counts.skipped += len(skipped)
+        self.counts.unchanged += len(unchanged)
+        if unchanged and self.recording:
+            self.recorder.record(
+                [
+                    ledger.Entry(row.pk, Outcome.UNCHANGED, old=to_json(self._named(row.old or {})))
+                    for row in unchanged
+                ]
+            )
+        self.counts.skipped += len(skipped)
+        if skipped and self.recording:
             self.recorder.record(
                 [
                     ledger.Entry(
@@ -608,13 +691,20 @@ class _Run:
             )
         return kept
 
-    def _current(self, existing: models.Model) -> dict[str, Any]:
-        current = {c.attname: getattr(existing, c.attname) for c in self.plain}
+    def _links(self, pks: Sequence[Any]) -> dict[tuple[str, Any], tuple[Any, ...]]:
+        """The related keys of each many-to-many column for rows ``pks``: one query per field."""
+        found: dict[tuple[str, Any], list[Any]] = {}
         for column in self.many:
-            current[column.attname] = tuple(
-                sorted_values(getattr(existing, column.name).values_list("pk", flat=True))
-            )
-        return current
+            through, source, target = self._through(column)
+            pairs = through._base_manager.using(self.using).filter(**{f"{source}__in": pks})
+            for pk, related in pairs.values_list(source, target):
+                found.setdefault((column.name, pk), []).append(related)
+        return {key: tuple(sorted_values(values)) for key, values in found.items()}
+
+    def _through(self, column: _Column) -> tuple[type[models.Model], str, str]:
+        model_field = column.model_field
+        through = model_field.remote_field.through
+        return through, model_field.m2m_field_name() + "_id", model_field.m2m_reverse_field_name() + "_id"
 
     def _same(self, name: str, old: Any, new: Any) -> bool:
         if isinstance(new, tuple):
@@ -626,11 +716,16 @@ class _Run:
         return {c.name: values.get(c.attname) for c in self.columns}
 
     def _instance(self, row: _Row) -> models.Model:
+        """The row as a model instance: an existing row's values (and key) with the file's."""
         if row.instance is not None:
             return row.instance
-        instance = row.existing if row.existing is not None else self.model()
-        for column in self.plain:
-            setattr(instance, column.attname, row.values[column.attname])
+        values = {c.attname: row.values[c.attname] for c in self.plain}
+        if row.existing is not None:
+            instance = self.model(**{**row.existing, **values})
+            instance._state.adding = False
+            instance._state.db = self.using
+        else:
+            instance = self.model(**values)
         row.instance = instance
         return instance
 
@@ -704,10 +799,7 @@ class _Run:
     def _link(self, rows: list[_Row]) -> None:
         """The many-to-many links of ``rows`` set to the file's, on the through table."""
         for column in self.many:
-            remote = column.model_field.remote_field
-            through = remote.through
-            source = column.model_field.m2m_field_name() + "_id"
-            target = column.model_field.m2m_reverse_field_name() + "_id"
+            through, source, target = self._through(column)
             manager = through._base_manager.using(self.using)
             existing = [
                 row.instance.pk for row in rows if row.existing is not None and row.instance is not None
@@ -747,25 +839,38 @@ class _Run:
     # --- the ledger and the counts -----------------------------------------------------------
 
     def _record(self, written: list[_Row]) -> None:
+        """Count the written rows; report them to the ledger when one records."""
+        created = sum(1 for row in written if row.existing is None)
+        self.counts.created += created
+        self.counts.updated += len(written) - created
+        if not self.recording:
+            self.counts.examples.extend(
+                self._example(row) for row in written[: 5 - len(self.counts.examples)]
+            )
+            return
         entries = []
         dry = self.context.dry_run
         for row in written:
             assert row.instance is not None
             new = to_json(self._named(row.values))
             if row.existing is None:
-                self.counts.created += 1
                 key = ledger.LineKey(row.line) if dry else row.instance.pk
                 entries.append(ledger.Entry(key, Outcome.CREATED, new=new))
-                change = RowChange(pk=key, old={}, new=new)
             else:
-                self.counts.updated += 1
-                old = to_json(self._named(row.old or {}))
-                entries.append(ledger.Entry(row.pk, Outcome.UPDATED, old=old, new=new))
-                change = RowChange(pk=row.pk, old=old, new=new)
-            if len(self.counts.examples) < 5:
-                self.counts.examples.append(change)
+                entries.append(
+                    ledger.Entry(row.pk, Outcome.UPDATED, old=to_json(self._named(row.old or {})), new=new)
+                )
+        self.counts.examples.extend(self._example(row) for row in written[: 5 - len(self.counts.examples)])
         if entries:
             self.recorder.record(entries)
+
+    def _example(self, row: _Row) -> RowChange:
+        new = to_json(self._named(row.values))
+        if row.existing is None:
+            assert row.instance is not None
+            key = ledger.LineKey(row.line) if self.context.dry_run else row.instance.pk
+            return RowChange(pk=key, old={}, new=new)
+        return RowChange(pk=row.pk, old=to_json(self._named(row.old or {})), new=new)
 
     def _fail(self, pk: Any, line: int, errors: Mapping[str | None, Sequence[str]]) -> None:
         key = pk if pk is not None else ledger.LineKey(line)
