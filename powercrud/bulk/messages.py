@@ -152,6 +152,11 @@ def cancel_notice(task_pk: int, operation: str, *, started: bool) -> str:
     return f"Task #{task_pk} was cancelled before it started; {nothing_saved(operation)}."
 
 
+def nothing_to_cancel(task_pk: int, ended: str) -> str:
+    """A cancel of a run that has already ended (``ended``: its status, e.g. "succeeded")."""
+    return f"Task #{task_pk} has already ended ({ended}), so there is nothing to cancel."
+
+
 def run_ended(pk: int, kind: str, *, check: bool, status: str, outcome: str) -> str:
     """The notice that a background run ended: ``"Bulk edit #12 succeeded: Updated ..."``."""
     what = f"Check of a {kind.lower()}" if check else kind

@@ -123,9 +123,7 @@ def cancel_run(task: BulkTask, *, url: str) -> JsonResponse:
     ``running``, ``cancel_requested``; poll ``url``); a run that has ended is a 409."""
     if task.status not in ACTIVE:
         ended = task.get_status_display().lower()
-        return json_error(
-            f"Run #{task.pk} has already ended ({ended}), so there is nothing to cancel.", status=409
-        )
+        return json_error(messages.nothing_to_cancel(task.pk, ended), status=409)
     was = task.status
     try:
         task = request_cancel(task)
@@ -137,9 +135,7 @@ def cancel_run(task: BulkTask, *, url: str) -> JsonResponse:
         status, started = 202, True
     else:  # it ended between the read and the cancel
         ended = task.get_status_display().lower()
-        return json_error(
-            f"Run #{task.pk} has already ended ({ended}), so there is nothing to cancel.", status=409
-        )
+        return json_error(messages.nothing_to_cancel(task.pk, ended), status=409)
     body = {
         "run": task.pk,
         "url": url,

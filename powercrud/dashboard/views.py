@@ -491,7 +491,7 @@ class BulkTaskView(PowerCRUDMixin, CRUDView):
             message = bulk_messages.cancel_notice(task.pk, task.kind, started=True)
         else:
             ended = task.get_status_display().lower()
-            error = f"Task #{task.pk} has already ended ({ended}), so there is nothing to cancel."
+            error = bulk_messages.nothing_to_cancel(task.pk, ended)
             return self.render_page(self.detail_context(task, error=error), status=409)
         if self.get_partial_name():
             response = self.render_page(self.detail_context(task))
