@@ -23,6 +23,7 @@ from powercrud.jobs.worker import run_bulk_task
 from powercrud.models import BulkTask, RowLock
 from tests.conftest import make_user
 from tests.testapp.models import Book, Shelf
+from tests.testapp.views import BookCRUDView
 
 pytestmark = pytest.mark.django_db
 
@@ -475,6 +476,19 @@ def test_the_wrong_content_type_and_method_are_json_errors(client: Client, catal
     got = client.get(API)
     assert_json_error(got, 405, None, "POST")
     assert got["Allow"] == "POST"
+
+
+def test_a_defect_is_logged_and_still_answers_json(
+    client: Client, catalogue: dict[str, Any], monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug in the view")
+
+    monkeypatch.setattr(BookCRUDView, "build_bulk_request", broken)
+    response = post(client, {"operation": "delete", "selection": {"ids": [books(catalogue)[0].pk]}})
+    assert_json_error(response, 500, None, "its log has the details")
+    assert "a bug in the view" in caplog.text
+    assert Book.objects.count() == 30
 
 
 def test_permissions_follow_the_operation(catalogue: dict[str, Any]) -> None:

@@ -74,6 +74,7 @@ else:
 
 logger = logging.getLogger("powercrud.api")
 
+SERVER_FAILED = "The server failed while handling this request; its log has the details."
 KEYS = ("operation", "selection", "values", "run", "atomic", "dry_run", "reason")
 OPERATIONS = ("update", "delete", "undo")
 # Keys of a list query string that change how the list looks, not which rows match.
@@ -226,14 +227,14 @@ class BulkApiMixin(BulkApiHost):
         except OperationalError as exc:
             if not database_busy(exc):
                 logger.exception("The bulk API failed on %s", request.path)
-                return json_error("The server failed; nothing was saved.", status=500)
+                return json_error(SERVER_FAILED, status=500)
             return json_error(
                 "The database is busy with another change, so nothing was saved. Try again in a moment.",
                 status=503,
             )
         except Exception:  # a defect, not the caller's input: logged, and still JSON
             logger.exception("The bulk API failed on %s", request.path)
-            return json_error("The server failed; nothing was saved.", status=500)
+            return json_error(SERVER_FAILED, status=500)
 
     # ----- the handler ------------------------------------------------------------------------
     def process_bulk_api(self, request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
