@@ -4,7 +4,9 @@
 and friends, per key) and the database parse a thousand placeholders, for every statement
 of every batch. For integer keys on SQLite and PostgreSQL, ``in_batch()`` sends the batch as
 one parameter instead: ``IN (SELECT value FROM json_each(%s))`` on SQLite,
-``IN (SELECT unnest(%s::bigint[]))`` on PostgreSQL. Other keys and databases keep ``pk__in``.
+``= ANY(%s::bigint[])`` on PostgreSQL (a sequential scan tests it against a hash of the array,
+an index scan looks each key up; ``IN (SELECT unnest(...))`` made a nested loop of index
+lookups even over the whole table). Other keys and databases keep ``pk__in``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.db import connections, models
-from django.db.models import Q
+from django.db.models import F, Func, Q
 from django.db.models.expressions import RawSQL
 
 
@@ -26,10 +28,31 @@ def _as_array(keys: list[int]) -> Any:
     return keys
 
 
-_ONE_PARAMETER: dict[str, tuple[str, Callable[[list[int]], Any]]] = {
-    "sqlite": ("SELECT value FROM json_each(%s)", _as_json),
-    "postgresql": ("SELECT unnest(%s::bigint[])", _as_array),
-}
+# How each database takes a batch's keys as one parameter.
+_ONE_PARAMETER: dict[str, Callable[[list[int]], Any]] = {"sqlite": _as_json, "postgresql": _as_array}
+_SQLITE_KEYS = "SELECT value FROM json_each(%s)"
+
+
+class _AnyOf(Func):
+    """``<column> = ANY(%s::bigint[])``: PostgreSQL's membership test of one array parameter."""
+
+    output_field = models.BooleanField()
+
+    def __init__(self, column: Any, keys: list[int]) -> None:
+        super().__init__(column)
+        self.keys = keys
+
+    def as_sql(
+        self,
+        compiler: Any,
+        connection: Any,
+        function: str | None = None,
+        template: str | None = None,
+        arg_joiner: str | None = None,
+        **extra_context: Any,
+    ) -> tuple[str, tuple[Any, ...]]:
+        sql, params = compiler.compile(self.get_source_expressions()[0])
+        return f"{sql} = ANY(%s::bigint[])", (*params, self.keys)
 
 
 def integer_keys(model: type[models.Model]) -> bool:
@@ -48,7 +71,7 @@ def batch_parameter(model: type[models.Model], using: str, pks: Sequence[Any]) -
     keys = list(pks)
     if not set(map(type, keys)) <= {int}:  # bool and str keys keep pk__in
         return None
-    return form[1](keys)
+    return form(keys)
 
 
 def in_batch(model: type[models.Model], using: str, pks: Sequence[Any]) -> Q:
@@ -56,4 +79,6 @@ def in_batch(model: type[models.Model], using: str, pks: Sequence[Any]) -> Q:
     parameter = batch_parameter(model, using, pks)
     if parameter is None:
         return Q(pk__in=pks)
-    return Q(pk__in=RawSQL(_ONE_PARAMETER[connections[using].vendor][0], (parameter,)))
+    if connections[using].vendor == "postgresql":
+        return Q(_AnyOf(F("pk"), parameter))
+    return Q(pk__in=RawSQL(_SQLITE_KEYS, (parameter,)))
