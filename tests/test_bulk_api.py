@@ -300,7 +300,6 @@ def test_a_large_run_goes_to_a_worker_and_answers_202_with_its_url(
         "url": url,
         "status": "queued",
         "operation": "update",
-        "selected": 4,
         "not_found": [],
     }
     assert response["Location"] == url
@@ -309,6 +308,29 @@ def test_a_large_run_goes_to_a_worker_and_answers_202_with_its_url(
     assert run_bulk_task(run.pk) == "succeeded"
     assert set(prices(pks).values()) == {Decimal("4.40")}
     assert client.get(url).json()["status"] == "succeeded"
+
+
+def test_a_query_selection_on_a_worker_reaches_every_matching_row(
+    client: Client, catalogue: dict[str, Any], django_capture_on_commit_callbacks: Any
+) -> None:
+    drafts = [b.pk for b in books(catalogue, "draft")]
+    assert len(drafts) > 3
+    with on_workers(), django_capture_on_commit_callbacks(execute=True):
+        response = post(
+            client,
+            {
+                "operation": "update",
+                "selection": {"query": "status=draft"},
+                "values": {"status": "published"},
+            },
+        )
+    assert response.status_code == 202, response.content
+    assert "selected" not in response.json()  # the worker counts the rows it locks
+    run = response.json()["run"]
+    assert run_bulk_task(run) == "succeeded"
+    assert set(Book.objects.filter(pk__in=drafts).values_list("status", flat=True)) == {"published"}
+    doc = client.get(response["Location"]).json()
+    assert doc["total"] == len(drafts) and doc["counts"] == {"changed": len(drafts)}
 
 
 def test_an_undo_and_a_delete_go_to_a_worker_by_size_too(

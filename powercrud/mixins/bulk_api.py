@@ -297,7 +297,8 @@ class BulkApiMixin(BulkApiHost):
                 "“selection.query” must be text: the list's query string.", field="selection.query"
             )
         queryset = self.get_selection_queryset(self.api_query(query))
-        return queryset, queryset.count(), None
+        # As the modal: exact below the worker threshold, else that bound (the worker counts).
+        return queryset, self.selection_size(queryset), None
 
     def api_query(self, query: str) -> Selection:
         """``query`` (the list's query string) as a "select all matching" selection. Refused
@@ -448,7 +449,7 @@ class BulkApiMixin(BulkApiHost):
         try:
             if self.should_run_async(size):
                 task = launch_bulk_task(bulk_request, queryset, user=self.request.user, keys=keys)
-                return self.api_queued(task, operation=operation, size=size, not_found=not_found)
+                return self.api_queued(task, operation=operation, not_found=not_found)
             result = self.run_in_request(bulk_request, queryset, size)
         except BulkInputError as exc:
             raise _input_error(exc) from None
@@ -459,17 +460,15 @@ class BulkApiMixin(BulkApiHost):
         assert self.bulk_run is not None
         return self.api_result(self.bulk_run, bulk_request, result, operation=operation, not_found=not_found)
 
-    def api_queued(
-        self, task: BulkTask, *, operation: str, size: int, not_found: Sequence[str] | None
-    ) -> JsonResponse:
-        """202: the run went to a worker; ``Location`` is its JSON, to poll."""
+    def api_queued(self, task: BulkTask, *, operation: str, not_found: Sequence[str] | None) -> JsonResponse:
+        """202: the run went to a worker; ``Location`` is its JSON, to poll (its ``total`` is
+        the rows the worker locked)."""
         url = _run_url(task.pk)
         body: dict[str, Any] = {
             "run": task.pk,
             "url": url,
             "status": task.status,
             "operation": operation,
-            "selected": size,
         }
         if not_found is not None:
             body["not_found"] = list(not_found)
