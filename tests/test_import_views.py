@@ -9,14 +9,14 @@ import io
 import re
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client, override_settings
 
 from powercrud.checks import _check_import
-from powercrud.models import BulkTask
+from powercrud.models import BulkTask, RowLock
 from tests.conftest import make_user
 from tests.testapp.models import Edition
 from tests.testapp.views import BookCRUDView, EditionCRUDView
@@ -243,3 +243,47 @@ def test_the_demos_books_export_and_import_back(admin_client: Client, upload_dir
     assert snapshot() == before
     assert Book.objects.filter(title="=SUM(A1)").exists()
     assert all(isinstance(row[4], Decimal) for row in before)
+
+
+class RecordingRunner:
+    """Keeps the jobs it is asked to queue (``BULK_RUNNER`` in the async tests below)."""
+
+    jobs: ClassVar[list[tuple[str, tuple[Any, ...], str]]] = []
+
+    def enqueue(self, job: str, *args: Any, name: str) -> str:
+        self.jobs.append((job, args, name))
+        return f"job-{len(self.jobs)}"
+
+    def waiting(self) -> set[str] | None:
+        return None
+
+
+def test_a_large_import_is_queued_for_a_worker_holding_the_rows_it_updates(
+    importer: Client,
+    upload_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    monkeypatch.setattr(EditionCRUDView, "bulk_async", True, raising=False)
+    monkeypatch.setattr(EditionCRUDView, "bulk_min_async_records", 2, raising=False)
+    RecordingRunner.jobs = []
+    Edition.objects.create(code="B1", language="en", title="Old", copies=1)
+    settings = {
+        "IMPORT_UPLOAD_DIR": str(upload_dir),
+        "BULK_RUNNER": "tests.test_import_views.RecordingRunner",
+    }
+    with override_settings(POWERCRUD_SETTINGS=settings):
+        token = token_of(upload(importer, mode="upsert", key="code,language"))
+        check = importer.post(URL, mapped(token, "check", mode="upsert", key="code,language"))
+        assert check.status_code == 200 and RecordingRunner.jobs == []  # a check runs here
+        with django_capture_on_commit_callbacks(execute=True):
+            applied = importer.post(URL, mapped(token, "apply", mode="upsert", key="code,language"))
+    task = BulkTask.objects.get(mode="async")
+    assert applied.status_code == 302 and applied["Location"] == f"/powercrud/tasks/{task.pk}/"
+    assert RecordingRunner.jobs == [("powercrud.jobs.worker.run_bulk_task", (task.pk,), task.task_name)]
+    assert (task.kind, task.status, task.total) == ("import", "queued", 2)
+    assert [lock.object_pk for lock in RowLock.objects.filter(task=task)] == [
+        str(Edition.objects.get(code="B1").pk)
+    ]
+    assert Edition.objects.get(code="B1").title == "Old"  # nothing written before the worker runs
+    assert len(task.read_request().import_rows) == 2  # the rows travel in the task

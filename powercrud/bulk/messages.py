@@ -348,3 +348,8 @@ def import_undo_summary(
     if failed:
         return f"{failed:,} of {rows(total)} could not be undone; {counts}."
     return f"Undid {rows(total)}: {counts}."
+
+
+def import_started(task: int, count: int) -> str:
+    """The toast after an import was handed to a worker."""
+    return f"The import of {rows(count)} is running on a worker as run #{task}."

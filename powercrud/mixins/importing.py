@@ -9,33 +9,36 @@ spec, file name and column mapping but not the rows (``BulkRequest.without_rows(
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from django.contrib import messages as django_messages
-from django.db import models, transaction
+from django.db import models, router, transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import NoReverseMatch, reverse
 from django.utils.text import capfirst
 from django_htmx.http import HttpResponseClientRedirect
 
-from powercrud.bulk import importstore
+from powercrud.bulk import importstore, messages
 from powercrud.bulk.importfile import FORMATS, format_of, read_table
 from powercrud.bulk.importing import MODES, ImportSpec, mapped_rows, match_columns, unique_keys
 from powercrud.bulk.request import BulkRequest
 from powercrud.bulk.types import BulkInputError, BulkResult
 from powercrud.bulk_persistence import BulkUpdatePersistenceBackend
 from powercrud.conf import settings as pc_settings
+from powercrud.jobs.launch import LaunchError
+from powercrud.jobs.launch import _enqueue as enqueue_task
 from powercrud.jobs.ledger import ledger_alias, run_recorded, selection_keys
-from powercrud.jobs.locks import hold_selection
+from powercrud.jobs.locks import LockConflict, acquire_locks, fence_request_runs, hold_selection
 from powercrud.jobs.monitor import close_request_run, open_request_run
 from powercrud.mixins.contracts import ListHost
 from powercrud.models import BulkTask
 from powercrud.params import RepeatedParameter, refuse_repeated
 from powercrud.views import Role, htmx_details
 
-__all__ = ["ImportMixin", "ImportRefused", "run_import", "undo_import_run"]
+__all__ = ["ImportMixin", "ImportRefused", "launch_import", "run_import", "undo_import_run"]
 
 
 def _user_id(user: Any) -> Any:
@@ -69,6 +72,53 @@ def run_import(
         )
         run = close_request_run(run, result, counts)
     return run, result
+
+
+def matched_rows(bulk_request: BulkRequest, scope: models.QuerySet[Any]) -> models.QuerySet[Any]:
+    """The rows of ``scope`` an upsert of ``bulk_request`` would update (matched on its key);
+    none for a create or a skip, which update no row."""
+    spec = bulk_request.import_spec
+    if spec.mode != "upsert":
+        return scope.none()
+    model = scope.model
+    positions = [spec.fields.index(name) for name in spec.key]
+    attnames = [model._meta.get_field(name).attname for name in spec.key]
+    wanted = {tuple(str(values[i]).strip() for i in positions) for _, values in bulk_request.import_rows}
+    first = sorted({key[0] for key in wanted})
+    pks = []
+    for start in range(0, len(first), 1000):
+        candidates = scope.filter(**{f"{spec.key[0]}__in": first[start : start + 1000]}).order_by()
+        for pk, *key in candidates.values_list("pk", *attnames):
+            if tuple(str(value) for value in key) in wanted:
+                pks.append(pk)
+    return scope.filter(pk__in=pks)
+
+
+def launch_import(bulk_request: BulkRequest, *, scope: models.QuerySet[Any], user: Any) -> BulkTask:
+    """Record the import ``bulk_request`` as a background run and queue it (after commit);
+    returns its task. The rows an upsert will update (``matched_rows()``) are held for it
+    (``RowLock``) in the same transaction, and are its scope on the worker; a create or a
+    skip holds none. Raises ``LockConflict`` when another run holds one of them, and
+    ``LaunchError`` when the job cannot be queued (the task is then failed)."""
+    using = router.db_for_write(BulkTask)
+    owner = user if getattr(user, "is_authenticated", False) else None
+    held = matched_rows(bulk_request, scope)
+    with transaction.atomic(using=using):
+        task = BulkTask.objects.using(using).create(
+            kind=bulk_request.operation,
+            model_label=bulk_request.model_label,
+            owner=owner,
+            mode=BulkTask.Mode.ASYNC,
+            dry_run=bulk_request.dry_run,
+            reason=bulk_request.reason,
+            payload=bulk_request.to_dict(),
+            total=len(bulk_request.import_rows),
+        )
+        if held.exists():
+            acquire_locks(task, held)
+            fence_request_runs(held)
+        transaction.on_commit(functools.partial(enqueue_task, task), using=using, robust=False)
+    return task
 
 
 def undo_import_run(
@@ -318,6 +368,15 @@ class ImportMixin(ListHost):
         except BulkInputError as exc:
             context = {"import_step": "map", **self.map_context(stored, mapping)}
             return self.render_import({**context, **options, "error": exc.message}, status=400)
+        if not check and self.import_runs_async(len(stored.rows)):  # a check stays here: its Import button
+            try:
+                task = launch_import(bulk_request, scope=self.get_queryset(), user=request.user)
+            except LockConflict as exc:
+                raise ImportRefused(exc.message, status=409) from None
+            except LaunchError as exc:
+                raise ImportRefused(str(exc), status=503) from None
+            importstore.discard(stored.token)
+            return self.import_run_page(task.pk, messages.import_started(task.pk, len(stored.rows)), ok=True)
         run, result = run_import(bulk_request, scope=self.get_queryset(), user=request.user)
         if check:
             context = {
@@ -339,6 +398,16 @@ class ImportMixin(ListHost):
         fields = set(self.get_import_fields())
         posted = [data.get(f"column_{i}") for i in range(len(stored.headers))]
         return [value if value in fields else None for value in posted]
+
+    def import_runs_async(self, rows: int) -> bool:
+        """Whether an import of ``rows`` rows goes to a worker: the view's ``bulk_async`` and
+        ``bulk_min_async_records``, as for bulk edits."""
+        if not getattr(self, "bulk_async", False):
+            return False
+        threshold = getattr(self, "bulk_min_async_records", None)
+        if threshold is None:
+            threshold = int(pc_settings.BULK_MIN_ASYNC_RECORDS)
+        return rows >= threshold
 
     def import_run_page(self, run_id: int, message: str, *, ok: bool) -> HttpResponse:
         (django_messages.success if ok else django_messages.error)(self.request, message, fail_silently=True)
