@@ -75,11 +75,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     launch.add_argument("--existing", type=int, default=0)
     sub.add_parser("editions")
     sub.add_parser("clear")
+    cancel = sub.add_parser("cancel")
+    cancel.add_argument("task_id", type=int)
     args = parser.parse_args(argv)
     if args.cmd == "launch":
         print(json.dumps(_launch(args.rows, args.batch_size, args.mode, args.existing)))
     elif args.cmd == "editions":
         print(json.dumps(_editions()))
+    elif args.cmd == "cancel":
+        from powercrud.jobs.monitor import request_cancel
+
+        print(json.dumps({"status": request_cancel(args.task_id).status}))
     elif args.cmd == "clear":
         from tests.testapp.models import Edition
 
@@ -146,6 +152,21 @@ def test_an_upsert_on_the_worker_holds_the_rows_it_updates(worker: Any) -> None:
     assert final["locks"] == 0
     assert worker.helper("ledger", str(launched["id"])) == {"created": 250, "changed": 150}
     assert run_helper(worker, "editions") == {"count": 400, "old": 0, "titled": 400}
+
+
+def test_a_cancelled_import_writes_nothing(worker: Any) -> None:
+    import time
+
+    run_helper(worker, "clear")
+    launched = run_helper(worker, "launch", "--rows", "100000", "--batch-size", "500")
+    deadline = time.monotonic() + 60
+    while worker.helper("status", str(launched["id"]))["done"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    run_helper(worker, "cancel", str(launched["id"]))
+    final = worker.watch(launched["id"], timeout=120)[-1]
+    assert final["status"] == "cancelled", final
+    assert 0 < final["done"] < 100_000
+    assert run_helper(worker, "editions")["count"] == 0  # the run's transaction was rolled back
 
 
 if __name__ == "__main__":
