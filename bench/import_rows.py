@@ -122,6 +122,11 @@ def timed_rounds(
     return times
 
 
+def paired(times: list[list[float]], index: int) -> str:
+    """Each round's ratio of run ``index`` to the baseline (run 0) of the same round."""
+    return ", ".join(f"{t / b:.2f}" for t, b in zip(times[index], times[0], strict=True))
+
+
 def line(label: str, values: list[float]) -> str:
     return f"{label:58} {statistics.median(values):8.2f}  {', '.join(f'{v:.2f}' for v in values)}"
 
@@ -179,6 +184,7 @@ def bench_create(rows: int, repeats: int) -> bool:
     print(line("bulk_create(batch_size=1000) of the books built in memory", times[0]))
     print(line("import (read CSV, convert, validate, bulk_create)", times[1]))
     print(line("import recorded as a run (+ a RunRow per row)", times[2]))
+    print(f"round by round: import {paired(times, 1)}; recorded {paired(times, 2)}")
     ok = ratio <= CREATE_TARGET
     print(
         f"ratio import / bulk_create: {ratio:.2f}x (target {CREATE_TARGET}x: {'met' if ok else 'NOT MET'}); "
@@ -241,6 +247,7 @@ def bench_upsert(rows: int, repeats: int) -> bool:
     print(f"{'path':58} {'median s':>8}  runs")
     print(line("bulk_create(update_conflicts=True) of the assets in memory", times[0]))
     print(line("import upsert (read, convert, read old values, upsert)", times[1]))
+    print(f"round by round: {paired(times, 1)}")
     ok = ratio <= UPSERT_TARGET
     print(
         f"ratio import / bulk_create(update_conflicts): {ratio:.2f}x (target {UPSERT_TARGET}x: "

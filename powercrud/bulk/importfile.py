@@ -142,22 +142,24 @@ def _read_csv(name: str, text: str) -> tuple[list[str], list[tuple[int, tuple[An
     reader = csv.reader(io.StringIO(text, newline=""))
     headers: list[str] | None = None
     rows: list[tuple[int, tuple[Any, ...]]] = []
-    start = 1
+    start = width = 1
     try:
         for record in reader:
             line, start = start, reader.line_num + 1
-            if not any(cell.strip() for cell in record):
+            if not "".join(record).strip():
                 continue
             if headers is None:
                 headers = [cell.strip() for cell in record]
+                width = len(headers)
                 continue
             if len(record) > len(headers) and any(cell.strip() for cell in record[len(headers) :]):
                 raise ImportFileError(
                     f"“{name}” line {line} has {len(record)} values but the header names "
                     f"{len(headers)} columns: check its separators and quotes."
                 )
-            values = [unguard(cell) for cell in record[: len(headers)]]
-            values += [""] * (len(headers) - len(values))
+            values = record[:width] if len(record) >= width else record + [""] * (width - len(record))
+            if "'" in "".join(values):  # only then can a cell carry an export's formula guard
+                values = [unguard(cell) for cell in values]
             rows.append((line, tuple(values)))
     except csv.Error as exc:
         raise ImportFileError(f"“{name}” is not valid CSV near line {reader.line_num}: {exc}.") from None
