@@ -149,7 +149,7 @@ def freeze_selection(task: BulkTask, writer: ProgressWriter) -> bool:
     (False: its rows were locked at submit).
 
     Sets ``task.total`` (and the record's) to the rows locked and drops the stored query from
-    the payload, in the freeze's transaction (a second freeze finds nothing to do). Raises
+    the payload once the locks are committed (a second freeze finds nothing to do). Raises
     ``LockConflict`` (another run holds some rows), ``NothingToLock`` (no row left),
     ``TaskCancelled`` (a cancel came before the locks were committed) or
     ``ImproperlyConfigured``; in each case no lock is left.
@@ -173,10 +173,13 @@ def freeze_selection(task: BulkTask, writer: ProgressWriter) -> bool:
             fence_request_runs(stored.queryset)
         if writer.cancelled.is_set() or cancel_requested(task):  # rolled back: no lock is left
             raise TaskCancelled(task.task_name)
-        # Frozen: the stored query has done its job (the locks are the selection from now on).
-        payload = {key: value for key, value in task.payload.items() if key != SELECTION_KEY}
-        tasks = BulkTask.objects.using(router.db_for_write(BulkTask))
-        tasks.filter(pk=task.pk).update(total=total, payload=payload)
+    # Frozen: the stored query has done its job (the locks are the selection from now on). After
+    # the commit: PostgreSQL checks the locks' foreign keys at commit, and the task row updated
+    # inside would hold the progress writer's heartbeat back until then.
+    payload = {key: value for key, value in task.payload.items() if key != SELECTION_KEY}
+    BulkTask.objects.using(router.db_for_write(BulkTask)).filter(pk=task.pk).update(
+        total=total, payload=payload
+    )
     task.total, task.payload = total, payload
     writer.phase = ""
     writer(0, total)

@@ -21,7 +21,7 @@ from django.test import Client, override_settings
 from powercrud.jobs.locks import LockConflict
 from powercrud.jobs.worker import run_bulk_task
 from powercrud.models import BulkTask, RowLock
-from tests.async_helpers import held_elsewhere, launch_books, launch_request, make_books
+from tests.async_helpers import freeze_now, held_elsewhere, launch_books, launch_request, make_books, wait_for
 from tests.bulk_urls import HOLDS, hold, select
 from tests.conftest import HtmxClient, make_user
 from tests.testapp.models import Book, Tag
@@ -174,13 +174,29 @@ def run_bulk_now(queryset: Any, field_data: dict[str, Any]) -> BulkTask:
 @needs_postgres
 @pytest.mark.django_db(transaction=True)
 @ASYNC_FROM_ONE_ROW
-def test_two_overlapping_async_bulk_edits_at_once_one_proceeds_the_other_conflicts() -> None:
+def test_two_overlapping_async_bulk_edits_at_once_one_proceeds_the_other_conflicts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Both submits are accepted (the submit locks nothing); their workers lock at the same
+    moment: one locks and runs, the other ends failed naming it, having written nothing. The
+    one that locked waits, before it writes, until the other has ended (so the two surely
+    overlap however the threads are scheduled)."""
+    from powercrud.jobs import worker
+
+    real_prepare = worker._prepare_selection
+
+    def after_the_other(task: BulkTask) -> None:
+        others = BulkTask.objects.filter(status__in=[BulkTask.Status.QUEUED, BulkTask.Status.RUNNING])
+        wait_for(lambda: not others.exclude(pk=task.pk).filter(kind=task.kind).exists(), timeout=20)
+        real_prepare(task)
+
+    monkeypatch.setattr(worker, "_prepare_selection", after_the_other)
     books = make_books(120)
     pks = [b.pk for b in books]
     alice, bob = client_for("alice"), client_for("bob")
-    assert select(alice, "book", pks[:80]).status_code == 200
-    assert select(bob, "book", pks[40:]).status_code == 200
     for round_ in range(3):  # the same two users, again and again at the same moment
+        assert select(alice, "book", pks[:80]).status_code == 200
+        assert select(bob, "book", pks[40:]).status_code == 200
         a_values = ("published", Decimal(f"{round_ + 1}.00"))
         b_values = ("out_of_print", Decimal(f"{round_ + 11}.00"))
         before = rows(pks)
@@ -189,12 +205,17 @@ def test_two_overlapping_async_bulk_edits_at_once_one_proceeds_the_other_conflic
             lambda b=b_values: edit(bob, "book", status=b[0], price=str(b[1])),
         )
         codes = [r.status_code for r in responses]
-        assert sorted(codes) == [202, 409], codes
-        loser = responses[codes.index(409)].content.decode()
-        (task,) = BulkTask.objects.filter(status=BulkTask.Status.QUEUED)
-        assert f"being changed by bulk task #{task.pk}" in loser
-        assert run_bulk_task(task.pk) == "succeeded"
-        winner_pks, values = (pks[:80], a_values) if codes[0] == 202 else (pks[40:], b_values)
+        assert codes == [202, 202], codes
+        queued = list(BulkTask.objects.filter(status=BulkTask.Status.QUEUED).order_by("pk"))
+        assert len(queued) == 2
+        outcomes = in_threads(*(lambda task=task: run_bulk_task(task.pk) for task in queued))
+        assert sorted(outcomes) == ["failed", "succeeded"], outcomes
+        task = queued[outcomes.index("succeeded")]
+        loser = BulkTask.objects.get(pk=queued[outcomes.index("failed")].pk)
+        assert f"being changed by bulk task #{task.pk}" in loser.message, loser.message
+        assert (loser.total, loser.done) == (0, 0) and not loser.rows.exists()
+        alice_won = task.owner is not None and task.owner.username == "alice"
+        winner_pks, values = (pks[:80], a_values) if alice_won else (pks[40:], b_values)
         after = rows(pks)
         assert {after[pk] for pk in winner_pks} == {values}  # every row of the winner, whole
         assert {pk: after[pk] for pk in pks if pk not in winner_pks} == {
@@ -278,9 +299,13 @@ def test_while_a_sync_bulk_edit_runs_overlapping_runs_and_launches_conflict_disj
         )
         deleted = bob.post("/held-books/bulk/delete/", {})
         assert deleted.status_code == 409
+        refused = launch_books(Book.objects.filter(pk__in=pks[29:40]), field_data={"status": "archived"})
         with pytest.raises(LockConflict, match="being changed by someone else right now"):
-            launch_books(Book.objects.filter(pk__in=pks[29:40]), field_data={"status": "archived"})
-        assert not BulkTask.objects.exists() and not RowLock.objects.exists()
+            freeze_now(refused)  # the worker's lock step
+        assert run_bulk_task(refused.pk) == "failed"  # the worker itself: the same conflict
+        refused.refresh_from_db()
+        assert "being changed by someone else right now" in refused.message
+        assert not RowLock.objects.exists()
         # Disjoint rows are not held: a sync edit and a launch on them go ahead meanwhile.
         assert select(bob, "held-books", pks[29:30], checked=False).status_code == 200
         assert edit(bob, "held-books", price="7.00").status_code == 204
@@ -316,7 +341,9 @@ def test_a_launch_committed_while_a_sync_edit_starts_makes_the_sync_edit_conflic
 
     def launch_first(queryset: Any, using: str, *, for_launch: bool) -> None:
         if not for_launch and not launched:  # a launch on another connection, committed now
-            launched.append(in_threads(lambda: launch_books(Book.objects.filter(pk__in=pks[5:15])))[0])
+            launched.append(
+                in_threads(lambda: freeze_now(launch_books(Book.objects.filter(pk__in=pks[5:15]))))[0]
+            )
         real_lock(queryset, using, for_launch=for_launch)
 
     monkeypatch.setattr(locks, "_lock_selected_rows", launch_first)
@@ -551,7 +578,7 @@ def test_twenty_concurrent_launches_on_disjoint_selections_all_complete() -> Non
     errors = [r for r in launched if isinstance(r, BaseException)]
     assert not errors, errors
     assert all(isinstance(r, BulkTask) for r in launched)
-    assert RowLock.objects.count() == 1000
+    assert not RowLock.objects.exists()  # the submits lock nothing: each worker's first step does
     from django_q.models import OrmQ
 
     assert OrmQ.objects.count() == 20  # every job was enqueued after its commit
