@@ -375,3 +375,17 @@ def test_delete_launch(django_capture_on_commit_callbacks: Any) -> None:
     task.refresh_from_db()
     assert (task.total, task.success_count) == (4, 4)
     assert not Book.objects.exists() and not RowLock.objects.exists()
+
+
+@pytest.mark.urls("tests.bulk_urls")
+def test_the_run_page_names_the_rows_once_the_worker_counted_them(
+    django_capture_on_commit_callbacks: Any, admin_client: Any, admin_user: Any
+) -> None:
+    make_books(3)
+    with django_capture_on_commit_callbacks(execute=True):
+        task = launch_books(Book.objects.all(), user=admin_user)
+    page = admin_client.get(reverse("powercrud:tasks-detail", args=[task.pk])).content.decode()
+    assert "Bulk edit of the selected books" in page and "of 0 books" not in page
+    assert run_bulk_task(task.pk) == Status.SUCCEEDED
+    page = admin_client.get(reverse("powercrud:tasks-detail", args=[task.pk])).content.decode()
+    assert "Bulk edit of 3 books" in page
