@@ -701,3 +701,33 @@ def test_without_htmx_errors_render_the_whole_page(admin_client: Client, catalog
     assert failed.status_code == 200
     assert "<html" in failed.content.decode() and ARCHIVED_RULE in failed.content.decode()
     assert book_snapshot() == before
+
+
+# ----- what a submit costs ---------------------------------------------------------------------
+def submit_statements(client: Client, rows: int) -> list[str]:
+    """The statements of one sync edit of every one of ``rows`` fresh books, after select-all."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.async_helpers import make_books
+
+    Book.objects.all().delete()
+    make_books(rows)
+    select_all(client, "plain-books", "")
+    with CaptureQueriesContext(connection) as queries:
+        assert saved_message(edit(client, "plain-books", {"change_status": "1", "status": "archived"}))
+    assert Book.objects.filter(status="archived").count() == rows
+    return [query["sql"] for query in queries.captured_queries]
+
+
+def test_a_sync_edit_costs_the_same_statements_for_30_and_3000_rows(htmx_client: HtmxClient) -> None:
+    """Issue 12: the set-based path writes the selection in one statement and its ledger in
+    another, whatever its size below BULK_SET_BATCH_SIZE; nothing reads the ledger back."""
+    submit_statements(htmx_client, 5)  # Django's one-off checks (the database's JSON support)
+    small, large = submit_statements(htmx_client, 30), submit_statements(htmx_client, 3000)
+    assert len(small) == len(large)
+    books = [sql for sql in large if sql.startswith('UPDATE "testapp_book"')]
+    ledger = [sql for sql in large if sql.startswith('INSERT INTO "powercrud_runrow"')]
+    record = [sql for sql in large if sql.startswith('UPDATE "powercrud_bulktask"')]
+    assert (len(books), len(ledger), len(record)) == (1, 1, 1)  # the record closed in one UPDATE
+    assert not [sql for sql in large if "GROUP BY" in sql]  # counts known, not read
