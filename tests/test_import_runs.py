@@ -197,3 +197,15 @@ def test_the_dashboard_shows_the_import_and_its_outcomes(
     assert found["line 5"] == "failed"
     assert found[str(editions["en"].pk)] == "changed"
     assert "created" in found.values()
+
+
+def test_the_run_as_json_names_the_imported_fields_and_pages_its_rows(
+    owner: User, editions: dict[str, Edition], client: Any
+) -> None:
+    run, _ = run_import(import_request(ROWS, atomic=False), scope=Edition.objects.all(), user=owner)
+    client.force_login(owner)
+    found = client.get(f"/powercrud/tasks/{run.pk}/run.json?outcome=failed").json()
+    assert (found["kind"], found["fields"]) == ("import", FIELDS)
+    assert found["counts"] == {"changed": 1, "created": 1, "unchanged": 1, "failed": 1}
+    (row,) = found["rows"]["results"]
+    assert row["pk"] == "line 5" and row["errors"][0]["messages"] == ["Line 5: This field is required."]

@@ -110,7 +110,7 @@ def run_document(task: BulkTask, *, outcome: str, page: str, urls: Mapping[str, 
                 if stored and stored.source_run is not None
                 else None
             ),
-            "fields": list(stored.fields_to_update) if stored else [],
+            "fields": _fields(stored),
             "urls": dict(urls),
             "rows": _rows(task, outcome, page, urls["run_json"]),
         }
@@ -147,3 +147,12 @@ def cancel_run(task: BulkTask, *, url: str) -> JsonResponse:
     if status == 202:
         response["Location"] = url
     return response
+
+
+def _fields(stored: Any) -> list[str]:
+    """The fields a run writes: an edit's, or the fields an import's columns fill."""
+    if stored is None:
+        return []
+    if stored.operation == "import" and stored.source_action is None:
+        return list(stored.import_spec.fields)
+    return list(stored.fields_to_update)
