@@ -19,8 +19,9 @@ two, the database is the same):
 1. times plain Django's ``Book.objects.update(status=..., is_available=...)`` on the same rows
    (inside a transaction that is rolled back, so the real run still changes every row);
 2. launches an all-or-nothing bulk edit of the same two fields over every book, as a view
-   does (``launch_bulk_task``: task record + one ``INSERT ... SELECT`` of N row locks + the
-   enqueue after commit), with the default service and ``BULK_BATCH_SIZE`` rows per batch;
+   does (``launch_bulk_task``: task record with the stored selection + the enqueue after
+   commit; the worker's first step takes the N row locks in one ``INSERT ... SELECT``), with
+   the default service and ``BULK_BATCH_SIZE`` rows per batch;
 3. polls the task every 20 ms from this (other) process, the way the dashboard reads it
    (``live_progress``), until it has finished;
 4. checks (not timed) that every book has the new values and counts the run's ``RunRow``
