@@ -265,6 +265,37 @@ def test_per_row_writes_the_rows_that_pass(client: Client, catalogue: dict[str, 
     assert prices([archived.pk]) == {archived.pk: archived.price}
 
 
+@pytest.mark.urls("tests.bulk_urls")
+def test_rows_outside_get_queryset_are_never_touched(client: Client, catalogue: dict[str, Any]) -> None:
+    """``unarchived-books`` leaves archived books out of ``get_queryset()``: by ids they are
+    not found, by query they do not match, and they keep their values."""
+    archived = [b.pk for b in books(catalogue, "archived")]
+    draft = books(catalogue, "draft")[0].pk
+    before = prices(archived)
+    url = "/unarchived-books/bulk/api/"
+    body = post(
+        client,
+        {"operation": "update", "selection": {"ids": [draft, *archived]}, "values": {"price": "0.50"}},
+        url=url,
+    ).json()
+    assert body["counts"]["selected"] == 1 and body["not_found"] == [str(pk) for pk in archived]
+    only_archived = {"operation": "delete", "selection": {"ids": archived}}
+    assert_json_error(post(client, only_archived, url=url), 400, "selection", "matches no rows")
+    everything = post(
+        client, {"operation": "update", "selection": {"query": ""}, "values": {"price": "0.75"}}, url=url
+    )
+    assert everything.json()["counts"]["selected"] == 30 - len(archived)
+    assert prices(archived) == before
+
+
+def test_a_body_over_the_upload_limit_is_a_413(client: Client, catalogue: dict[str, Any]) -> None:
+    ids = [b.pk for b in books(catalogue)]
+    with override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=50):
+        response = post(client, {"operation": "delete", "selection": {"ids": ids}})
+    assert_json_error(response, 413, None, "DATA_UPLOAD_MAX_MEMORY_SIZE")
+    assert Book.objects.count() == 30
+
+
 def test_a_view_that_runs_per_row_by_default_can_be_asked_for_all_or_nothing(editor: User) -> None:
     shelves = [Shelf.objects.create(name=f"S{i}", location="A", capacity=5) for i in range(2)]
     client = Client()
