@@ -311,6 +311,20 @@ def test_a_view_that_runs_per_row_by_default_can_be_asked_for_all_or_nothing(edi
     assert body["atomic"] is True and body["success"] is False
 
 
+def test_rows_held_by_another_run_are_a_409_that_writes_nothing(
+    client: Client, editor: User, catalogue: dict[str, Any]
+) -> None:
+    pks = [b.pk for b in books(catalogue, "draft")[:3]]
+    before = prices(pks)
+    holder = BulkTask.objects.create(
+        owner=editor, kind="update", model_label="testapp.book", status="running"
+    )
+    RowLock.objects.create(task=holder, model_label="testapp.book", object_pk=str(pks[1]))
+    response = post(client, {"operation": "update", "selection": {"ids": pks}, "values": {"price": "1.00"}})
+    assert_json_error(response, 409, None, f"#{holder.pk}")
+    assert prices(pks) == before
+
+
 # ----- on a worker ----------------------------------------------------------------------------
 
 
