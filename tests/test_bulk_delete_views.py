@@ -213,3 +213,16 @@ def test_uuid_primary_keys(htmx_client: HtmxClient) -> None:
     assert "Delete 1 asset" in htmx_client.get("/asset/bulk/delete/").content.decode()
     assert delete(htmx_client, "asset").status_code == 204
     assert list(Asset.objects.values_list("code", flat=True)) == ["A-0", "A-2"]
+
+
+def test_a_reason_with_a_nul_character_is_a_400_naming_it_and_deletes_nothing(
+    htmx_client: HtmxClient, catalogue: Catalogue
+) -> None:
+    """PostgreSQL refuses NUL in text (it was a 500 there, after the rows were gone in the
+    transaction); every database now gets the same 400 before anything runs."""
+    select(htmx_client, "book", [catalogue["books"][0].pk])
+    response = htmx_client.post("/book/bulk/delete/", {"reason": "tidy\x00up"})
+    assert response.status_code == 400
+    assert "reason" in response.content.decode() and "NUL" in response.content.decode()
+    assert remaining_books() == {b.pk for b in catalogue["books"]}
+    assert not BulkTask.objects.exists()

@@ -87,6 +87,8 @@ class BulkRequest:
                 raise TypeError(f"BulkRequest.{text} must be text, not {getattr(self, text)!r}.")
         if len(self.reason) > _MAX_REASON:
             raise BulkInputError("reason", f"The reason is too long: at most {_MAX_REASON} characters.")
+        if "\x00" in self.reason:  # no text column stores it (PostgreSQL refuses it outright)
+            raise BulkInputError("reason", "The reason holds a NUL character (\\u0000); remove it.")
         if (self.source_run is None) != (self.source_action is None):
             raise ValueError("BulkRequest.source_run and source_action go together: set both or neither.")
         if self.source_action is not None and self.source_action not in get_args(SourceAction):
