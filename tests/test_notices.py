@@ -133,3 +133,26 @@ def test_runs_that_ended_before_the_upgrade_are_not_announced(admin_user: Any) -
     old.refresh_from_db()
     queued.refresh_from_db()
     assert (old.notified_at, queued.notified_at) == (old.finished_at, None)
+
+
+def test_each_owner_gets_their_own_runs_oldest_end_first_five_a_page(
+    admin_user: Any, user_factory: Any
+) -> None:
+    """The unseen-runs statement is prepared once and reused for every owner: each owner still
+    gets only their own runs, by the time they ended, five a page."""
+    import datetime
+
+    from django.utils import timezone
+
+    other = user_factory("someone-else", "view_book")
+    start = timezone.now()
+    mine = [ended(admin_user, finished_at=start + datetime.timedelta(seconds=9 - n)) for n in range(7)]
+    theirs = ended(other, finished_at=start)
+    admin_page = toasts(login(admin_user))
+    shown = [run for run in mine if f"#{run.pk} " in admin_page]
+    assert shown == mine[2:]  # the five that ended first; the two latest wait for the next page
+    other_page = toasts(login(other))
+    assert f"#{theirs.pk} " in other_page
+    assert not any(f"#{run.pk} " in other_page for run in mine)
+    next_page = toasts(login(admin_user))
+    assert all(f"#{run.pk} " in next_page for run in mine[:2])
