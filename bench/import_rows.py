@@ -22,6 +22,10 @@ Two comparisons, each timed round by round, the baseline and the import interlea
   ``Asset.objects.bulk_create(objs, update_conflicts=True, unique_fields=["code"],
   update_fields=[...], batch_size=1000)`` of the same assets built in memory. Target: within 3x.
 
+Each run's wall time and CPU time (``time.process_time()``: this process, which runs Django and
+SQLite alike) are printed; the targets are judged on the CPU times' medians, since the machine
+is shared and its load moves wall times of single runs by 2x and more.
+
 Checked after every run: the row count, and every row's values against the file (create: the
 books' titles, prices and authors; upsert: every asset's description, and that the existing
 assets kept their keys). Exit 1 when a check or a target fails.
@@ -111,24 +115,36 @@ def import_file(
 
 def timed_rounds(
     runs: list[Callable[[], Any]], resets: list[Callable[[], Any]], repeats: int
-) -> list[list[float]]:
-    times: list[list[float]] = [[] for _ in runs]
+) -> tuple[list[list[float]], list[list[float]]]:
+    """Wall and CPU seconds (this process: the benchmark, Django and SQLite) of each run, round by round."""
+    wall: list[list[float]] = [[] for _ in runs]
+    cpu: list[list[float]] = [[] for _ in runs]
     for _ in range(repeats):
         for i, run in enumerate(runs):
             resets[i]()
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             run()
-            times[i].append(time.perf_counter() - started)
-    return times
+            wall[i].append(time.perf_counter() - started)
+            cpu[i].append(time.process_time() - cpu_started)
+    return wall, cpu
 
 
-def paired(times: list[list[float]], index: int) -> str:
-    """Each round's ratio of run ``index`` to the baseline (run 0) of the same round."""
-    return ", ".join(f"{t / b:.2f}" for t, b in zip(times[index], times[0], strict=True))
-
-
-def line(label: str, values: list[float]) -> str:
-    return f"{label:58} {statistics.median(values):8.2f}  {', '.join(f'{v:.2f}' for v in values)}"
+def report(labels: list[str], wall: list[list[float]], cpu: list[list[float]]) -> list[float]:
+    """Print each path's median wall and CPU seconds, with every run; returns the CPU ratios of
+    the paths after the first to the first (the baseline)."""
+    print(f"{'path':58} {'wall s':>7} {'cpu s':>7}  cpu runs (wall runs)")
+    for label, w, c in zip(labels, wall, cpu, strict=True):
+        runs = ", ".join(f"{x:.2f}" for x in c)
+        walls = ", ".join(f"{x:.2f}" for x in w)
+        print(f"{label:58} {statistics.median(w):7.2f} {statistics.median(c):7.2f}  {runs} ({walls})")
+    base_wall, base_cpu = statistics.median(wall[0]), statistics.median(cpu[0])
+    ratios = [statistics.median(c) / base_cpu for c in cpu[1:]]
+    walls = [statistics.median(w) / base_wall for w in wall[1:]]
+    print(
+        "ratios to the baseline, cpu (wall): "
+        + ", ".join(f"{r:.2f}x ({w:.2f}x)" for r, w in zip(ratios, walls, strict=True))
+    )
+    return ratios
 
 
 def bench_create(rows: int, repeats: int) -> bool:
@@ -168,27 +184,29 @@ def bench_create(rows: int, repeats: int) -> bool:
             sys.exit(f"CHECK FAILED (create): {len(found):,} books, not the {rows:,} of the file")
 
     clear = lambda: Book.objects.all().delete()  # noqa: E731
-    times = timed_rounds(
+    wall, cpu = timed_rounds(
         [baseline, lambda: import_file(Book, data), lambda: import_file(Book, data, ledger=True)],
         [reset_baseline, clear, clear],
         repeats,
     )
     check()  # the last run: the recorded import
-    ratio = statistics.median(times[1]) / statistics.median(times[0])
-    recorded = statistics.median(times[2]) / statistics.median(times[0])
     print(
         f"\ncreate: {rows:,} books from a {len(data) / 2**20:.1f} MB CSV; "
         "checked: every book's title, price and author"
     )
-    print(f"{'path':58} {'median s':>8}  runs")
-    print(line("bulk_create(batch_size=1000) of the books built in memory", times[0]))
-    print(line("import (read CSV, convert, validate, bulk_create)", times[1]))
-    print(line("import recorded as a run (+ a RunRow per row)", times[2]))
-    print(f"round by round: import {paired(times, 1)}; recorded {paired(times, 2)}")
+    ratio, recorded = report(
+        [
+            "bulk_create(batch_size=1000) of the books built in memory",
+            "import (read CSV, convert, validate, bulk_create)",
+            "import recorded as a run (+ a RunRow per row)",
+        ],
+        wall,
+        cpu,
+    )
     ok = ratio <= CREATE_TARGET
     print(
-        f"ratio import / bulk_create: {ratio:.2f}x (target {CREATE_TARGET}x: {'met' if ok else 'NOT MET'}); "
-        f"recorded: {recorded:.2f}x"
+        f"import / bulk_create: {ratio:.2f}x cpu (target {CREATE_TARGET}x: {'met' if ok else 'NOT MET'}); "
+        f"recorded as a run: {recorded:.2f}x (no target)"
     )
     return ok
 
@@ -233,24 +251,27 @@ def bench_upsert(rows: int, repeats: int) -> bool:
         if kept != keys:
             sys.exit("CHECK FAILED (upsert): an existing asset lost its key")
 
-    times = timed_rounds(
+    wall, cpu = timed_rounds(
         [baseline, lambda: import_file(Asset, data, mode="upsert", key=("code",))],
         [reset_baseline, reset],
         repeats,
     )
     check()
-    ratio = statistics.median(times[1]) / statistics.median(times[0])
     print(
         f"\nupsert: {rows:,} assets on the unique code, {half:,} existing (updated) and {rows - half:,} new; "
         "checked: every asset's description, existing keys kept"
     )
-    print(f"{'path':58} {'median s':>8}  runs")
-    print(line("bulk_create(update_conflicts=True) of the assets in memory", times[0]))
-    print(line("import upsert (read, convert, read old values, upsert)", times[1]))
-    print(f"round by round: {paired(times, 1)}")
+    (ratio,) = report(
+        [
+            "bulk_create(update_conflicts=True) of the assets in memory",
+            "import upsert (read, convert, read old values, upsert)",
+        ],
+        wall,
+        cpu,
+    )
     ok = ratio <= UPSERT_TARGET
     print(
-        f"ratio import / bulk_create(update_conflicts): {ratio:.2f}x (target {UPSERT_TARGET}x: "
+        f"import upsert / bulk_create(update_conflicts): {ratio:.2f}x cpu (target {UPSERT_TARGET}x: "
         f"{'met' if ok else 'NOT MET'})"
     )
     return ok

@@ -401,20 +401,26 @@ class _Converter:
             if form_field is None or v not in form_field.validators
         ]
         self.iso_date = type(model_field) is models.DateField
-        self.cache: dict[tuple[type, Any], Any] = {}
+        self.cache: dict[tuple[type, Any], Any] | None = {}
+        self.misses = 0  # values not found once the cache is full
 
     def __call__(self, raw: Any) -> Any:
-        if not isinstance(raw, str | int | float | bool) or self.cache is None:
+        cache = self.cache
+        if cache is None or not isinstance(raw, str | int | float | bool):
             return self.convert(raw)
         key = (type(raw), raw)
-        found = self.cache.get(key, _MISS)
+        found = cache.get(key, _MISS)
         if found is _MISS:
             try:
                 found = self.convert(raw)
             except ValidationError as exc:
                 found = exc
-            if len(self.cache) < CACHE_LIMIT:
-                self.cache[key] = found
+            if len(cache) < CACHE_LIMIT:
+                cache[key] = found
+            else:
+                self.misses += 1
+                if self.misses > CACHE_LIMIT:  # mostly distinct values (titles, codes): stop looking
+                    self.cache = None
         if isinstance(found, ValidationError):
             raise found
         return found
@@ -665,7 +671,8 @@ class _Run:
                 continue
             row.old = {c.attname: match[c.attname] for c in self.plain}
             row.old.update({c.attname: links.get((c.name, row.pk), ()) for c in self.many})
-            if all(self._same(name, row.old.get(name), row.values[name]) for name in row.values):
+            same = row.old == row.values if not self.many else self._all_same(row.old, row.values)
+            if same:
                 unchanged.append(row)
                 continue
             kept.append(row)
@@ -705,6 +712,9 @@ class _Run:
         model_field = column.model_field
         through = model_field.remote_field.through
         return through, model_field.m2m_field_name() + "_id", model_field.m2m_reverse_field_name() + "_id"
+
+    def _all_same(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+        return all(self._same(name, old.get(name), value) for name, value in new.items())
 
     def _same(self, name: str, old: Any, new: Any) -> bool:
         if isinstance(new, tuple):
