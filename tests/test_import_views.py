@@ -287,3 +287,24 @@ def test_a_large_import_is_queued_for_a_worker_holding_the_rows_it_updates(
     ]
     assert Edition.objects.get(code="B1").title == "Old"  # nothing written before the worker runs
     assert len(task.read_request().import_rows) == 2  # the rows travel in the task
+
+
+def test_the_run_page_offers_undo_and_the_import_screen_undoes_it(importer: Client) -> None:
+    Edition.objects.create(code="B1", language="en", title="Old", copies=1)
+    token = token_of(upload(importer, mode="upsert", key="code,language"))
+    importer.post(URL, mapped(token, "apply", mode="upsert", key="code,language"))
+    run = BulkTask.objects.get()
+    page = importer.get(f"/powercrud/tasks/{run.pk}/").content.decode()
+    assert f'action="{URL}"' in page and f'name="undo_run" value="{run.pk}"' in page
+    other = Client()
+    other.force_login(make_user("other2", "add_edition", "view_edition"))
+    assert other.post(URL, {"undo_run": str(run.pk)}).status_code == 404  # not theirs
+    undone = importer.post(URL, {"undo_run": str(run.pk)})
+    undo = BulkTask.objects.exclude(pk=run.pk).get()
+    assert undone.status_code == 302 and undone["Location"] == f"/powercrud/tasks/{undo.pk}/"
+    assert list(Edition.objects.values_list("code", "title")) == [("B1", "Old")]
+    assert undo.row_counts == {"changed": 2} and undo.reason == f"Undo of run #{run.pk}"
+    again = importer.post(URL, {"undo_run": str(run.pk)})
+    assert again.status_code == 409 and "already undone" in again.content.decode()
+    page = importer.get(f"/powercrud/tasks/{undo.pk}/").content.decode()
+    assert 'name="undo_run"' not in page  # an undo of an import is not undone again

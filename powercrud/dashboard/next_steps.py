@@ -55,6 +55,9 @@ def next_steps(
     if task.kind == BulkTask.Kind.DELETE:
         url = "" if undo_problem(task) else _screen(view, Role.BULK_DELETE, request)
         return NextSteps(undo_url=url)
+    if task.kind == BulkTask.Kind.IMPORT:  # undone on the import screen (mixins/importing.py)
+        url = "" if task.dry_run or undo_problem(task) else _screen(view, Role.IMPORT, request)
+        return NextSteps(undo_url=url)
     screen = _screen(view, Role.BULK_EDIT, request)
     if not screen:
         return NextSteps()

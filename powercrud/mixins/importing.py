@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from django.contrib import messages as django_messages
 from django.db import models, router, transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import NoReverseMatch, reverse
 from django.utils.text import capfirst
@@ -33,10 +33,11 @@ from powercrud.jobs.launch import _enqueue as enqueue_task
 from powercrud.jobs.ledger import ledger_alias, run_recorded, selection_keys
 from powercrud.jobs.locks import LockConflict, acquire_locks, fence_request_runs, hold_selection
 from powercrud.jobs.monitor import close_request_run, open_request_run
+from powercrud.jobs.reruns import changed_rows, undo_problem
 from powercrud.mixins.contracts import ListHost
 from powercrud.models import BulkTask
-from powercrud.params import RepeatedParameter, refuse_repeated
-from powercrud.views import Role, htmx_details
+from powercrud.params import RepeatedParameter, refuse_repeated, single
+from powercrud.views import Role, htmx_details, refusal
 
 __all__ = ["ImportMixin", "ImportRefused", "launch_import", "run_import", "undo_import_run"]
 
@@ -236,6 +237,8 @@ class ImportMixin(ListHost):
         return self.render_import({"import_step": "upload"})
 
     def process_import(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if "undo_run" in request.POST:
+            return self.process_import_undo(request)
         try:
             refuse_repeated(request.POST, _ONE_VALUE)
             step = request.POST.get("step", "upload")
@@ -249,6 +252,44 @@ class ImportMixin(ListHost):
             return self.render_import({"import_step": "upload", "error": exc.message}, status=400)
         except ImportRefused as exc:
             return self.render_import({"import_step": "upload", "error": exc.message}, status=exc.status)
+
+    def process_import_undo(self, request: HttpRequest) -> HttpResponse:
+        """Undo an earlier import of this model (``undo_run=<id>``, from its run's page): the
+        rows it created are deleted and the rows it updated get their old values back, except
+        rows changed since (conflicts); only rows ``get_queryset()`` holds. Answers with the
+        undo's run page; 404 for another user's run (staff: any), 409 when it cannot be undone."""
+        try:
+            run_id = single(request.POST, "undo_run")
+            reason = single(request.POST, "reason").strip()
+        except RepeatedParameter as exc:
+            return refusal(request, exc.message, status=400, event="pcImportRefused")
+        runs = BulkTask.objects.filter(kind=BulkTask.Kind.IMPORT, model_label=self.model._meta.label_lower)
+        if not request.user.is_staff:
+            runs = runs.filter(owner_id=request.user.pk)
+        run = runs.filter(pk=int(run_id)).first() if run_id.isdigit() and len(run_id) < 19 else None
+        if run is None:
+            raise Http404("No such import of yours.")
+        problem = undo_problem(run)
+        if problem:
+            return refusal(request, problem, status=409, event="pcImportRefused")
+        rows = self.get_queryset().filter(pk__in=changed_rows(run, self.model))
+        if not rows.exists():
+            return refusal(request, messages.nothing_to_undo(run.pk), status=409, event="pcImportRefused")
+        undo = BulkRequest(
+            operation="import",
+            model_label=self.model._meta.label_lower,
+            atomic=bool(getattr(self, "bulk_atomic", True)),
+            backend_path=getattr(self, "bulk_update_persistence_backend_path", "") or "",
+            view_name=f"{type(self).__module__}.{type(self).__qualname__}",
+            reason=reason or f"Undo of run #{run.pk}",
+            source_run=run.pk,
+            source_action="undo",
+        )
+        try:
+            done, result = undo_import_run(undo, rows=rows, user=request.user)
+        except LockConflict as exc:
+            return refusal(request, exc.message, status=409, event="pcImportRefused")
+        return self.import_run_page(done.pk, messages.undo_done(run.pk, result.message), ok=result.success)
 
     def import_options(self, data: Any) -> dict[str, Any]:
         """Mode, key and natural keys as posted, checked against what this view offers."""
