@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connections, models, router, transaction
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 
 from powercrud.bulk import ledger
 from powercrud.bulk.codec import json_pk
@@ -56,24 +57,42 @@ def freeze_pks(queryset: QuerySet[Any], using: str) -> list[Any]:
     pks = _integer_pks(keys, using) if integer_keys(queryset.model) else None
     if pks is None:
         pks = list(keys.values_list("pk", flat=True))
-    if sliced:
-        pks.sort()
+        if sliced:
+            pks.sort()
     return list(dict.fromkeys(pks))  # sorted, so each duplicate follows its first
 
 
+# One row holding every key: a driver builds a Python row per row fetched, which cost more than
+# the query itself at 10,000 keys (SQLite: 4.4 ms for the rows, 1.5 ms for one JSON array).
+_ALL_KEYS = {
+    "sqlite": "SELECT json_group_array(pc_keys.pc_key) FROM ({}) pc_keys",
+    "postgresql": "SELECT array_agg(pc_keys.pc_key) FROM ({}) pc_keys",
+}
+
+
 def _integer_pks(queryset: QuerySet[Any], using: str) -> list[Any] | None:
-    """``queryset``'s integer primary keys straight from the cursor (one ``fetchall()``; the
-    ORM's row iterator costs about as much as the query itself at 10,000 keys); None when the
-    database sends them as something else than ``int``."""
-    query = queryset.values_list("pk", flat=True).query
+    """``queryset``'s integer primary keys, sorted, read as one array (SQLite, PostgreSQL) or
+    straight from the cursor; None when the database sends something else than ``int``."""
+    connection = connections[using]
+    form = _ALL_KEYS.get(connection.vendor)
+    keys = queryset if form is None or queryset.query.is_sliced else queryset.order_by()
+    query = keys.values(pc_key=F("pk")).query
     try:
         sql, params = query.get_compiler(using=using).as_sql()
     except EmptyResultSet:
         return []
-    with connections[using].cursor() as cursor:
-        cursor.execute(sql, params)
-        pks = [row[0] for row in cursor.fetchall()]
-    return pks if set(map(type, pks)) <= {int} else None
+    with connection.cursor() as cursor:
+        if form is None:
+            cursor.execute(sql, params)
+            pks = [row[0] for row in cursor.fetchall()]
+        else:
+            cursor.execute(form.format(sql), params)
+            found = cursor.fetchone()[0]
+            pks = json.loads(found) if isinstance(found, str) else list(found or ())
+    if not set(map(type, pks)) <= {int}:
+        return None
+    pks.sort()
+    return pks
 
 
 def batches(pks: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
