@@ -389,3 +389,21 @@ def test_the_run_page_names_the_rows_once_the_worker_counted_them(
     assert run_bulk_task(task.pk) == Status.SUCCEEDED
     page = admin_client.get(reverse("powercrud:tasks-detail", args=[task.pk])).content.decode()
     assert "Bulk edit of 3 books" in page
+
+
+def test_the_mode_is_chosen_counting_only_as_far_as_the_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.bulk_urls import AsyncRuleBookView
+
+    make_books(30)
+    monkeypatch.setattr(AsyncRuleBookView, "bulk_min_async_records", 10)
+    view = AsyncRuleBookView()
+    with CaptureQueriesContext(connection) as captured:
+        assert view.selection_size(Book.objects.all()) == 10  # at least the threshold: a worker's
+    (query,) = captured.captured_queries
+    assert "LIMIT 10" in query["sql"] and "ORDER BY" not in query["sql"]
+    assert view.selection_size(Book.objects.filter(title__endswith="1")) == 3  # below it: exact
+    monkeypatch.setattr(AsyncRuleBookView, "should_run_async", lambda self, size: size > 20)
+    assert view.selection_size(Book.objects.all()) == 30  # a view that decides itself gets the count
+    monkeypatch.undo()
+    monkeypatch.setattr(AsyncRuleBookView, "bulk_async", False)
+    assert view.selection_size(Book.objects.all()) == 30  # everything in the request: exact, as before
