@@ -251,11 +251,13 @@ def test_the_locking_phase_is_shown_while_the_worker_locks(
         wait_for(lambda: live_progress([BulkTask.objects.get(pk=locked.pk)])[0].message, timeout=5)
         page = admin_client.get(reverse("powercrud:tasks-progress", args=[locked.pk]))
         shown["progress"] = page.content.decode()
+        shown["list"] = admin_client.get(reverse("powercrud:tasks-list")).content.decode()
         return acquire_locks(locked, *args)
 
     monkeypatch.setattr(freeze, "acquire_locks", lock_and_look)
     assert run_bulk_task(task.pk) == Status.SUCCEEDED
-    assert "Locking 6 rows…" in shown["progress"]
+    assert "Locking 6 rows…" in shown["progress"]  # the modal's fragment
+    assert "Locking 6 rows…" in shown["list"]  # the dashboard
     task.refresh_from_db()
     assert task.message == "Updated 6 of 6 rows (6 changed)."
 
