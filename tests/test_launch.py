@@ -78,7 +78,7 @@ def test_launch_records_the_selection_and_enqueues_after_commit_locking_nothing(
         "batch_size": 10,
     }
     assert task.read_request() == BulkRequest.from_dict(request)  # the stored selection is not the request's
-    assert set(task.payload[SELECTION_KEY]) == {"model", "query"}
+    assert set(task.payload[SELECTION_KEY]) == {"model", "query", "django"}
     restored = stored_selection(task)
     assert restored is not None and restored.keys is None
     assert sorted(restored.queryset.values_list("title", flat=True)) == ["Book 00001", "Book 00011"]
@@ -272,6 +272,19 @@ def test_a_tampered_selection_is_refused_not_unpickled(django_capture_on_commit_
     assert run_bulk_task(task.pk) == Status.FAILED
     task.refresh_from_db()
     assert "SECRET_KEY" in task.message and task.message.startswith("The task could not start")
+    assert not RowLock.objects.exists()
+    assert statuses() == {"draft": 3}
+
+
+def test_a_selection_stored_by_another_django_is_refused(django_capture_on_commit_callbacks: Any) -> None:
+    make_books(3)
+    with django_capture_on_commit_callbacks(execute=True):
+        task = launch_books(Book.objects.all())
+    stored = {**task.payload[SELECTION_KEY], "django": "4.2.0"}  # a web server not yet upgraded
+    BulkTask.objects.filter(pk=task.pk).update(payload={**task.payload, SELECTION_KEY: stored})
+    assert run_bulk_task(task.pk) == Status.FAILED
+    task.refresh_from_db()
+    assert "stored by Django 4.2.0" in task.message and task.message.startswith("The task could not start")
     assert not RowLock.objects.exists()
     assert statuses() == {"draft": 3}
 

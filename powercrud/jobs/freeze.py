@@ -2,8 +2,9 @@
 
 The submit request reads no row: ``store_selection()`` keeps the scoped queryset's SQL query
 (``queryset.query``, pickled as Django documents under "Pickling QuerySets", signed with
-``SECRET_KEY`` so that only this code's own writes are ever unpickled, base64 text) in the
-task's ``payload`` under ``models.SELECTION_KEY``. Explicit keys (the undo of a delete, whose
+``SECRET_KEY`` so that only this code's own writes are ever unpickled, base64 text, with the
+Django version that pickled it: another one refuses it) in the task's ``payload`` under
+``models.SELECTION_KEY``. Explicit keys (the undo of a delete, whose
 rows do not exist yet) are stored the same way.
 
 ``freeze_selection()`` is the worker's first step after the claim: it restores the query on
@@ -27,6 +28,7 @@ import pickle
 from dataclasses import dataclass
 from typing import Any
 
+import django
 from django.apps import apps
 from django.core import signing
 from django.core.exceptions import ImproperlyConfigured
@@ -102,7 +104,7 @@ def store_selection(
 
     Raises ``SelectionNotStorable`` when a query cannot be pickled.
     """
-    entry = {"model": _label(queryset), "query": _pack(queryset.query)}
+    entry = {"model": _label(queryset), "query": _pack(queryset.query), "django": django.get_version()}
     if keys is not None:
         entry["keys_model"] = _label(keys)
         entry["keys"] = _pack(keys.query)
@@ -137,6 +139,12 @@ def stored_selection(task: BulkTask) -> StoredSelection | None:
         return None
     if not isinstance(entry, dict) or not isinstance(entry.get("query"), str):
         raise ImproperlyConfigured("The run's stored selection is not in a form this release reads.")
+    stored_by = entry.get("django", django.get_version())
+    if stored_by != django.get_version():  # a query pickled by another Django may not mean the same
+        raise ImproperlyConfigured(
+            f"The run's selection was stored by Django {stored_by} and this worker runs Django "
+            f"{django.get_version()}; submit the run again once the web servers and workers match."
+        )
     queryset = _restore(str(entry.get("model", task.model_label)), entry["query"])
     keys = None
     if isinstance(entry.get("keys"), str):
