@@ -21,10 +21,10 @@ from powercrud.jobs.freeze import stored_selection
 from powercrud.jobs.launch import LaunchError
 from powercrud.jobs.locks import LockConflict, acquire_locks
 from powercrud.jobs.monitor import request_cancel
-from powercrud.jobs.progress import ProgressWriter, TaskCancelled, live_progress
+from powercrud.jobs.progress import live_progress
 from powercrud.jobs.worker import run_bulk_task
 from powercrud.models import SELECTION_KEY, BulkTask, RowLock, RunRow
-from tests.async_helpers import freeze_now, launch_books, launch_request, make_books, wait_for
+from tests.async_helpers import launch_books, launch_request, make_books, wait_for
 from tests.bulk_urls import select_all
 from tests.conftest import HtmxClient
 from tests.testapp.models import Book
@@ -422,72 +422,3 @@ def test_the_mode_is_chosen_counting_only_as_far_as_the_threshold(monkeypatch: p
     monkeypatch.undo()
     monkeypatch.setattr(AsyncRuleBookView, "bulk_async", False)
     assert view.selection_size(Book.objects.all()) == 30  # everything in the request: exact, as before
-
-
-class RecordingWriter(ProgressWriter):
-    """A progress writer (not started) that remembers the phase at every callback and can be
-    cancelled once ``cancel_after`` rows are locked."""
-
-    def __init__(self, task: BulkTask, cancel_after: int = 0) -> None:
-        super().__init__(task)
-        self.seen: list[str] = []
-        self.cancel_after = cancel_after
-
-    def __call__(self, done: int, total: int) -> None:
-        self.seen.append(self.phase)
-        locked = RowLock.objects.filter(task=self.task).count()
-        if self.cancel_after and locked >= self.cancel_after:
-            self.cancelled.set()
-        super().__call__(done, total)
-
-
-def test_the_lock_step_locks_a_chunk_a_statement_and_counts_them(
-    django_capture_on_commit_callbacks: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(freeze, "LOCK_CHUNK", 3)
-    make_books(8)
-    with django_capture_on_commit_callbacks(execute=True):
-        task = launch_books(Book.objects.all())
-    writer = RecordingWriter(task)
-    assert freeze.freeze_selection(task, writer) is True
-    assert [phase for phase in writer.seen if "so far" in phase] == [
-        "Locking 8 rows (3 so far)…",
-        "Locking 8 rows (6 so far)…",
-        "Locking 8 rows (8 so far)…",
-    ]
-    assert RowLock.objects.filter(task=task).count() == 8 and task.total == 8
-    assert run_bulk_task(task.pk) == Status.SUCCEEDED
-    assert statuses() == {"archived": 8}
-
-
-def test_a_conflict_in_a_later_chunk_names_every_held_row_and_leaves_no_lock(
-    django_capture_on_commit_callbacks: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(freeze, "LOCK_CHUNK", 3)
-    books = make_books(9)
-    with django_capture_on_commit_callbacks(execute=True):
-        holder = launch_books(Book.objects.filter(pk__in=[books[4].pk, books[7].pk]))
-        task = launch_books(Book.objects.all())
-    freeze_now(holder)  # the rows of the second and third chunks
-    assert run_bulk_task(task.pk) == Status.FAILED
-    task.refresh_from_db()
-    assert task.message == (
-        f"2 of the selected books are being changed by bulk task #{holder.pk} (queued). "
-        "Try again when it finishes."
-    )
-    assert not RowLock.objects.filter(task=task).exists()  # the first chunk's locks rolled back
-    assert RowLock.objects.filter(task=holder).count() == 2
-
-
-def test_a_cancel_between_chunks_rolls_the_lock_step_back(
-    django_capture_on_commit_callbacks: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(freeze, "LOCK_CHUNK", 3)
-    make_books(8)
-    with django_capture_on_commit_callbacks(execute=True):
-        task = launch_books(Book.objects.all())
-    with pytest.raises(TaskCancelled):
-        freeze.freeze_selection(task, RecordingWriter(task, cancel_after=3))
-    assert not RowLock.objects.exists()
-    task.refresh_from_db()
-    assert SELECTION_KEY in task.payload and task.total == 0  # nothing frozen

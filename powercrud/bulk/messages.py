@@ -132,14 +132,9 @@ def cancelled(operation: str, *, done: int | None = None, total: int | None = No
     return f"Cancelled after {done:,} of {rows(total or 0)}; {nothing_saved(operation)}."
 
 
-def locking_rows(total: int | None = None, *, locked: int | None = None) -> str:
-    """The phase a background run shows while its worker freezes and locks its selection
-    (``locked``: how many so far)."""
-    if total is None:
-        return "Locking rows…"
-    if locked is None:
-        return f"Locking {rows(total)}…"
-    return f"Locking {rows(total)} ({locked:,} so far)…"
+def locking_rows(total: int | None = None) -> str:
+    """The phase a background run shows while its worker freezes and locks its selection."""
+    return "Locking rows…" if total is None else f"Locking {rows(total)}…"
 
 
 def nothing_to_lock(verbose_name_plural: str, operation: str) -> str:

@@ -9,8 +9,7 @@ rows do not exist yet) are stored the same way.
 
 ``freeze_selection()`` is the worker's first step after the claim: it restores the query on
 the model's base manager, counts it (the phase "Locking N rows…"), then in ONE transaction of
-its own takes every ``RowLock`` set-based (``locks.acquire_locks``: one ``INSERT ... SELECT``
-per ``LOCK_CHUNK`` rows, by key range, the phase counting them: "Locking N rows (M so far)…")
+its own takes every ``RowLock`` set-based (``locks.acquire_locks``: one ``INSERT ... SELECT``)
 and the fence against runs in the request (``locks.fence_request_runs``), and commits, so the
 locks are committed before the run's own transaction writes a row (SQLite has one writer;
 PostgreSQL sees them from every connection). A conflict rolls the freeze back, leaving no
@@ -26,7 +25,6 @@ from __future__ import annotations
 import base64
 import binascii
 import pickle
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +35,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import models, router, transaction
 
 from powercrud.bulk import messages
-from powercrud.jobs.locks import LockConflict, acquire_locks, fence_request_runs, selection_conflict
+from powercrud.jobs.locks import acquire_locks, fence_request_runs
 from powercrud.jobs.progress import ProgressWriter, TaskCancelled, cancel_requested
 from powercrud.models import SELECTION_KEY, BulkTask, RowLock
 
@@ -51,9 +49,6 @@ __all__ = [
 ]
 
 _SALT = "powercrud.jobs.freeze"
-
-LOCK_CHUNK = 100_000
-"""Rows the lock step locks a statement (consecutive key ranges); its phase counts them."""
 
 
 class SelectionNotStorable(Exception):
@@ -157,42 +152,6 @@ def stored_selection(task: BulkTask) -> StoredSelection | None:
     return StoredSelection(queryset, keys)
 
 
-def _chunks(queryset: models.QuerySet[Any]) -> Iterator[models.QuerySet[Any]]:
-    """``queryset`` in consecutive primary-key ranges of at most ``LOCK_CHUNK`` rows (one range
-    when it cannot be cut: a slice or a union)."""
-    if queryset.query.is_sliced or queryset.query.combinator:
-        yield queryset
-        return
-    keys = queryset.order_by("pk").values_list("pk", flat=True)
-    last: Any = None
-    while True:
-        rest = queryset if last is None else queryset.filter(pk__gt=last)
-        ahead = keys if last is None else keys.filter(pk__gt=last)
-        boundary = list(ahead[LOCK_CHUNK - 1 : LOCK_CHUNK])
-        if not boundary:
-            yield rest
-            return
-        yield rest.filter(pk__lte=boundary[0])
-        last = boundary[0]
-
-
-def _lock(task: BulkTask, stored: StoredSelection, writer: ProgressWriter, size: int) -> int:
-    """Take every lock of ``stored`` for ``task``, a chunk a statement, the phase counting them;
-    raises ``LockConflict`` naming every row of the selection that others hold."""
-    if stored.keys is not None:  # rows that do not exist yet: their keys, in one statement
-        return acquire_locks(task, stored.queryset, stored.keys)
-    total = 0
-    try:
-        for chunk in _chunks(stored.queryset):
-            total += acquire_locks(task, chunk)
-            writer.phase = messages.locking_rows(size, locked=total)
-            writer(0, size)  # raises TaskCancelled when a cancel has been seen
-    except LockConflict as exc:
-        whole = selection_conflict(task, stored.queryset) if exc.tasks else None
-        raise (whole or exc) from None
-    return total
-
-
 def freeze_selection(task: BulkTask, writer: ProgressWriter) -> bool:
     """The worker's first step: lock ``task``'s stored selection; returns whether it froze one
     (False: its rows were locked at submit).
@@ -214,7 +173,7 @@ def freeze_selection(task: BulkTask, writer: ProgressWriter) -> bool:
     writer(0, size)
     using = _alias()
     with transaction.atomic(using=using):
-        total = _lock(task, stored, writer, size) if size else 0
+        total = acquire_locks(task, stored.queryset, stored.keys) if size else 0
         if total == 0:
             meta = stored.queryset.model._meta
             raise NothingToLock(messages.nothing_to_lock(str(meta.verbose_name_plural), task.kind))

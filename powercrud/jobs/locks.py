@@ -45,7 +45,6 @@ __all__ = [
     "lock_key",
     "locked_by",
     "release_locks",
-    "selection_conflict",
 ]
 
 LOCK_WAIT = "5s"
@@ -209,22 +208,6 @@ def acquire_locks(
             rows, tasks = _holders(locks)
             raise LockConflict(_conflict_message(model, rows, tasks, single=False), tasks)
     return int(count)
-
-
-def selection_conflict(task: BulkTask, queryset: models.QuerySet[Any]) -> LockConflict | None:
-    """The conflict of ``task`` over every row of ``queryset`` that other tasks hold (None when
-    none does): for a selection locked a part at a time, whose first refused part counts only
-    its own rows."""
-    model = queryset.model
-    locks = (
-        RowLock.objects.using(_alias())
-        .filter(model_label=model._meta.label_lower, object_pk__in=key_values(queryset))
-        .exclude(task_id=task.pk)
-    )
-    rows, tasks = _holders(locks)
-    if not rows:
-        return None
-    return LockConflict(_conflict_message(model, rows, tasks, single=False), tasks)
 
 
 def release_locks(task: BulkTask | int) -> int:
