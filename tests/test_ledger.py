@@ -94,6 +94,47 @@ def test_a_set_based_run_knows_its_counts_without_reading_the_ledger(atomic: boo
     assert len(read) == 1  # run_sync's own check that the record agrees with the ledger
 
 
+@pytest.mark.parametrize("replayed", [False, True], ids=["batches in order", "a batch taken again"])
+def test_counts_are_added_up_from_snapshots_only_when_no_batch_was_taken_again(replayed: bool) -> None:
+    """A batch the database refused is replayed after its snapshot was rolled back: the second
+    snapshot of the same keys must not be counted on top of the first."""
+    from django.db.models import Q
+
+    from powercrud.bulk.types import BulkResult
+    from powercrud.jobs.ledger import Recorder, settle_result
+
+    books = make_books(4)
+    pks = [b.pk for b in books]
+    request = BulkRequest(
+        operation="update",
+        model_label="testapp.book",
+        fields_to_update=("status",),
+        field_data={"status": "archived"},
+        bulk_fields=("status",),
+    )
+    with transaction.atomic():
+        run = open_request_run(request, user=None, total=4)
+        recorder = Recorder(run, Book, check=False)
+
+        def snapshot(keys: list[int]) -> None:
+            rows = Book.objects.filter(pk__in=keys)
+            recorder.snapshot(
+                rows, old=["status"], new={"status": "archived"}, unchanged=Q(status="archived"), pks=keys
+            )
+
+        if replayed:
+            refused = transaction.savepoint()
+            snapshot(pks[:2])
+            transaction.savepoint_rollback(refused)  # the refused batch's snapshot is gone
+        snapshot(pks[:2])
+        snapshot(pks[2:])
+        result = BulkResult(success=True, success_records=4, total=4, changed=4)
+        known = recorder.snapshot_counts(result)
+        found = settle_result(recorder, selection_keys(Book.objects.all()), result, atomic=False, total=4)
+    assert known == (None if replayed else {"changed": 4})
+    assert found == {"changed": 4} == counts(run)
+
+
 def test_an_edit_that_reads_its_rows_records_many_to_many_before_and_after() -> None:
     books = make_books(3)
     red, blue = Tag.objects.create(name="red"), Tag.objects.create(name="blue")

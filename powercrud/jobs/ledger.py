@@ -178,6 +178,7 @@ class Recorder(RowRecorder):
         # anything else wrote some); ``split``: some snapshot told changed from unchanged rows.
         self.snapshot_rows: int | None = 0
         self.split = False
+        self._last_key: Any = None  # the last key of the last snapshot, to see a batch taken again
         # Snapshot statements by (model, fields, new, unchanged): a run's batches differ only in
         # their keys (one parameter), and compiling the statement again costs half its SQL time.
         self._statements: dict[tuple[Any, ...], tuple[str, list[Any], int]] = {}
@@ -198,6 +199,7 @@ class Recorder(RowRecorder):
         key = (rows.model, tuple(old), repr(new), str(unchanged))
         cached = self._statements.get(key) if parameter is not None else None
         self.split = self.split or unchanged is not None
+        self._follow(pks)
         if cached is not None:
             statement, params, at = cached
             self._count_snapshot(execute((statement, [*params[:at], parameter, *params[at + 1 :]])))
@@ -228,6 +230,21 @@ class Recorder(RowRecorder):
         if self.snapshot_rows is not None:
             self.snapshot_rows += inserted
 
+    def _follow(self, pks: Sequence[Any] | None) -> None:
+        """Stop counting snapshots (``snapshot_counts()`` returns None) unless each batch
+        starts after the last one ended: a batch taken again (a replay after the database
+        refused it, whose first snapshot was rolled back) would be counted twice."""
+        if self.snapshot_rows is None:
+            return
+        try:
+            if not pks or (self._last_key is not None and not pks[0] > self._last_key):
+                self.snapshot_rows = None
+                return
+        except TypeError:  # keys that do not compare
+            self.snapshot_rows = None
+            return
+        self._last_key = pks[-1]
+
     def snapshot_counts(self, result: BulkResult) -> dict[str, int] | None:
         """The ledger's counts without reading it, when every entry the run wrote came from
         ``snapshot()`` and nothing is kept aside: all ``changed``, or, where a snapshot told
@@ -235,7 +252,7 @@ class Recorder(RowRecorder):
         counted them leaves out exactly the rows the snapshot marked unchanged. None
         otherwise (``counts()`` reads the ledger)."""
         rows = self.snapshot_rows
-        if rows is None or self.check or self.aside or self.kept:
+        if rows is None or self.check or self.aside or self.kept or rows != result.total:
             return None
         changed = result.changed if self.split else rows
         if changed is None or not 0 <= changed <= rows:
