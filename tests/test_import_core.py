@@ -295,3 +295,14 @@ def test_fields_outside_the_allowed_ones_are_refused(people: dict[str, Any]) -> 
     with pytest.raises(BulkInputError, match="cannot be imported here"):
         run_request(request, queryset=Book.objects.all(), context=context)
     assert Book.objects.count() == 0
+
+
+@pytest.mark.parametrize("bad", [{"a": 1}, float("nan"), [[1]], object()])
+def test_import_rows_must_be_json(bad: Any) -> None:
+    with pytest.raises(TypeError, match="Line 2 of the import holds"):
+        make_request(Genre, ["name"], [[bad]])
+    with pytest.raises(ValueError, match="not one value per field"):
+        make_request(Genre, ["name"], [["a", "b"]])
+    assert make_request(Book, ["title", "tags"], [["A", ["x", 1, None]]]).import_rows == [
+        (2, ["A", ["x", 1, None]])
+    ]

@@ -568,6 +568,9 @@ class _Run:
         self.recorder = ledger.active()
         self.recording = ledger.is_recording()
         self.attnames = [f.attname for f in model._meta.concrete_fields]
+        self.fields = [(f.attname, f) for f in model._meta.concrete_fields]
+        # A scope with no condition holds every row: nothing to ask about each matched row.
+        self.limited = scope is not None and bool(scope.query.where or scope.query.is_sliced)
         pk = model._meta.pk
         assert pk is not None
         self.pk_attname = pk.attname
@@ -643,14 +646,14 @@ class _Run:
         query = Q(**{f"{first}__in": values})
         if any(row.values[first] is None for row in rows):
             query |= Q(**{f"{first}__isnull": True})
-        attnames = self.attnames
-        for record in manager.filter(query).order_by().values_list(*attnames):
-            existing = dict(zip(attnames, record, strict=True))
-            found[tuple(existing[a] for a in self.key_attnames)] = existing
+        key_at = [self.attnames.index(a) for a in self.key_attnames]
+        for record in manager.filter(query).order_by().values_list(*self.attnames):
+            found[tuple([record[i] for i in key_at])] = dict(zip(self.attnames, record, strict=True))
         matched = [found[key] for key in map(self._key_of, rows) if key in found]
         pks = [existing[self.pk_attname] for existing in matched]
         in_scope: set[Any] | None = None
-        if self.scope is not None and matched and self.spec.mode == "upsert":
+        if self.limited and matched and self.spec.mode == "upsert":
+            assert self.scope is not None
             in_scope = set(self.scope.filter(pk__in=pks).values_list("pk", flat=True))
         links = self._links(pks) if self.spec.mode == "upsert" else {}
         kept: list[_Row] = []
@@ -729,13 +732,16 @@ class _Run:
         """The row as a model instance: an existing row's values (and key) with the file's."""
         if row.instance is not None:
             return row.instance
-        values = {c.attname: row.values[c.attname] for c in self.plain}
-        if row.existing is not None:
-            instance = self.model(**{**row.existing, **values})
+        values = row.values
+        existing = row.existing
+        if existing is not None:  # every field has a value: the file's, else the row's own
+            args = [values[a] if a in values else existing[a] for a, _ in self.fields]
+        else:  # positional, as Django builds rows it reads: each field once, defaults as __init__'s
+            args = [values[a] if a in values else f.get_default() for a, f in self.fields]
+        instance = self.model(*args)
+        if existing is not None:
             instance._state.adding = False
             instance._state.db = self.using
-        else:
-            instance = self.model(**values)
         row.instance = instance
         return instance
 
