@@ -8,6 +8,7 @@ are read-only: they are released with their task, or by ``manage.py powercrud_cl
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib import admin, messages
@@ -17,7 +18,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
 from powercrud.jobs.monitor import request_cancel
-from powercrud.models import BulkTask, RowLock, ViewPreference
+from powercrud.models import SELECTION_KEY, BulkTask, RowLock, ViewPreference
 
 ACTIVE = (BulkTask.Status.QUEUED, BulkTask.Status.RUNNING)
 
@@ -61,7 +62,7 @@ class BulkTaskAdmin(admin.ModelAdmin):
         "heartbeat_at",
         "attempts",
         "cancel_requested",
-        "payload",
+        "stored_request",
         "result",
         "q_task_id",
     )
@@ -70,12 +71,24 @@ class BulkTaskAdmin(admin.ModelAdmin):
         ("Progress", {"fields": ("total", "done", "success_count", "failure_count", "cancel_requested")}),
         ("Times", {"fields": ("created_at", "started_at", "finished_at", "heartbeat_at", "attempts")}),
         ("Row errors", {"fields": ("errors", "errors_omitted"), "classes": ("collapse",)}),
-        ("Job", {"fields": ("payload", "result", "q_task_id"), "classes": ("collapse",)}),
+        ("Job", {"fields": ("stored_request", "result", "q_task_id"), "classes": ("collapse",)}),
     )
 
     @admin.display(description="Progress")
     def progress(self, task: BulkTask) -> str:
         return f"{task.done} / {task.total} ({task.percent}%)"
+
+    @admin.display(description="Payload")
+    def stored_request(self, task: BulkTask) -> str:
+        """The stored request, without a queued run's stored selection: a pickled query, which
+        holds whatever objects the view filtered by (a user row, say, password hash included).
+        The worker removes it once it has locked the rows."""
+        payload = task.payload if isinstance(task.payload, dict) else {}
+        shown = {key: value for key, value in payload.items() if key != SELECTION_KEY}
+        text = json.dumps(shown, indent=2, sort_keys=True, default=str)
+        if SELECTION_KEY in payload:
+            text += "\n(and a stored selection, not shown: the worker locks its rows and removes it)"
+        return text
 
     @admin.display(description="Dashboard")
     def dashboard_link(self, task: BulkTask) -> str:

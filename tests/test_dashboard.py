@@ -561,6 +561,23 @@ def test_admin_changelists_and_change_page_load(admin_client, alice):
     assert admin_client.get(reverse("admin:powercrud_bulktask_add")).status_code == 403
 
 
+def test_admin_never_shows_a_queued_runs_stored_selection(admin_client, alice):
+    """The stored selection is a pickled query, which holds any object the view filtered by
+    (a user, with their password hash); the admin shows that one is stored, not its bytes."""
+    from powercrud.jobs.freeze import store_selection
+
+    scoped = User.objects.filter(pk=alice.pk).filter(username=alice)  # an object inside the query
+    entry = store_selection(scoped)
+    task = make_task(alice)
+    BulkTask.objects.filter(pk=task.pk).update(payload={**task.payload, "selection": entry})
+    response = admin_client.get(reverse("admin:powercrud_bulktask_change", args=[task.pk]))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert entry["query"] not in html and entry["query"][:40] not in html
+    assert "stored selection" in html
+    assert "fields_to_update" in html  # the request itself is still shown
+
+
 def test_admin_cancel_action(admin_client, alice):
     queued = make_task(alice)
     done = finished(alice)
