@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import json
+from pathlib import Path
 from typing import Any
 
 from django import forms
 from django.db import models
+from django.forms.renderers import get_default_renderer
+from django.utils import timezone
+from django.utils.formats import localize
+from django.utils.html import conditional_escape
+from django.utils.safestring import SafeData, SafeString, mark_safe
 
 TEXT_KEYS = (models.CharField, models.TextField)
 
@@ -57,6 +64,50 @@ def few_choices(field: models.Field[Any, Any]) -> bool:
     assert related is not None, f"{field} is not a relation"
     manager = related._default_manager
     return manager.all()[: CHECKLIST_MAX_CHOICES + 1].count() <= CHECKLIST_MAX_CHOICES
+
+
+# ----- widgets drawn in Python ----------------------------------------------------------------
+# A widget drawn by a form renderer costs a template render per widget (and per option and
+# attribute list). The filter form's widgets (its selects, ``mixins/listing.py``, and the
+# relation search control below) write the same markup in Python when the renderer would use
+# Django's and powercrud's own templates; a project's own copy of one keeps it drawing.
+DJANGO_WIDGET_TEMPLATES = Path(forms.__file__).resolve().parent / "templates"
+OWN_TEMPLATES = Path(__file__).resolve().parent / "templates"
+ATTRS_TEMPLATE = "django/forms/widgets/attrs.html"
+
+
+@functools.lru_cache(maxsize=32)
+def renders_own_templates(renderer: Any, templates: tuple[tuple[str, Path], ...]) -> bool:
+    """Whether ``renderer`` finds each ``(name, directory)`` template in that directory (that
+    is, no project replaces it)."""
+    for name, directory in templates:
+        origin = getattr(getattr(renderer.get_template(name), "origin", None), "name", "")
+        if Path(str(origin)) != directory / name:
+            return False
+    return True
+
+
+def attr_text(value: Any) -> str:
+    """``{{ value|stringformat:'s' }}``."""
+    try:
+        text: str = "%s" % value  # noqa: UP031 - exactly what the filter does
+    except (ValueError, TypeError):
+        return ""
+    return conditional_escape(mark_safe(text) if isinstance(value, SafeData) else text)
+
+
+def label_text(value: Any) -> str:
+    """``{{ value }}``."""
+    return conditional_escape(str(localize(timezone.template_localtime(value))))  # type: ignore[attr-defined]
+
+
+def attrs_html(attrs: dict[str, Any]) -> str:
+    """What ``django/forms/widgets/attrs.html`` draws."""
+    return "".join(
+        f" {conditional_escape(name)}" + ("" if value is True else f'="{attr_text(value)}"')
+        for name, value in attrs.items()
+        if value is not False
+    )
 
 
 class RelationSearchInput(forms.Widget):
@@ -128,6 +179,30 @@ class RelationSearchInput(forms.Widget):
             }
         )
         return context
+
+    def render(
+        self, name: str, value: Any, attrs: dict[str, Any] | None = None, renderer: Any = None
+    ) -> SafeString:
+        """What ``relation_input.html`` draws, written in Python (see ``renders_own_templates``)."""
+        renderer = renderer or get_default_renderer()
+        own = ((self.template_name, OWN_TEMPLATES), (ATTRS_TEMPLATE, DJANGO_WIDGET_TEMPLATES))
+        default = self.template_name == RelationSearchInput.template_name
+        if not default or not renders_own_templates(renderer, own):
+            return super().render(name, value, attrs, renderer)
+        w = self.get_context(name, value, attrs)["widget"]
+        multiple = " data-pc-multiple" if w["multiple"] else ""
+        hint = (
+            f"Ids of {label_text(w['noun'])}, separated by commas"
+            if w["multiple"]
+            else f"Id of the {label_text(w['noun_one'])}"
+        )
+        return mark_safe(
+            f'<span class="pc-relation"><input type="text" name="{label_text(w["name"])}" '
+            f'value="{label_text(w["value"])}" autocomplete="off" inputmode="numeric" '
+            f'data-pc-relation="{label_text(w["url"])}" data-pc-selected="{label_text(w["selected_json"])}" '
+            f'data-pc-placeholder="Search {label_text(w["noun"])}…"{multiple}{attrs_html(w["attrs"])}>'
+            f'<noscript><span class="pc-relation-hint">{hint}</span></noscript></span>'
+        )
 
     def value_from_datadict(self, data: Any, files: Any, name: str) -> Any:
         if not self.multiple:

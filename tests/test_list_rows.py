@@ -20,6 +20,7 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy
 
 from powercrud.columns import Column
+from powercrud.formfields import RelationSearchInput
 from powercrud.mixins.listing import FilterSelect, prepare_filter_form
 from powercrud.templatetags.pc_table import RowRenderer
 from tests.testapp.models import Author, Genre
@@ -258,6 +259,48 @@ def test_filter_selects_use_the_templates_a_project_replaces(tmp_path: Path) -> 
     form = ChoiceForm(auto_id="filter_%s", renderer=Renderer())
     prepare_filter_form(form)
     assert "Draft &lt;1&gt; (mine)" in str(form["plain"])
+
+
+# ----- the relation search control ---------------------------------------------------------
+@pytest.mark.django_db
+@pytest.mark.parametrize("multiple", [False, True])
+@pytest.mark.parametrize("value", [None, "", "1", ["2", 'x<y>&"z'], "999999999999999999999999"])
+def test_the_relation_search_control_draws_what_its_template_draws(
+    catalogue: Any, multiple: bool, value: Any
+) -> None:
+    authors = Author.objects.order_by("name")
+    if value == "1" or isinstance(value, list):  # real ids, one of them labelled with markup
+        first = authors.first()
+        assert first is not None
+        Author.objects.filter(pk=first.pk).update(name='Tom <b> & "Jerry"')
+        value = str(first.pk) if value == "1" else [str(first.pk), *value[1:]]
+    widget = RelationSearchInput(
+        url="/book/relation/author/?for=filter&x=<1>",
+        queryset=authors,
+        key="id",
+        multiple=multiple,
+        attrs={"id": "filter_author", "data-x": 'a "b"', "hidden": True, "off": False},
+    )
+    ours = widget.render("author", value, {"aria-describedby": "h"})
+    theirs = forms.Widget.render(widget, "author", value, {"aria-describedby": "h"})
+    assert ours == theirs.strip()
+    assert ("data-pc-multiple" in ours) is multiple
+
+
+def test_the_relation_search_control_uses_the_template_a_project_replaces(tmp_path: Path) -> None:
+    partials = tmp_path / "powercrud" / "partials"
+    partials.mkdir(parents=True)
+    (partials / "relation_input.html").write_text('<b data-mine="{{ widget.url }}"></b>')
+
+    class Renderer(DjangoTemplates):
+        @property
+        def engine(self) -> Any:  # type: ignore[override]
+            engine = super().engine
+            engine.engine.dirs = [str(tmp_path), *engine.engine.dirs]
+            return engine
+
+    widget = RelationSearchInput(url="/r/?a=1", queryset=Author.objects.none(), key="id")
+    assert widget.render("author", None, renderer=Renderer()) == '<b data-mine="/r/?a=1"></b>'
 
 
 # ----- the pager's links --------------------------------------------------------------------

@@ -6,7 +6,6 @@ import functools
 import operator
 from collections.abc import Iterable, Sequence
 from functools import reduce
-from pathlib import Path
 from typing import Any, ClassVar, cast
 
 import django_filters
@@ -15,14 +14,19 @@ from django.db import models
 from django.db.models import Exists, OuterRef, Q
 from django.db.models.expressions import Combinable
 from django.forms.renderers import get_default_renderer
-from django.utils import timezone
-from django.utils.formats import localize
 from django.utils.functional import lazy
 from django.utils.html import conditional_escape
-from django.utils.safestring import SafeData, SafeString, mark_safe
+from django.utils.safestring import SafeString, mark_safe
 
 from powercrud.columns import build_columns, resolve_field_path
 from powercrud.conf import settings as pc_settings
+from powercrud.formfields import (
+    DJANGO_WIDGET_TEMPLATES,
+    attr_text,
+    attrs_html,
+    label_text,
+    renders_own_templates,
+)
 from powercrud.mixins.contracts import ListHost
 
 TEXT_FIELDS = (models.CharField, models.TextField)
@@ -65,45 +69,12 @@ def filterset_class_for(model: type[models.Model], names: tuple[str, ...]) -> ty
 
 
 ANY_LABEL = "Any"
-DJANGO_WIDGET_TEMPLATES = Path(forms.__file__).resolve().parent / "templates"
 SELECT_TEMPLATES = (
     "django/forms/widgets/select.html",
     "django/forms/widgets/select_option.html",
     "django/forms/widgets/attrs.html",
 )
-
-
-@functools.lru_cache(maxsize=8)
-def _renders_django_selects(renderer: Any) -> bool:
-    """Whether ``renderer`` draws selects with Django's own templates (no project override)."""
-    for name in SELECT_TEMPLATES:
-        origin = getattr(getattr(renderer.get_template(name), "origin", None), "name", "")
-        if Path(str(origin)) != DJANGO_WIDGET_TEMPLATES / name:
-            return False
-    return True
-
-
-def _attr_text(value: Any) -> str:
-    """``{{ value|stringformat:'s' }}``."""
-    try:
-        text: str = "%s" % value  # noqa: UP031 - exactly what the filter does
-    except (ValueError, TypeError):
-        return ""
-    return conditional_escape(mark_safe(text) if isinstance(value, SafeData) else text)
-
-
-def _label_text(value: Any) -> str:
-    """``{{ value }}``."""
-    return conditional_escape(str(localize(timezone.template_localtime(value))))  # type: ignore[attr-defined]
-
-
-def _attrs_html(attrs: dict[str, Any]) -> str:
-    """What ``django/forms/widgets/attrs.html`` draws."""
-    return "".join(
-        f" {conditional_escape(name)}" + ("" if value is True else f'="{_attr_text(value)}"')
-        for name, value in attrs.items()
-        if value is not False
-    )
+_DJANGO_SELECTS = tuple((name, DJANGO_WIDGET_TEMPLATES) for name in SELECT_TEMPLATES)
 
 
 class FilterSelect(forms.Select):
@@ -125,17 +96,17 @@ class FilterSelect(forms.Select):
     ) -> SafeString:
         renderer = renderer or get_default_renderer()
         default = (self.template_name, self.option_template_name) == SELECT_TEMPLATES[:2]
-        if not default or not _renders_django_selects(renderer):
+        if not default or not renders_own_templates(renderer, _DJANGO_SELECTS):
             return super().render(name, value, attrs, renderer)
         widget = self.get_context(name, value, attrs)["widget"]
-        parts = [f'<select name="{conditional_escape(widget["name"])}"{_attrs_html(widget["attrs"])}>']
+        parts = [f'<select name="{conditional_escape(widget["name"])}"{attrs_html(widget["attrs"])}>']
         for group_name, options, _index in widget["optgroups"]:
             if group_name:
-                parts.append(f'<optgroup label="{_label_text(group_name)}">')
+                parts.append(f'<optgroup label="{label_text(group_name)}">')
             for option in options:
                 parts.append(
-                    f'<option value="{_attr_text(option["value"])}"{_attrs_html(option["attrs"])}>'
-                    f"{_label_text(option['label'])}</option>"
+                    f'<option value="{attr_text(option["value"])}"{attrs_html(option["attrs"])}>'
+                    f"{label_text(option['label'])}</option>"
                 )
             if group_name:
                 parts.append("</optgroup>")
