@@ -9,6 +9,7 @@ relation with more than ``FILTER_SELECT_MAX_CHOICES`` rows is drawn, in all thre
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -260,6 +261,11 @@ class RelationSearch:
             form.widget_hook = hook  # BulkEditForm draws rows from clones: let it ask
             return
         for name, form_field in form.fields.items():
+            if name in fields and hasattr(form_field.widget, "instead") and not _multiple(form_field.widget):
+                # A filter's own select (``FilterSelect``): decided when it is drawn, if it is. A
+                # single value is read from the query string alike by a select and a search control.
+                form_field.widget.instead = functools.partial(hook, name, form_field)
+                continue
             widget = hook(name, form_field)
             if widget is not None:
                 form_field.widget = widget
@@ -277,6 +283,10 @@ class RelationSearch:
                 continue
             if is_relation(model_field):
                 form_field.queryset = self.get_relation_queryset(name, queryset)  # type: ignore[attr-defined]
+
+
+def _multiple(widget: forms.Widget) -> bool:
+    return bool(getattr(widget, "allow_multiple_selected", False))
 
 
 class _Widgets:

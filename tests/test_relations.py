@@ -9,8 +9,9 @@ import re
 from typing import Any
 
 import pytest
-from django.db import models
+from django.db import connection, models
 from django.test import Client, override_settings
+from django.test.utils import CaptureQueriesContext
 
 from powercrud.mixins import PowerCRUDMixin
 from powercrud.models import BulkTask
@@ -362,6 +363,23 @@ def test_the_filter_stays_an_exact_filter_in_the_same_place(
         return re.findall(r'<label for="filter_(\w+)"', html_page)
 
     assert order(page) == order(small)  # the same filters, in the same order
+
+
+@override_settings(POWERCRUD_SETTINGS=BIG)
+def test_a_partial_filters_by_a_big_relation_without_counting_it(
+    admin_user: Any, catalogue: Catalogue
+) -> None:
+    """The htmx partial does not draw the filter form, so it never asks how big a relation
+    filter is; the filter still applies (a single id reads the same from either control)."""
+    client = HtmxClient()
+    client.force_login(admin_user)
+    calvino = catalogue["authors"][1]
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get("/book/", {"author": str(calvino.pk)}, headers={"HX-Target": "pc-content"})
+    assert response.status_code == 200 and 'id="pc-filters"' not in response.content.decode()
+    assert {row["object"].author for row in response.context_data["rows"]} == {calvino}
+    counts = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("SELECT COUNT(*)")]
+    assert len(counts) == 1 and 'FROM "testapp_book"' in counts[0]  # the paginator's count alone
 
 
 def test_the_filter_is_scoped_by_the_view(admin_client: Client, catalogue: Catalogue) -> None:

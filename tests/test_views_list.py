@@ -637,17 +637,19 @@ def query_kinds(queries: CaptureQueriesContext) -> list[str]:
 LIST_PAGE_QUERIES = [
     "django_session",  # the session (and the selection in it)
     "auth_user",  # the user
-    "count testapp_genre",  # is the genre filter a select or a search? (over 200 rows: search)
-    "count testapp_author",  # the same for the author filter
     "powercrud_viewpreference",  # the user's columns, saved views and display settings: one query
     "count testapp_book",  # the paginator's count
     "testapp_book",  # the page's rows, authors and genres joined
     "testapp_tag",  # their tags, prefetched
 ]
+# The filter form is drawn on full pages only, and its relation filters decide there (not in
+# the htmx partial) whether they are a select or a search control.
 FULL_PAGE_ONLY = [
     "powercrud_bulktask",  # background runs that ended unseen (a toast each), full pages only
+    "count testapp_genre",  # is the genre filter a select or a search? (over 200 rows: search)
     "testapp_genre",  # the genre filter's options
-    "testapp_author",  # the author filter's (three authors here: a select; the demo's 5,000 search)
+    "count testapp_author",  # the same for the author filter
+    "testapp_author",  # its options (three authors here: a select; the demo's 5,000 search)
 ]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import operator
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import reduce
 from typing import Any, ClassVar, cast
 
@@ -83,7 +83,14 @@ class FilterSelect(forms.Select):
     Three selects drawn by Django's form templates (a template per option and per attribute
     list) took a third of the filter form's time. Any other renderer, or a project's own copy
     of those templates, gets the templates as before.
+
+    ``instead``, when set, is asked first when the select is drawn and may give another widget
+    to draw in its place: a relation filter decides there whether it is big enough to be a
+    search control (``relations.py``), so a response that does not draw the filter form (the
+    htmx partial of a sort, filter or page click) never counts the related rows.
     """
+
+    instead: Callable[[], forms.Widget | None] | None = None
 
     @classmethod
     def like(cls, widget: forms.Select) -> FilterSelect:
@@ -94,6 +101,10 @@ class FilterSelect(forms.Select):
     def render(
         self, name: str, value: Any, attrs: dict[str, Any] | None = None, renderer: Any = None
     ) -> SafeString:
+        if self.instead is not None:
+            other = self.instead()
+            if other is not None:
+                return other.render(name, value, attrs, renderer)
         renderer = renderer or get_default_renderer()
         default = (self.template_name, self.option_template_name) == SELECT_TEMPLATES[:2]
         if not default or not renders_own_templates(renderer, _DJANGO_SELECTS):
