@@ -293,6 +293,13 @@ def import_row_error(line: int, text: str) -> str:
     return f"Line {line}: {text}"
 
 
+def import_line_of(text: str) -> int | None:
+    """The line an ``import_row_error()`` sentence names; None for any other sentence."""
+    head, colon, _ = text.partition(": ")
+    number = head.removeprefix("Line ")
+    return int(number) if colon and head.startswith("Line ") and number.isdigit() else None
+
+
 def import_duplicate_key(key: str, first: int) -> str:
     """A row of the file whose key an earlier row already has."""
     return f"The same {key} as line {first}; each row must have its own."

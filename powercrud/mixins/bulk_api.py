@@ -1,16 +1,22 @@
-"""The JSON bulk API: ``POST <url_base>/bulk/api/`` runs a bulk edit, delete or undo for a program.
+"""The JSON bulk API: ``POST <url_base>/bulk/api/`` runs a bulk edit, delete, import or undo for a program.
 
 The same view, permissions and run machinery as the bulk modal: values are validated by the
 modal's ``BulkEditForm``, the rows are re-scoped through ``get_queryset()``, the run is one
 ``BulkRequest`` made by ``build_bulk_request()`` (or ``rerun_request()`` for an undo) and runs
 in the request (``run_in_request()``, 200 with the result) or on a worker by size
 (``should_run_async()``, 202 with the run's URL), recorded on the run ledger like any other.
+An import sends its rows inline and takes the import screen's path: the same ``ImportSpec``
+and ``BulkRequest`` (``build_import_request()``), ``run_import()`` in the request or
+``launch_import()`` by ``import_runs_async()``; the undo of an import is ``undo_import_run()``.
 
 The document::
 
-    {"operation": "update" | "delete" | "undo",
+    {"operation": "update" | "delete" | "import" | "undo",
      "selection": {"ids": [...]} | {"query": "<the list's query string>"},   # update, delete
      "values": {"price": "12.50", "tags": {"op": "add", "ids": [1]}},        # update
+     "rows": [{"code": "B1", "title": "..."}, ...],                          # import
+     "mode": "create" | "upsert" | "skip", "key": ["code", "language"],      # import
+     "natural_keys": {"author": "name"},                                     # import
      "run": 41,                                                              # undo
      "atomic": true, "dry_run": false, "reason": "..."}                      # optional
 
@@ -33,18 +39,20 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.decorators import classonlymethod
 from django.views.decorators.csrf import csrf_exempt
 
-from powercrud.bulk import messages
+from powercrud.bulk import importstore, messages
 from powercrud.bulk.codec import to_json
 from powercrud.bulk.forms import TOGGLE_PREFIX
+from powercrud.bulk.importing import MODES
 from powercrud.bulk.request import BulkRequest
 from powercrud.bulk.selection import Selection, SelectionError, clean_pks
-from powercrud.bulk.types import BulkInputError, BulkResult, Operation
+from powercrud.bulk.types import BulkInputError, BulkResult, Operation, RowError
 from powercrud.bulk.values import M2M_OP_SUFFIX, M2M_OPS, to_field_data
 from powercrud.conf import settings as pc_settings
 from powercrud.jobs.launch import LaunchError, launch_bulk_task
 from powercrud.jobs.locks import LockConflict
-from powercrud.jobs.reruns import undo_problem
+from powercrud.jobs.reruns import changed_rows, undo_problem
 from powercrud.jsonapi import ApiError, api_user, json_error, read_document
+from powercrud.mixins.importing import launch_import, run_import, undo_import_run
 from powercrud.mixins.selection import MAX_QUERY_LENGTH, PRESENTATION_PARAMS
 from powercrud.models import BulkTask
 from powercrud.params import RepeatedParameter, refuse_repeated
@@ -63,9 +71,35 @@ if TYPE_CHECKING:
 
         def get_selection_id_cap(self) -> int: ...
 
-    class BulkApiHost(BulkMixin, _ListAndSelection):
-        """``BulkApiMixin`` is mixed into a view with ``BulkMixin``, ``SelectionMixin`` and
-        ``ListMixin``."""
+    class _Importing(Protocol):
+        """What the API uses of ``ImportMixin``."""
+
+        import_fields: ClassVar[Sequence[str]]
+
+        def get_import_fields(self) -> list[str]: ...
+
+        def import_enabled(self) -> bool: ...
+
+        def import_keys(self) -> list[tuple[str, str]]: ...
+
+        def import_naturals(self) -> list[dict[str, Any]]: ...
+
+        def may_upsert(self) -> bool: ...
+
+        def import_runs_async(self, rows: int) -> bool: ...
+
+        def build_import_request(
+            self,
+            stored: importstore.StoredTable,
+            mapping: Sequence[str | None],
+            options: dict[str, Any],
+            *,
+            check: bool,
+        ) -> BulkRequest: ...
+
+    class BulkApiHost(BulkMixin, _ListAndSelection, _Importing):
+        """``BulkApiMixin`` is mixed into a view with ``BulkMixin``, ``ImportMixin``,
+        ``SelectionMixin`` and ``ListMixin``."""
 
         model: ClassVar[type[models.Model]]
 
@@ -75,8 +109,23 @@ else:
 logger = logging.getLogger("powercrud.api")
 
 SERVER_FAILED = "The server failed while handling this request; its log has the details."
-KEYS = ("operation", "selection", "values", "run", "atomic", "dry_run", "reason")
-OPERATIONS = ("update", "delete", "undo")
+KEYS = (
+    "operation",
+    "selection",
+    "values",
+    "rows",
+    "mode",
+    "key",
+    "natural_keys",
+    "run",
+    "atomic",
+    "dry_run",
+    "reason",
+)
+OPERATIONS = ("update", "delete", "import", "undo")
+_IMPORT_ONLY = ("mode", "key", "natural_keys")
+API_FILE_NAME = "rows sent to the JSON API"
+"""The "file" an import made through the API records on its run."""
 # Keys of a list query string that change how the list looks, not which rows match.
 _LOOK_PARAMS = (*PRESENTATION_PARAMS, COLUMNS_PARAM)
 
@@ -88,6 +137,10 @@ class ApiCall:
     operation: str
     selection: Mapping[str, Any] | None = None
     values: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    rows: Sequence[Any] = ()
+    mode: str = "create"
+    key: tuple[str, ...] = ()
+    natural_keys: Mapping[str, str] = dataclasses.field(default_factory=dict)
     run: int | None = None
     atomic: bool | None = None
     dry_run: bool = False
@@ -125,14 +178,22 @@ def read_call(document: Mapping[str, Any]) -> ApiCall:
     operation = _require(document, "operation", lambda v: isinstance(v, str), "text")
     if operation not in OPERATIONS:
         raise ApiError(f"Unknown operation “{operation}”; use {', '.join(OPERATIONS)}.", field="operation")
-    needs = {"update": ("selection", "values"), "delete": ("selection",), "undo": ("run",)}[operation]
-    for key in ("selection", "values", "run"):
+    needs = {
+        "update": ("selection", "values"),
+        "delete": ("selection",),
+        "import": ("rows",),
+        "undo": ("run",),
+    }[operation]
+    for key in ("selection", "values", "rows", "run"):
         if key in needs and key not in document:
             raise ApiError(f"“{key}” is missing: an {operation} needs it.", field=key)
         if key not in needs and key in document:
             raise ApiError(f"“{key}” does not go with operation “{operation}”.", field=key)
     if operation == "undo" and "dry_run" in document:
         raise ApiError("An undo cannot be a check (dry_run); leave dry_run out.", field="dry_run")
+    for key in _IMPORT_ONLY:
+        if operation != "import" and key in document:
+            raise ApiError(f"“{key}” does not go with operation “{operation}”.", field=key)
     selection = values = None
     if "selection" in document:
         selection = _require(document, "selection", lambda v: isinstance(v, dict), "an object")
@@ -161,11 +222,84 @@ def read_call(document: Mapping[str, Any]) -> ApiCall:
         operation=operation,
         selection=selection,
         values=values or {},
+        rows=_read_rows(document["rows"]) if "rows" in document else (),
+        mode=_read_mode(document),
+        key=_read_key(document),
+        natural_keys=_read_natural_keys(document),
         run=run,
         atomic=flags.get("atomic"),
         dry_run=flags.get("dry_run", False),
         reason=reason.strip(),
     )
+
+
+def _read_rows(rows: Any) -> list[dict[str, Any]]:
+    """``rows``: a non-empty list of objects with the same keys, each value a JSON scalar or a
+    list of them (a many-to-many cell); the keys are checked against the view later."""
+    if not isinstance(rows, list) or not rows:
+        kind = "an empty list" if rows == [] else _json_type(rows)
+        raise ApiError(f"“rows” must be a non-empty list of objects, not {kind}.", field="rows")
+    first = rows[0]
+    for index, row in enumerate(rows):
+        where = f"rows[{index}]"
+        if not isinstance(row, dict):
+            raise ApiError(
+                f"“{where}” must be an object of field names and values, not {_json_type(row)}.", field=where
+            )
+        if not row:
+            raise ApiError(f"“{where}” is empty: give each row the fields it imports.", field=where)
+        if isinstance(first, dict) and row.keys() != first.keys():
+            differ = sorted(set(row) ^ set(first))[0]
+            raise ApiError(
+                f"“{where}” and “rows[0]” differ in “{differ}”: every row must have the same keys "
+                "(send null for a value a row leaves empty).",
+                field=where,
+            )
+        for name, value in row.items():
+            if not (_is_cell(value) or (isinstance(value, list) and all(_is_cell(v) for v in value))):
+                raise ApiError(
+                    f"“{where}.{name}” must be text, a number, true/false, null or a list of them, "
+                    f"not {_json_type(value)}.",
+                    field=f"{where}.{name}",
+                )
+    return rows
+
+
+def _is_cell(value: Any) -> bool:
+    return value is None or isinstance(value, str | bool) or _is_number(value)
+
+
+def _read_mode(document: Mapping[str, Any]) -> str:
+    if "mode" not in document:
+        return "create"
+    mode = _require(document, "mode", lambda v: isinstance(v, str), "text")
+    if mode not in MODES:
+        raise ApiError(f"Unknown import mode “{mode}”; use {', '.join(MODES)}.", field="mode")
+    return str(mode)
+
+
+def _read_key(document: Mapping[str, Any]) -> tuple[str, ...]:
+    if "key" not in document:
+        return ()
+    key = document["key"]
+    if isinstance(key, str):
+        key = [key]
+    if not isinstance(key, list) or not key or not all(isinstance(name, str) for name in key):
+        raise ApiError("“key” must be a field name or a non-empty list of field names.", field="key")
+    return tuple(key)
+
+
+def _read_natural_keys(document: Mapping[str, Any]) -> dict[str, str]:
+    if "natural_keys" not in document:
+        return {}
+    naturals = _require(document, "natural_keys", lambda v: isinstance(v, dict), "an object")
+    for name, value in naturals.items():
+        if not isinstance(value, str):
+            raise ApiError(
+                f"“natural_keys.{name}” must be the name of a field of the related model.",
+                field=f"natural_keys.{name}",
+            )
+    return dict(naturals)
 
 
 def _run_url(run_id: int) -> str | None:
@@ -185,7 +319,7 @@ class BulkApiMixin(BulkApiHost):
     @classmethod
     def has_bulk_role(cls, role: Role) -> bool:
         if role is Role.BULK_API:
-            return bool(cls.bulk_api) and bool(cls.bulk_fields or cls.bulk_delete)
+            return bool(cls.bulk_api) and bool(cls.bulk_fields or cls.bulk_delete or cls.import_fields)
         found: bool = super().has_bulk_role(role)
         return found
 
@@ -201,12 +335,12 @@ class BulkApiMixin(BulkApiHost):
     def has_role_permission(self, role: Role) -> bool:
         """``BULK_API``: whichever bulk role the operation asks for (checked per call); here, any."""
         if role is Role.BULK_API and not (self.role_permissions and role.value in self.role_permissions):
-            return self.may_run(Role.BULK_EDIT) or self.may_run(Role.BULK_DELETE)
+            return any(self.may_run(role) for role in (Role.BULK_EDIT, Role.BULK_DELETE, Role.IMPORT))
         allowed: bool = super().has_role_permission(role)
         return allowed
 
     def may_run(self, role: Role) -> bool:
-        """Whether the view offers bulk ``role`` and the user holds its permissions."""
+        """Whether the view offers bulk ``role`` (or ``IMPORT``) and the user holds its permissions."""
         return role in self.get_roles() and self.has_role_permission(role)
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
@@ -242,6 +376,8 @@ class BulkApiMixin(BulkApiHost):
         call = read_call(read_document(request))
         if call.operation == "undo":
             return self.api_undo(call)
+        if call.operation == "import":
+            return self.api_import(call)
         operation: Operation = "update" if call.operation == "update" else "delete"
         self.api_permission(Role.BULK_EDIT if operation == "update" else Role.BULK_DELETE, operation)
         assert call.selection is not None
@@ -269,7 +405,8 @@ class BulkApiMixin(BulkApiHost):
     def api_permission(self, role: Role, operation: str) -> None:
         """``ApiError``: 400 when the view offers no such bulk operation, 403 without its permission."""
         if role not in self.get_roles():
-            raise ApiError(f"This view offers no bulk {operation}.", field="operation")
+            hint = " (its import_fields are not set)" if role is Role.IMPORT else ""
+            raise ApiError(f"This view offers no bulk {operation}{hint}.", field="operation")
         if not self.has_role_permission(role):
             raise ApiError(f"You do not have permission to {operation} these rows in bulk.", status=403)
 
@@ -405,10 +542,105 @@ class BulkApiMixin(BulkApiHost):
         fields = form.selected_fields()
         return fields, to_field_data(self.model, fields, form.cleaned_data)
 
+    # ----- import ----------------------------------------------------------------------------
+    def api_import(self, call: ApiCall) -> JsonResponse:
+        """Import ``call.rows`` as the import screen's apply does: the same ``BulkRequest``
+        (``build_import_request()``), checks and permissions (``add``; ``change`` too for an
+        upsert), scope (``get_queryset()``), in the request below the async threshold
+        (``run_import()``, 200) and on a worker above it (``launch_import()``, 202). A check
+        (``dry_run``) always runs in the request, as the screen's does."""
+        self.api_permission(Role.IMPORT, "import")
+        if call.mode == "upsert" and not self.may_upsert():
+            raise ApiError(
+                f"An upsert changes existing {self.model._meta.verbose_name_plural}, which you may not do.",
+                status=403,
+                field="mode",
+            )
+        limit = int(pc_settings.IMPORT_MAX_BYTES)
+        if len(self.request.body) > limit:
+            raise ApiError(
+                f"The import is larger than the server accepts ({limit} bytes, IMPORT_MAX_BYTES); "
+                "send the rows in several calls.",
+                status=413,
+                field="rows",
+            )
+        allowed = self.get_import_fields()
+        headers = tuple(call.rows[0])
+        for name in headers:
+            if name not in allowed:
+                raise ApiError(
+                    f"“{name}” cannot be imported here. Import fields: {', '.join(allowed)}.",
+                    field=f"rows[0].{name}",
+                )
+        self.api_import_options(call, headers)
+        stored = importstore.StoredTable(
+            token="",
+            name=API_FILE_NAME,
+            headers=headers,
+            rows=tuple((index, tuple(row.values())) for index, row in enumerate(call.rows)),
+        )
+        options = {
+            "mode": call.mode,
+            "key": call.key,
+            "natural_keys": dict(call.natural_keys),
+            "reason": call.reason,
+        }
+        try:
+            bulk_request = self.build_import_request(stored, list(headers), options, check=call.dry_run)
+            if call.atomic is not None:
+                bulk_request = dataclasses.replace(bulk_request, atomic=call.atomic)
+            bulk_request.import_spec.check(self.model, allowed)
+        except BulkInputError as exc:
+            raise _import_input_error(exc, call) from None
+        scope = self.get_queryset()
+        try:
+            if not call.dry_run and self.import_runs_async(len(call.rows)):
+                task = launch_import(bulk_request, scope=scope, user=self.request.user)
+                return self.api_queued(task, operation="import", not_found=None)
+            run, result = run_import(bulk_request, scope=scope, user=self.request.user)
+        except BulkInputError as exc:
+            raise _import_input_error(exc, call) from None
+        except LockConflict as exc:
+            raise ApiError(str(exc), status=409) from None
+        except LaunchError as exc:
+            raise ApiError(exc.message, status=503) from None
+        return self.api_result(run, bulk_request, result, operation="import", not_found=None)
+
+    def api_import_options(self, call: ApiCall, headers: Sequence[str]) -> None:
+        """``key`` and ``natural_keys`` checked against what the import screen offers this view."""
+        if call.mode == "create" and call.key:
+            raise ApiError("A create import takes no key: every row is new. Leave “key” out.", field="key")
+        if call.mode != "create":
+            offered = dict(self.import_keys())
+            if ",".join(call.key) not in offered:
+                choices = "; ".join(f"[{', '.join(map(repr, k.split(',')))}]" for k in offered) or "none"
+                raise ApiError(
+                    f"An {call.mode} import needs “key”: a unique field or unique-together set this view "
+                    f"imports (here: {choices}).",
+                    field="key",
+                )
+            missing = [name for name in call.key if name not in headers]
+            if missing:
+                raise ApiError(f"The key field “{missing[0]}” is not in the rows.", field="key")
+        naturals = {item["name"]: item for item in self.import_naturals()}
+        for name, natural in call.natural_keys.items():
+            where = f"natural_keys.{name}"
+            if name not in naturals or name not in headers:
+                raise ApiError(f"“{name}” is not a relation these rows import.", field=where)
+            options = [option for option, _ in naturals[name]["options"] if option]
+            if natural not in options:
+                raise ApiError(
+                    f"“{natural}” cannot find a {naturals[name]['label'].lower()}; "
+                    f"use one of {', '.join(options) or 'none'} (or leave it out for the primary key).",
+                    field=where,
+                )
+
     def api_undo(self, call: ApiCall) -> JsonResponse:
         """Undo run ``call.run``: 404 unless it is the user's (any, for staff) and of this model;
         the permission of the bulk operation it made; 409 when it cannot be undone."""
         run = self.api_source_run(call.run)
+        if run.kind == BulkTask.Kind.IMPORT:
+            return self.api_undo_import(run, call)
         kind = "update" if run.kind == BulkTask.Kind.UPDATE else "delete"
         self.api_permission(Role.BULK_EDIT if kind == "update" else Role.BULK_DELETE, f"undo a bulk {kind}")
         problem = undo_problem(run)
@@ -425,12 +657,49 @@ class BulkApiMixin(BulkApiHost):
             raise _input_error(exc) from None
         return self.api_run(undo, queryset, size, keys=keys, operation="undo")
 
+    def api_undo_import(self, run: BulkTask, call: ApiCall) -> JsonResponse:
+        """Undo an import as its run's page does (``undo_import_run()``, in the request): the
+        rows it created deleted, those it updated restored, rows changed since are conflicts;
+        the import's permission; only rows ``get_queryset()`` holds."""
+        self.api_permission(Role.IMPORT, "undo an import")
+        problem = undo_problem(run)
+        if problem:
+            raise ApiError(problem, status=409, field="run")
+        rows = self.get_queryset().filter(pk__in=changed_rows(run, self.model))
+        if not rows.exists():
+            raise ApiError(messages.nothing_to_undo(run.pk), status=409, field="run")
+        undo = BulkRequest(
+            operation="import",
+            model_label=self.model._meta.label_lower,
+            atomic=bool(getattr(self, "bulk_atomic", True)) if call.atomic is None else call.atomic,
+            backend_path=getattr(self, "bulk_update_persistence_backend_path", "") or "",
+            view_name=f"{type(self).__module__}.{type(self).__qualname__}",
+            reason=call.reason or f"Undo of run #{run.pk}",
+            source_run=run.pk,
+            source_action="undo",
+        )
+        try:
+            done, result = undo_import_run(undo, rows=rows, user=self.request.user)
+        except LockConflict as exc:
+            raise ApiError(str(exc), status=409) from None
+        return self.api_result(done, undo, result, operation="undo", not_found=None)
+
     def api_source_run(self, run_id: int | None) -> BulkTask:
         for kind in ("update", "delete"):
             try:
                 return self.get_source_run(str(run_id), kind)
             except Http404:
                 continue
+        if run_id is None or not 0 < run_id < 2**63:
+            raise ApiError(f"No bulk run #{run_id} of yours on this screen.", status=404, field="run")
+        imports = BulkTask.objects.filter(
+            kind=BulkTask.Kind.IMPORT, model_label=self.model._meta.label_lower, pk=run_id
+        )
+        if not self.request.user.is_staff:
+            imports = imports.filter(owner_id=self.request.user.pk)
+        found = imports.first()
+        if found is not None and self.import_enabled():
+            return found
         raise ApiError(f"No bulk run #{run_id} of yours on this screen.", status=404, field="run")
 
     # ----- running and answering --------------------------------------------------------------
@@ -506,11 +775,45 @@ class BulkApiMixin(BulkApiHost):
             "errors": [error.to_dict() for error in result.errors],
             "errors_complete": result.errors_listed >= result.failed_records,
         }
+        if operation == "import":
+            body["errors"] = [_with_row(error) for error in result.errors]
+            outcomes = body["outcomes"]
+            body["counts"].update(
+                {name: int(outcomes.get(outcome, 0)) for name, outcome in IMPORT_COUNTS.items()}
+            )
         if bulk_request.dry_run:
             body["examples"] = [change.to_dict() for change in result.examples]
         if not_found is not None:
             body["not_found"] = list(not_found)
         return JsonResponse(to_json(body))
+
+
+IMPORT_COUNTS = {
+    "new": "created",
+    "updated": "changed",
+    "unchanged": "unchanged",
+    "skipped": "skipped",
+    "failed": "failed",
+}
+"""An import's counts in the answer, from the run ledger's outcomes."""
+
+
+def _with_row(error: RowError) -> dict[str, Any]:
+    """An import's row error with ``row``: the row's index in ``rows`` (its line)."""
+    data = error.to_dict()
+    data["row"] = next(
+        (line for text in error.messages if (line := messages.import_line_of(text)) is not None), None
+    )
+    return data
+
+
+def _import_input_error(exc: BulkInputError, call: ApiCall) -> ApiError:
+    """A ``BulkInputError`` of an import's settings as a 400 naming the key it came from."""
+    if exc.field in ("key", "mode", "reason"):
+        return ApiError(exc.message, field=exc.field)
+    if exc.field in call.natural_keys:
+        return ApiError(exc.message, field=f"natural_keys.{exc.field}")
+    return ApiError(exc.message, field="rows" if exc.field is None else f"rows[0].{exc.field}")
 
 
 def _input_error(exc: BulkInputError) -> ApiError:
