@@ -97,6 +97,23 @@ def test_conflict_inside_an_outer_transaction_keeps_that_transaction_usable() ->
         assert not RowLock.objects.filter(task=second).exists()
 
 
+def test_a_selection_check_reads_no_row_of_the_model_while_none_of_its_rows_is_locked() -> None:
+    """Nearly every sync run: no run holds a row of the model, so the check asks only that,
+    without reading the selection's keys (4-5 ms a 10,000-row selection on SQLite)."""
+    books = make_books(3)
+    other_model = new_task(status=BulkTask.Status.RUNNING)
+    acquire_locks(other_model, Tag.objects.filter(pk__in=[Tag.objects.create(name="t").pk]))
+    with CaptureQueriesContext(connection) as queries:
+        assert_queryset_unlocked(Book.objects.all())
+    assert len(queries) == 1
+    assert Book._meta.db_table not in queries[0]["sql"]
+    task = new_task(status=BulkTask.Status.RUNNING)
+    acquire_locks(task, Book.objects.filter(pk=books[0].pk))
+    assert_queryset_unlocked(Book.objects.filter(pk__in=[books[1].pk, books[2].pk]))  # others' rows
+    with pytest.raises(LockConflict):
+        assert_queryset_unlocked(Book.objects.all())
+
+
 def test_form_edit_of_a_locked_row_gets_a_message_naming_the_task() -> None:
     books = make_books(3)
     task = new_task(status=BulkTask.Status.RUNNING)

@@ -249,11 +249,13 @@ def assert_unlocked(model: type[models.Model] | str, pks: Iterable[Any]) -> None
 
 
 def assert_queryset_unlocked(queryset: models.QuerySet[Any]) -> None:
-    """Raise ``LockConflict`` when any row of ``queryset`` is locked (one query when none is)."""
+    """Raise ``LockConflict`` when any row of ``queryset`` is locked: one query (none of the
+    model's rows is locked: the selection is not read) or two (some are: are any of these?)."""
     model = queryset.model
-    locks = RowLock.objects.using(_alias()).filter(
-        model_label=model._meta.label_lower, object_pk__in=key_values(queryset)
-    )
+    locks = RowLock.objects.using(_alias()).filter(model_label=model._meta.label_lower)
+    if not locks.exists():  # nearly always: then the selection's keys need not be read at all
+        return
+    locks = locks.filter(object_pk__in=key_values(queryset))
     if not locks.exists():
         return
     rows, tasks = _holders(locks)
