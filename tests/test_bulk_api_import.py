@@ -147,7 +147,10 @@ def test_a_create_runs_in_the_request_as_a_recorded_import(client: Client, impor
         client,
         {
             "operation": "import",
-            "rows": [row("A1", "en", "One", 3), row("A2", "en", "Two", "4")],
+            "rows": [
+                row("A1", "en", "One", 3),
+                {"copies": "4", "title": "Two", "language": "en", "code": "A2"},
+            ],
             "reason": "Spring list",
         },
     )

@@ -577,7 +577,7 @@ class BulkApiMixin(BulkApiHost):
             token="",
             name=API_FILE_NAME,
             headers=headers,
-            rows=tuple((index, tuple(row.values())) for index, row in enumerate(call.rows)),
+            rows=tuple((index, tuple(row[name] for name in headers)) for index, row in enumerate(call.rows)),
         )
         options = {
             "mode": call.mode,
