@@ -380,6 +380,7 @@ def test_another_users_import_is_not_found(client: Client, editions: dict[str, E
             "copies",
         ),
         ({"operation": "import", "rows": [row("A", "en", {"x": 1})]}, "rows[0].title", "not an object"),
+        ({"operation": "import", "rows": [row("A", "en", "x", [[1]])]}, "rows[0].copies", "holding a list"),
         ({"operation": "import", "rows": [row("A", "en", "x")], "mode": "merge"}, "mode", "merge"),
         ({"operation": "import", "rows": [row("A", "en", "x")], "mode": "upsert"}, "key", "code"),
         (

@@ -256,12 +256,13 @@ def _read_rows(rows: Any) -> list[dict[str, Any]]:
                 field=where,
             )
         for name, value in row.items():
-            if not (_is_cell(value) or (isinstance(value, list) and all(_is_cell(v) for v in value))):
-                raise ApiError(
-                    f"“{where}.{name}” must be text, a number, true/false, null or a list of them, "
-                    f"not {_json_type(value)}.",
-                    field=f"{where}.{name}",
-                )
+            if _is_cell(value) or (isinstance(value, list) and all(_is_cell(v) for v in value)):
+                continue
+            kind = "a list holding a list or an object" if isinstance(value, list) else _json_type(value)
+            raise ApiError(
+                f"“{where}.{name}” must be text, a number, true/false, null or a list of them, not {kind}.",
+                field=f"{where}.{name}",
+            )
     return rows
 
 
