@@ -16,7 +16,7 @@ from django.test import override_settings
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy
 
-from powercrud.templatetags.pc_menus import BAR_TEMPLATE
+from powercrud.templatetags.pc_menus import BAR_TEMPLATE, FILTER_FIELDS_TEMPLATE
 
 
 def spaced(html: str) -> str:
@@ -196,3 +196,79 @@ def test_the_list_page_draws_the_bar_with_the_templates_markup(admin_client: Any
     expected = reference(flat)
     assert "Mine &lt;1&gt;" in expected and 'data-pc-menu="columns"' in expected
     assert expected in spaced(response.content.decode())
+
+
+# ----- the filter form's fields --------------------------------------------------------------
+def fields_reference(context: dict[str, Any], *, autoescape: bool = True) -> str:
+    template = engines["django"].engine.get_template(FILTER_FIELDS_TEMPLATE)
+    return spaced(template.render(Context(context, autoescape=autoescape)))
+
+
+def fields_drawn(context: dict[str, Any], *, autoescape: bool = True) -> str:
+    template = engines["django"].engine.from_string("{% load pc_menus %}{% pc_filter_fields %}")
+    return spaced(template.render(Context(context, autoescape=autoescape)))
+
+
+def book_filterset(data: dict[str, str] | None) -> Any:
+    from powercrud.mixins.listing import filterset_class_for, prepare_filter_form
+    from tests.testapp.models import Book
+
+    filterset = filterset_class_for(Book, ("title", "status", "genre", "author", "is_available"))(
+        data, queryset=Book.objects.all()
+    )
+    prepare_filter_form(filterset.form)
+    return filterset
+
+
+FILTER_DATA: dict[str, dict[str, str] | None] = {
+    "unbound": None,
+    "valid": {"status": "draft", "title": 'a <b> & "c"'},
+    "invalid": {"status": "nope", "genre": "x<y>", "is_available": "maybe"},
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("filtered", [False, True])
+@pytest.mark.parametrize("data", FILTER_DATA)
+def test_the_filter_fields_are_drawn_as_their_template_draws_them(
+    catalogue: Any, data: str, filtered: bool
+) -> None:
+    context = {
+        "filterset": book_filterset(FILTER_DATA[data]),
+        "page_size": 25,
+        "page_size_options": [10, 25, 50, 1000],
+        "page_size_param": "page_size",
+        "is_filtered": filtered,
+        "urls": {"list": "/book/?a=1&b=<2>"},
+    }
+    expected = fields_reference(context)
+    assert fields_drawn(context) == expected
+    assert 'id="filter_status"' in expected and 'value="25" selected' in expected
+    assert ('class="pc-field-error"' in expected) is (data == "invalid")
+    assert fields_drawn(context, autoescape=False) == fields_reference(context, autoescape=False)
+
+
+def test_the_filter_fields_without_a_filterset_are_drawn_as_their_template_draws_them() -> None:
+    context = {"page_size": "7", "page_size_options": [5, 7], "page_size_param": "n", "oob": True}
+    assert fields_drawn(context) == fields_reference(context)
+    assert fields_drawn({}) == fields_reference({})
+
+
+@pytest.mark.parametrize("replaced", ["filter_fields", "clear_filters"])
+def test_a_projects_own_filter_fields_or_clear_link_is_used(tmp_path: Path, replaced: str) -> None:
+    partials = tmp_path / "powercrud" / "partials"
+    partials.mkdir(parents=True)
+    (partials / f"{replaced}.html").write_text('<b data-mine="{{ page_size }}">mine</b>')
+    templates = [
+        {
+            "BACKEND": "django.template.backends.django.DjangoTemplates",
+            "DIRS": [str(tmp_path)],
+            "APP_DIRS": True,
+        }
+    ]
+    context = {"page_size": 10, "page_size_options": [10, 20], "page_size_param": "page_size"}
+    with override_settings(TEMPLATES=templates):
+        result = fields_drawn(context)
+        assert result == fields_reference(context)
+    assert '<b data-mine="10">mine</b>' in result
+    assert ('id="pc-page-size"' in result) is (replaced == "clear_filters")

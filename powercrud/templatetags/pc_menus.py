@@ -1,4 +1,5 @@
-"""``{% load pc_menus %}``: ``{% pc_listbar %}`` draws the list's menu bar in Python.
+"""``{% load pc_menus %}``: ``{% pc_listbar %}`` draws the list's menu bar in Python, and
+``{% pc_filter_fields %}`` its filter form's fields (``partials/filter_fields.html``).
 
 The bar (``partials/saved_views_bar.html``: the saved-views menu, the column chooser and the
 export menu, ``partials/saved_views_menu.html``, ``columns_chooser.html``, ``export_menu.html``)
@@ -20,7 +21,7 @@ from typing import Any
 
 from django import template
 from django.template.base import render_value_in_context
-from django.template.defaultfilters import floatformat
+from django.template.defaultfilters import floatformat, join
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
@@ -32,6 +33,8 @@ BAR_TEMPLATE = "powercrud/partials/saved_views_bar.html"
 VIEWS_TEMPLATE = "powercrud/partials/saved_views_menu.html"
 COLUMNS_TEMPLATE = "powercrud/partials/columns_chooser.html"
 EXPORT_TEMPLATE = "powercrud/partials/export_menu.html"
+FILTER_FIELDS_TEMPLATE = "powercrud/partials/filter_fields.html"
+CLEAR_TEMPLATE = "powercrud/partials/clear_filters.html"
 
 HX_FORM = 'hx-post="{url}" hx-swap="none" hx-push-url="false"'
 
@@ -257,6 +260,59 @@ class MenuRenderer:
             "</div>\n</details>\n"
         )
         return "".join(parts)
+
+    # ----- partials/filter_fields.html -----------------------------------------------------
+    def filter_fields(self) -> str:
+        return self.part(FILTER_FIELDS_TEMPLATE, self.draw_filter_fields)
+
+    def draw_filter_fields(self) -> str:
+        t = self.text
+        context = self.context
+        parts = []
+        filterset = context.get("filterset")
+        if filterset:
+            for field in filterset.form:
+                parts.append(
+                    f'<div class="pc-field">\n<label for="{t(field.id_for_label)}">{t(field.label)}</label>\n'
+                    f"{t(field)}\n"
+                )
+                errors = field.errors
+                if errors:
+                    parts.append(
+                        f'<span class="pc-field-error">{join(errors, " ", autoescape=self.autoescape)}</span>'
+                    )
+                parts.append("\n</div>\n")
+        page_size = context.get("page_size", "")
+        parts.append(
+            '\n<div class="pc-field pc-field-narrow">\n<label for="pc-page-size">Per page</label>\n'
+            f'<select id="pc-page-size" name="{t(context.get("page_size_param", ""))}">\n'
+        )
+        for option in context.get("page_size_options") or ():
+            selected = " selected" if option == page_size else ""
+            parts.append(f'<option value="{t(option)}"{selected}>{t(option)}</option>')
+        parts.append(
+            '\n</select>\n</div>\n<div class="pc-toolbar-actions">\n'
+            '<noscript><button type="submit" class="pc-btn">Apply</button></noscript>\n'
+        )
+        parts.append(self.part(CLEAR_TEMPLATE, self.draw_clear))
+        parts.append("\n</div>\n")
+        return "".join(parts)
+
+    def draw_clear(self) -> str:
+        """``partials/clear_filters.html``, in the toolbar (not out of band)."""
+        link = ""
+        if self.context.get("is_filtered"):
+            href = self.text(_get(self.context.get("urls"), "list"))
+            link = f'<a class="pc-btn pc-btn-ghost" href="{href}">Clear</a>'
+        oob = ' hx-swap-oob="true"' if self.context.get("oob") else ""
+        return f'<span id="pc-clear-filters"{oob}>{link}</span>'
+
+
+@register.simple_tag(takes_context=True)
+def pc_filter_fields(context: template.Context) -> SafeString:
+    """What ``{% include "powercrud/partials/filter_fields.html" %}`` draws: the filter form's
+    fields (each drawn by its own widget), the page-size choice and the Apply/Clear buttons."""
+    return SafeString(MenuRenderer(context).filter_fields())
 
 
 @register.simple_tag(takes_context=True)
