@@ -663,6 +663,37 @@ def test_the_list_page_makes_a_known_set_of_queries(admin_client, htmx_client, c
     assert query_kinds(partial) == LIST_PAGE_QUERIES
 
 
+def test_a_list_request_asks_for_its_roles_once_and_reverses_each_url_once(
+    admin_client, catalogue, monkeypatch
+):
+    """get_roles() walks every role's feature hooks and reverse() resolves a URL name: both
+    cost a list page 3.5 M instructions when asked again and again (17 and 14 times)."""
+    from powercrud import views
+    from tests.testapp.views import BookCRUDView
+
+    admin_client.get(BOOKS)  # the URLconf is imported (and asks every view) on the first request
+    asked = []
+    real_roles = BookCRUDView.get_roles.__func__
+    monkeypatch.setattr(
+        BookCRUDView, "get_roles", classmethod(lambda cls: asked.append(cls) or real_roles(cls))
+    )
+    reversed_urls = []
+    real_reverse = views.reverse
+
+    def counting_reverse(name, **kwargs):
+        reversed_urls.append((name, repr(kwargs)))
+        return real_reverse(name, **kwargs)
+
+    monkeypatch.setattr(views, "reverse", counting_reverse)
+    response = admin_client.get(BOOKS)
+    assert response.status_code == 200 and 'data-pc-menu="columns"' in response.content.decode()
+    assert len(asked) == 1
+    assert len(reversed_urls) == len(set(reversed_urls)) > 3
+    # Each instance keeps its own: a second request asks again.
+    admin_client.get(BOOKS)
+    assert len(asked) == 2
+
+
 def test_the_list_builds_its_columns_once_a_request(admin_client, catalogue, monkeypatch):
     """The sort, the headers and the rows each ask for the columns; they are built once."""
     from powercrud import columns
