@@ -294,11 +294,20 @@ def test_the_run_page_offers_undo_and_the_import_screen_undoes_it(importer: Clie
     token = token_of(upload(importer, mode="upsert", key="code,language"))
     importer.post(URL, mapped(token, "apply", mode="upsert", key="code,language"))
     run = BulkTask.objects.get()
-    page = importer.get(f"/powercrud/tasks/{run.pk}/").content.decode()
-    assert f'action="{URL}"' in page and f'name="undo_run" value="{run.pk}"' in page
     other = Client()
     other.force_login(make_user("other2", "add_edition", "view_edition"))
     assert other.post(URL, {"undo_run": str(run.pk)}).status_code == 404  # not theirs
+    # The undo deletes B2, which the import created: it needs the delete permission too.
+    run_page = f"/powercrud/tasks/{run.pk}/"
+    assert f'name="undo_run" value="{run.pk}"' not in importer.get(run_page).content.decode()
+    refused = importer.post(URL, {"undo_run": str(run.pk)})
+    assert refused.status_code == 403 and "delete" in refused.content.decode()
+    assert BulkTask.objects.count() == 1 and Edition.objects.count() == 2
+    undoer = make_user("undoer", "add_edition", "change_edition", "delete_edition", "view_edition")
+    importer.force_login(undoer)
+    BulkTask.objects.filter(pk=run.pk).update(owner=undoer)
+    page = importer.get(f"/powercrud/tasks/{run.pk}/").content.decode()
+    assert f'action="{URL}"' in page and f'name="undo_run" value="{run.pk}"' in page
     undone = importer.post(URL, {"undo_run": str(run.pk)})
     undo = BulkTask.objects.exclude(pk=run.pk).get()
     assert undone.status_code == 302 and undone["Location"] == f"/powercrud/tasks/{undo.pk}/"

@@ -23,6 +23,7 @@ __all__ = [
     "nothing_saved",
     "nothing_to_lock",
     "out_of_scope",
+    "refused_by_hook",
     "rows",
     "run_ended",
     "summarise",
@@ -238,6 +239,14 @@ def cannot_undo(run: int, why: str, *, days: int | None = None, by: int | None =
     return _CANNOT_UNDO[why].format(run=run, days=days, by=by, count=count)
 
 
+def import_undo_not_allowed(plural: str) -> str:
+    """An undo of an import deletes the rows it created and writes back those it updated."""
+    return (
+        f"You may not undo this import: undoing it deletes the {plural} it created and restores "
+        f"the {plural} it updated, which needs the permissions to delete and change {plural}."
+    )
+
+
 def nothing_to_undo(run: int) -> str:
     """Every row the run changed is gone or outside the screen the undo was asked from."""
     return (
@@ -360,3 +369,8 @@ def import_undo_summary(
 def import_started(task: int, count: int) -> str:
     """The toast after an import was handed to a worker."""
     return f"The import of {rows(count)} is running on a worker as run #{task}."
+
+
+def refused_by_hook(label: str, reasons: list[str]) -> str:
+    """A single-object write a lifecycle hook refused: ``"“Book 1” cannot be deleted: <reasons>"``."""
+    return f"“{label}” cannot be deleted: {' '.join(reasons)}"

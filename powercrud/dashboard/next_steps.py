@@ -13,7 +13,7 @@ from django.http import HttpRequest
 from django.urls import NoReverseMatch
 
 from powercrud.bulk.request import BulkRequest
-from powercrud.jobs.reruns import NOT_PASSED, apply_problem, undo_problem
+from powercrud.jobs.reruns import NOT_PASSED, apply_problem, import_undo_permissions, undo_problem
 from powercrud.models import BulkTask, RunRow
 from powercrud.views import CRUDView, Role
 
@@ -56,7 +56,8 @@ def next_steps(
         url = "" if undo_problem(task) else _screen(view, Role.BULK_DELETE, request)
         return NextSteps(undo_url=url)
     if task.kind == BulkTask.Kind.IMPORT:  # undone on the import screen (mixins/importing.py)
-        url = "" if task.dry_run or undo_problem(task) else _screen(view, Role.IMPORT, request)
+        allowed = user.has_perms(import_undo_permissions(task))
+        url = "" if task.dry_run or not allowed or undo_problem(task) else _screen(view, Role.IMPORT, request)
         return NextSteps(undo_url=url)
     screen = _screen(view, Role.BULK_EDIT, request)
     if not screen:

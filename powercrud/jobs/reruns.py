@@ -83,6 +83,19 @@ def undo_problem(run: BulkTask) -> str | None:
     return None
 
 
+def import_undo_permissions(run: BulkTask) -> list[str]:
+    """The model permissions an undo of import ``run`` needs: ``delete`` when it created rows
+    (the undo deletes them), ``change`` when it updated rows (the undo writes them back)."""
+    app_label, _, model_name = run.model_label.partition(".")
+    counts = run.row_counts or {}
+    needed = []
+    if counts.get(RunRow.Outcome.CREATED):
+        needed.append(f"{app_label}.delete_{model_name}")
+    if counts.get(RunRow.Outcome.CHANGED):
+        needed.append(f"{app_label}.change_{model_name}")
+    return needed
+
+
 NOT_PASSED = (RunRow.Outcome.FAILED, RunRow.Outcome.SKIPPED, RunRow.Outcome.CONFLICT)
 """Outcomes of rows that did not pass a run's checks (or were left out of it)."""
 

@@ -33,7 +33,7 @@ from powercrud.jobs.launch import _enqueue as enqueue_task
 from powercrud.jobs.ledger import ledger_alias, run_recorded, selection_keys
 from powercrud.jobs.locks import LockConflict, acquire_locks, fence_request_runs, hold_selection
 from powercrud.jobs.monitor import close_request_run, open_request_run
-from powercrud.jobs.reruns import changed_rows, undo_problem
+from powercrud.jobs.reruns import changed_rows, import_undo_permissions, undo_problem
 from powercrud.mixins.contracts import ListHost
 from powercrud.models import BulkTask
 from powercrud.params import RepeatedParameter, refuse_repeated, single
@@ -269,6 +269,9 @@ class ImportMixin(ListHost):
         run = runs.filter(pk=int(run_id)).first() if run_id.isdigit() and len(run_id) < 19 else None
         if run is None:
             raise Http404("No such import of yours.")
+        if not request.user.has_perms(import_undo_permissions(run)):
+            refused = messages.import_undo_not_allowed(str(self.model._meta.verbose_name_plural))
+            return refusal(request, refused, status=403, event="pcImportRefused")
         problem = undo_problem(run)
         if problem:
             return refusal(request, problem, status=409, event="pcImportRefused")
