@@ -90,7 +90,14 @@ def _fresh_runner() -> None:
 @pytest.fixture
 def importer() -> User:
     return make_user(
-        "importer", "add_edition", "change_edition", "view_edition", "add_book", "view_book", "change_book"
+        "importer",
+        "add_edition",
+        "change_edition",
+        "delete_edition",
+        "view_edition",
+        "add_book",
+        "view_book",
+        "change_book",
     )
 
 
@@ -490,8 +497,10 @@ def test_permissions_add_and_change_for_an_upsert(editions: dict[str, Edition]) 
     assert stock()[("B1", "en")] == ("Old", 1)
     created = post(adder, {"operation": "import", "rows": [row("B7", "en", "Seven")]})
     assert created.status_code == 200 and ("B7", "en") in stock()
-    # Undo of an import needs the import's permission too.
+    # Undo of an import needs the import's permission, and delete for the rows it created.
     assert_json_error(post(viewer, {"operation": "undo", "run": created.json()["run"]}), 403, None)
+    assert_json_error(post(adder, {"operation": "undo", "run": created.json()["run"]}), 403, "run", "delete")
+    assert ("B7", "en") in stock()
 
 
 # ----- who is asking ---------------------------------------------------------------------------

@@ -50,7 +50,7 @@ from powercrud.bulk.values import M2M_OP_SUFFIX, M2M_OPS, to_field_data
 from powercrud.conf import settings as pc_settings
 from powercrud.jobs.launch import LaunchError, launch_bulk_task
 from powercrud.jobs.locks import LockConflict
-from powercrud.jobs.reruns import changed_rows, undo_problem
+from powercrud.jobs.reruns import changed_rows, import_undo_permissions, undo_problem
 from powercrud.jsonapi import ApiError, api_user, json_error, read_document
 from powercrud.mixins.importing import launch_import, run_import, undo_import_run
 from powercrud.mixins.selection import MAX_QUERY_LENGTH, PRESENTATION_PARAMS
@@ -661,8 +661,12 @@ class BulkApiMixin(BulkApiHost):
     def api_undo_import(self, run: BulkTask, call: ApiCall) -> JsonResponse:
         """Undo an import as its run's page does (``undo_import_run()``, in the request): the
         rows it created deleted, those it updated restored, rows changed since are conflicts;
-        the import's permission; only rows ``get_queryset()`` holds."""
+        the import's permission, and ``import_undo_permissions()`` (delete for the rows it
+        created, change for those it updated); only rows ``get_queryset()`` holds."""
         self.api_permission(Role.IMPORT, "undo an import")
+        if not self.request.user.has_perms(import_undo_permissions(run)):
+            plural = str(self.model._meta.verbose_name_plural)
+            raise ApiError(messages.import_undo_not_allowed(plural), status=403, field="run")
         problem = undo_problem(run)
         if problem:
             raise ApiError(problem, status=409, field="run")
