@@ -19,6 +19,7 @@ from django.db import models
 from django.urls import NoReverseMatch, reverse
 from django.utils.functional import cached_property as django_cached_property
 
+from powercrud.bulk import lifecycle
 from powercrud.bulk_persistence import BulkUpdatePersistenceBackend, check_backend_path, resolve_backend_class
 from powercrud.columns import resolve_field_path
 from powercrud.conf import settings as pc_settings
@@ -27,6 +28,29 @@ from powercrud.jsonapi import check_authenticate_path
 
 # What ``properties`` may name: computed attributes read from each row.
 PROPERTY_TYPES = (property, functools.cached_property, django_cached_property)
+
+
+@register(Tags.models)
+def check_lifecycle_hooks(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """E027: a lifecycle hook (``powercrud.bulk.lifecycle``) registered for a model that is not
+    installed."""
+    errors: list[CheckMessage] = []
+    for registration in lifecycle.registrations():
+        try:
+            apps.get_model(registration.model)
+        except (LookupError, ValueError):
+            hook = getattr(registration.hook, "__qualname__", repr(registration.hook))
+            errors.append(
+                Error(
+                    f"The lifecycle hook {hook} ({registration.event.value}) is registered for "
+                    f"{registration.model!r}, which is not an installed model.",
+                    hint="Register it for a model of an app in INSTALLED_APPS, spelled 'app_label.Model'.",
+                    obj=registration.hook,
+                    id="powercrud.E027",
+                )
+            )
+    return errors
+
 
 REQUIRED_APPS = {
     "django_htmx": "django-htmx",

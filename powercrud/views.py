@@ -19,7 +19,7 @@ from django import forms
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured, ValidationError
 from django.core.paginator import Page, Paginator
-from django.db import OperationalError, connections, models, transaction
+from django.db import OperationalError, connections, models, router, transaction
 from django.db.models.deletion import ProtectedError, RestrictedError
 from django.forms import modelform_factory
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
@@ -33,6 +33,8 @@ from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 from django_htmx.middleware import HtmxDetails
 
 from powercrud import columns as cols
+from powercrud.bulk import lifecycle
+from powercrud.bulk import messages as bulk_messages
 from powercrud.conf import settings as pc_settings
 from powercrud.edit_merge import EditConflict, loaded_values, merge_concurrent_changes, track_loaded_values
 from powercrud.formfields import formfield_for
@@ -482,6 +484,34 @@ class CRUDView(RelationSearch, View):
         """Delete one row; raise ProtectedError or ValidationError to refuse with a message."""
         instance.delete()
 
+    def persist_with_hooks(self, *, form: forms.BaseForm, mode: str) -> models.Model:
+        """``persist_single_object()`` between the model's lifecycle hooks (``bulk.lifecycle``),
+        in one transaction; raises ``LifecycleRefused`` when a before hook refuses the row."""
+        assert self.model is not None
+        write = lambda: self.persist_single_object(form=form, mode=mode, instance=self.object)  # noqa: E731
+        if not lifecycle.has_hooks(self.model, lifecycle.CREATE if mode == "create" else lifecycle.UPDATE):
+            return write()
+        new = form.instance if isinstance(form, forms.BaseModelForm) else None
+        with transaction.atomic(using=router.db_for_write(self.model)):
+            old = lifecycle.stored(self.object) if mode == "update" and self.object is not None else None
+            result: models.Model = lifecycle.write_one(self.model, mode, new, old, write)
+        return result
+
+    def delete_with_hooks(self, instance: models.Model) -> None:
+        """``delete_object()`` between the model's delete lifecycle hooks, in one transaction."""
+        if not lifecycle.has_hooks(type(instance), lifecycle.DELETE):
+            self.delete_object(instance)
+            return
+        with transaction.atomic(using=router.db_for_write(type(instance))):
+            old = lifecycle.snapshot(instance)
+            lifecycle.write_one(type(instance), "delete", None, old, lambda: self.delete_object(instance))
+
+    def refuse_in_form(self, form: forms.BaseForm, exc: lifecycle.LifecycleRefused) -> None:
+        """A lifecycle hook's refusal shown on ``form``: on its field when the form has it."""
+        for error in exc.errors:
+            for message in error.messages:
+                form.add_error(error.field if error.field in form.fields else None, message)
+
     # ----- handlers -----------------------------------------------------------------------
     def list(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         return self.render_page(self.get_list_context())
@@ -504,10 +534,13 @@ class CRUDView(RelationSearch, View):
             with self.row_guard(self.object):
                 if mode == "update" and isinstance(form, forms.BaseModelForm):
                     merge_concurrent_changes(form)
-                self.object = self.persist_single_object(form=form, mode=mode, instance=self.object)
+                self.object = self.persist_with_hooks(form=form, mode=mode)
         except (LockConflict, EditConflict) as exc:
             form.add_error(None, str(exc))
             return self.render_page({"form": form, "object": self.object}, status=409)
+        except lifecycle.LifecycleRefused as exc:
+            self.refuse_in_form(form, exc)
+            return self.render_page({"form": form, "object": self.object}, status=400)
         verb = "saved" if mode == "update" else "created"
         return self.success_response(f"{self.verbose_name()} “{self.object}” {verb}.")
 
@@ -520,9 +553,12 @@ class CRUDView(RelationSearch, View):
         label = str(self.object)
         try:
             with self.row_guard(self.object):
-                self.delete_object(self.object)
+                self.delete_with_hooks(self.object)
         except LockConflict as exc:
             return self.render_page({"object": self.object, "error": str(exc)}, status=409)
+        except lifecycle.LifecycleRefused as exc:
+            error = bulk_messages.refused_by_hook(label, [m for e in exc.errors for m in e.messages])
+            return self.render_page({"object": self.object, "error": error}, status=409)
         except (ProtectedError, RestrictedError) as exc:
             detail = _blockers_text(exc.args[1]) if len(exc.args) > 1 else ""
             return self.render_page(

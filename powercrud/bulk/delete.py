@@ -14,8 +14,8 @@ from typing import Any
 from django.db import DatabaseError, models, transaction
 from django.db.models import ProtectedError, QuerySet, RestrictedError
 
-from powercrud.bulk import ledger
-from powercrud.bulk.codec import sorted_values, to_json
+from powercrud.bulk import ledger, lifecycle
+from powercrud.bulk.codec import json_pk, sorted_values, to_json
 from powercrud.bulk.db_errors import describe_db_error, is_run_error
 from powercrud.bulk.keys import in_batch
 from powercrud.bulk.m2m import link_edit, read_links
@@ -112,10 +112,14 @@ class BulkDeleteService:
         process: ProcessBatch
         if is_undo(context):  # re-create what a delete removed (see powercrud.bulk.restore)
             pks = ledger.active().source_pks()
-            process = lambda batch, isolation: restore_batch(model, using, batch, isolation)  # noqa: E731
+            process = lambda batch, isolation: restore_batch(  # noqa: E731
+                model, using, batch, isolation, context.dry_run
+            )
         else:
             pks = freeze_pks(queryset, using)
-            process = lambda batch, isolation: self._process(model, using, batch, isolation)  # noqa: E731
+            process = lambda batch, isolation: self._process(  # noqa: E731
+                model, using, batch, isolation, context.dry_run
+            )
         outcome = run_batches(
             pks=pks,
             context=context,
@@ -144,9 +148,41 @@ class BulkDeleteService:
         return own, sum(counts.values()) - own
 
     def _process(
-        self, model: type[models.Model], using: str, batch: Sequence[Any], isolation: Isolation
+        self,
+        model: type[models.Model],
+        using: str,
+        batch: Sequence[Any],
+        isolation: Isolation,
+        dry_run: bool = False,
     ) -> BatchOutcome:
+        if not lifecycle.has_hooks(model, lifecycle.DELETE):
+            return self._process_rows(model, using, batch, isolation, BatchOutcome())
+        # Lifecycle hooks: the batch read as instances, before hooks may refuse rows, after
+        # hooks see the rows that went (in the batch's transaction).
         out = BatchOutcome()
+        found = list(self.batch_queryset(model, using, batch).order_by("pk"))
+        pairs = [lifecycle.Pair(None, obj) for obj in found]
+        refused = lifecycle.run(lifecycle.Event.BEFORE_DELETE, model, pairs)
+        for obj in found:
+            if json_pk(obj.pk) in refused:
+                out.fail(obj.pk, refused[json_pk(obj.pk)])
+        kept = [pair for pair in pairs if json_pk(pair.pk) not in refused]
+        if refused and not kept:
+            return out
+        self._process_rows(model, using, [pair.pk for pair in kept], isolation, out)
+        gone = [pair for pair in kept if pair.pk not in out.failed_pks]
+        if gone and not dry_run:
+            lifecycle.run(lifecycle.Event.AFTER_DELETE, model, gone)
+        return out
+
+    def _process_rows(
+        self,
+        model: type[models.Model],
+        using: str,
+        batch: Sequence[Any],
+        isolation: Isolation,
+        out: BatchOutcome,
+    ) -> BatchOutcome:
         if isolation is Isolation.NONE:
             out.succeeded, out.extra = self._delete(model, using, batch)
             out.changed = out.succeeded

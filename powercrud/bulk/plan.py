@@ -7,6 +7,7 @@ nothing on the fast path, the old values of the changed fields, or model instanc
 
 from __future__ import annotations
 
+import copy
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ class UpdatePlan:
     validate_row: bool
     before_batch: bool
     after_batch: bool
+    lifecycle: bool = False  # update hooks registered (powercrud.bulk.lifecycle): rows read as instances
 
 
 @dataclass
@@ -62,6 +64,7 @@ class Row:
     new: dict[str, Any]
     links: dict[str, tuple[frozenset[Any], frozenset[Any]]] = field(default_factory=dict)
     plain_changed: bool = False
+    before: models.Model | None = None  # the instance as read, for lifecycle hooks' old
 
     @property
     def changed(self) -> bool:
@@ -150,6 +153,8 @@ def load_rows(plan: UpdatePlan, batch: Sequence[Any]) -> list[Row]:
     result = []
     for pk, instance, old in found:
         row = Row(pk=pk, instance=instance, old=old, new=dict(plan.values))
+        if plan.lifecycle and instance is not None:
+            row.before = copy.copy(instance)
         row.plain_changed = any(old[n] != plan.values[n] for n in names)
         for edit in plan.m2m:
             current = links[edit.name].get(pk, frozenset())

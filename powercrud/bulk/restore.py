@@ -20,8 +20,8 @@ from typing import Any
 
 from django.db import models
 
-from powercrud.bulk import ledger
-from powercrud.bulk.codec import to_json
+from powercrud.bulk import ledger, lifecycle
+from powercrud.bulk.codec import json_pk, to_json
 from powercrud.bulk.keys import in_batch
 from powercrud.bulk.m2m import link_edit
 from powercrud.bulk.runner import BatchOutcome, Isolation, write_isolated
@@ -55,7 +55,7 @@ def _instance(model: type[models.Model], old: Mapping[str, Any]) -> models.Model
 
 
 def restore_batch(
-    model: type[models.Model], using: str, batch: Sequence[Any], isolation: Isolation
+    model: type[models.Model], using: str, batch: Sequence[Any], isolation: Isolation, dry_run: bool = False
 ) -> BatchOutcome:
     """Re-create the rows of ``batch`` (primary keys of deleted rows) from the ledger."""
     out = BatchOutcome()
@@ -77,12 +77,25 @@ def restore_batch(
             out.extra += 1
             continue
         rows.append((pk, entry.old))
-    written = _write(model, using, rows, isolation, out)
+    made = {pk: _instance(model, old) for pk, old in rows}
+    hooked = lifecycle.has_hooks(model, lifecycle.CREATE)
+    if hooked:
+        pairs = [lifecycle.Pair(made[pk], None) for pk, _ in rows]
+        refused = lifecycle.run(lifecycle.Event.BEFORE_CREATE, model, pairs)
+        for pk, _ in rows:
+            if json_pk(pk) in refused:
+                out.fail(pk, refused[json_pk(pk)])
+        rows = [(pk, old) for pk, old in rows if json_pk(pk) not in refused]
+    written = _write(model, using, rows, made, isolation, out)
     out.succeeded += len(written)
     out.changed += len(written)
     recorder.record(
         [ledger.Entry(pk, ledger.CHANGED, new=to_json(dict(old))) for pk, old in written] + conflicts
     )
+    if hooked and written and not dry_run:
+        lifecycle.run(
+            lifecycle.Event.AFTER_CREATE, model, [lifecycle.Pair(made[pk], None) for pk, _ in written]
+        )
     return out
 
 
@@ -90,6 +103,7 @@ def _write(
     model: type[models.Model],
     using: str,
     rows: list[tuple[Any, Mapping[str, Any]]],
+    made: Mapping[Any, models.Model],
     isolation: Isolation,
     out: BatchOutcome,
 ) -> list[tuple[Any, Mapping[str, Any]]]:
@@ -99,7 +113,7 @@ def _write(
         rows,
         isolation,
         using,
-        lambda chunk: _insert(model, using, chunk),
+        lambda chunk: _insert(model, using, chunk, made),
         lambda row, exc: out.fail(
             row[0], [RowError(row[0], None, (describe_protection(model, row[0], exc),))]
         ),
@@ -107,8 +121,13 @@ def _write(
     )
 
 
-def _insert(model: type[models.Model], using: str, rows: Sequence[tuple[Any, Mapping[str, Any]]]) -> None:
-    objs = [_instance(model, old) for _, old in rows]
+def _insert(
+    model: type[models.Model],
+    using: str,
+    rows: Sequence[tuple[Any, Mapping[str, Any]]],
+    made: Mapping[Any, models.Model],
+) -> None:
+    objs = [made[pk] for pk, _ in rows]
     if choose_strategy(model, [f.name for f in model._meta.concrete_fields]) is WriteStrategy.PER_OBJECT:
         for obj in objs:
             obj.save(using=using, force_insert=True)

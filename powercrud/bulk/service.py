@@ -23,7 +23,7 @@ from django.core.exceptions import ValidationError
 from django.db import DatabaseError, models, transaction
 from django.db.models import Q, QuerySet
 
-from powercrud.bulk import ledger, messages
+from powercrud.bulk import ledger, lifecycle, messages
 from powercrud.bulk.codec import to_json
 from powercrud.bulk.db_errors import describe_db_error, explain_db_error, is_run_error
 from powercrud.bulk.keys import in_batch
@@ -75,6 +75,10 @@ logger = logging.getLogger("powercrud.bulk")
 
 RETRY_ON: tuple[type[BaseException], ...] = (DatabaseError, ValidationError)
 """What a row's write may raise as that row's refusal; ``is_run_error()`` ones still propagate."""
+
+
+def _pair(row: Row) -> lifecycle.Pair:
+    return lifecycle.Pair(row.instance, row.before)
 
 
 def _db_row_error(pk: Any, exc: BaseException, model: type[models.Model]) -> RowError:
@@ -221,8 +225,9 @@ class BulkUpdateService:
         strategy = self.choose_strategy(model, list(names))
         checks = self.row_checks(model, list(plain)) if plain else RowChecks()
         hooks = {name: self._overrides(name) for name in ("validate_row", "before_batch", "after_batch")}
+        hooked = lifecycle.has_hooks(model, lifecycle.UPDATE)
         only: tuple[str, ...] | None = None
-        if strategy is WriteStrategy.PER_OBJECT:
+        if strategy is WriteStrategy.PER_OBJECT or hooked:
             load = Load.INSTANCES
         elif hooks["validate_row"] or checks.clean:
             load = Load.INSTANCES
@@ -251,6 +256,7 @@ class BulkUpdateService:
             validate_row=hooks["validate_row"],
             before_batch=hooks["before_batch"],
             after_batch=hooks["after_batch"],
+            lifecycle=hooked,
         )
 
     def _overrides(self, name: str) -> bool:
@@ -278,6 +284,8 @@ class BulkUpdateService:
                 out.fail(row.pk, errors)
             else:
                 candidates.append(row)
+        if candidates and plan.lifecycle:
+            candidates = self._lifecycle_before(plan, candidates, out)
         if candidates and plan.before_batch:
             candidates = self._before_batch(plan, candidates, out)
         written = self._write(plan, candidates, isolation, out)
@@ -296,7 +304,21 @@ class BulkUpdateService:
         out.examples.extend(changes[:5])
         if written and plan.after_batch and not plan.context.dry_run:
             self.after_batch(changes, plan.context)
+        if written and plan.lifecycle and not plan.context.dry_run:
+            lifecycle.run(lifecycle.Event.AFTER_UPDATE, plan.model, [_pair(row) for row in written])
         return out
+
+    def _lifecycle_before(self, plan: UpdatePlan, rows: list[Row], out: BatchOutcome) -> list[Row]:
+        """The rows the ``before_update`` lifecycle hooks let through; the others fail."""
+        refused = lifecycle.run(lifecycle.Event.BEFORE_UPDATE, plan.model, [_pair(row) for row in rows])
+        kept = []
+        for row in rows:
+            errors = refused.get(json_pk(row.pk))
+            if errors:
+                out.fail(row.pk, errors)
+            else:
+                kept.append(row)
+        return kept
 
     def _process_fast(self, plan: UpdatePlan, batch: Sequence[Any], isolation: Isolation) -> BatchOutcome:
         out = BatchOutcome()

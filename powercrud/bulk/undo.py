@@ -23,6 +23,7 @@ rules (audit, derived fields) run again for the undo.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -31,8 +32,8 @@ from typing import TYPE_CHECKING, Any
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from powercrud.bulk import ledger
-from powercrud.bulk.codec import sorted_values, to_json
+from powercrud.bulk import ledger, lifecycle
+from powercrud.bulk.codec import json_pk, sorted_values, to_json
 from powercrud.bulk.keys import in_batch
 from powercrud.bulk.m2m import M2MEdit, link_edit, read_links
 from powercrud.bulk.plan import validation_messages
@@ -63,6 +64,7 @@ class UndoPlan:
     strategy: WriteStrategy
     instances: bool
     auto_now: tuple[models.Field[Any, Any], ...]
+    lifecycle: bool = False  # update hooks registered (powercrud.bulk.lifecycle)
 
     @property
     def source_run(self) -> Any:
@@ -81,6 +83,7 @@ def plan_undo(
     m2m = tuple(n for n in names if n not in plain)
     strategy = service.choose_strategy(model, list(names))
     hooks = service._overrides("validate_row")
+    hooked = lifecycle.has_hooks(model, lifecycle.UPDATE)
     return UndoPlan(
         model=model,
         using=using,
@@ -89,8 +92,9 @@ def plan_undo(
         m2m=m2m,
         attnames=MappingProxyType({n: model._meta.get_field(n).attname for n in plain}),  # type: ignore[union-attr]
         strategy=strategy,
-        instances=strategy is WriteStrategy.PER_OBJECT or hooks,
+        instances=strategy is WriteStrategy.PER_OBJECT or hooks or hooked,
         auto_now=auto_now_fields(model, plain) if plain else (),
+        lifecycle=hooked,
     )
 
 
@@ -100,6 +104,7 @@ class _Row:
     instance: models.Model | None
     current: dict[str, Any]
     target: dict[str, Any]
+    before: models.Model | None = None  # the instance as read, for lifecycle hooks' old
 
     def change(self) -> RowChange:
         return RowChange(pk=self.pk, old=self.current, new=self.target)
@@ -184,6 +189,9 @@ def process_undo(
     )
     if written and service._overrides("after_batch") and not plan.context.dry_run:
         service.after_batch(changes, plan.context)
+    if written and plan.lifecycle and not plan.context.dry_run:
+        pairs = [lifecycle.Pair(row.instance, row.before) for row in written]
+        lifecycle.run(lifecycle.Event.AFTER_UPDATE, plan.model, pairs)
     return out
 
 
@@ -223,6 +231,8 @@ def _checked(service: BulkUpdateService, plan: UndoPlan, rows: list[_Row], out: 
     kept = []
     for row in rows:
         if row.instance is not None:
+            if plan.lifecycle:
+                row.before = copy.copy(row.instance)
             for name in plan.plain:
                 setattr(row.instance, plan.attnames[name], row.target[name])
             if service._overrides("validate_row"):
@@ -232,6 +242,13 @@ def _checked(service: BulkUpdateService, plan: UndoPlan, rows: list[_Row], out: 
                     out.fail(row.pk, _errors(row.pk, exc))
                     continue
         kept.append(row)
+    if kept and plan.lifecycle:
+        pairs = [lifecycle.Pair(row.instance, row.before) for row in kept]
+        refused = lifecycle.run(lifecycle.Event.BEFORE_UPDATE, plan.model, pairs)
+        for row in kept:
+            if json_pk(row.pk) in refused:
+                out.fail(row.pk, refused[json_pk(row.pk)])
+        kept = [row for row in kept if json_pk(row.pk) not in refused]
     if kept and service._overrides("before_batch"):
         try:
             service.before_batch([row.change() for row in kept], plan.context)

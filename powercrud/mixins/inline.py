@@ -25,6 +25,7 @@ from django.template.response import TemplateResponse
 from django.utils.text import capfirst
 
 from powercrud import columns as cols
+from powercrud.bulk.lifecycle import LifecycleRefused
 from powercrud.edit_merge import (
     LOADED_FIELD,
     EditConflict,
@@ -203,10 +204,13 @@ class InlineEditMixin(ListHost):
         try:
             with self.row_guard(self.object):
                 merge_concurrent_changes(form)
-                self.object = self.persist_single_object(form=form, mode="update", instance=self.object)
+                self.object = self.persist_with_hooks(form=form, mode="update")
         except (LockConflict, EditConflict) as exc:
             form.add_error(None, str(exc))
             return self.render_inline_form(form, status=409)
+        except LifecycleRefused as exc:
+            self.refuse_in_form(form, exc)
+            return self.render_inline_form(form, status=400)
         message = f"{self.verbose_name()} “{self.object}” saved."
         if htmx_details(request):
             response = self.render_inline_row()
