@@ -7,7 +7,8 @@ in the request (``run_in_request()``, 200 with the result) or on a worker by siz
 (``should_run_async()``, 202 with the run's URL), recorded on the run ledger like any other.
 An import sends its rows inline and takes the import screen's path: the same ``ImportSpec``
 and ``BulkRequest`` (``build_import_request()``), ``run_import()`` in the request or
-``launch_import()`` by ``import_runs_async()``; the undo of an import is ``undo_import_run()``.
+``launch_import()`` by ``import_runs_async()``; the undo of an import is
+``ImportMixin.undo_import()``, as on the import screen.
 
 The document::
 
@@ -50,9 +51,9 @@ from powercrud.bulk.values import M2M_OP_SUFFIX, M2M_OPS, to_field_data
 from powercrud.conf import settings as pc_settings
 from powercrud.jobs.launch import LaunchError, launch_bulk_task
 from powercrud.jobs.locks import LockConflict
-from powercrud.jobs.reruns import changed_rows, import_undo_permissions, undo_problem
+from powercrud.jobs.reruns import undo_problem
 from powercrud.jsonapi import ApiError, api_user, json_error, read_document
-from powercrud.mixins.importing import launch_import, run_import, undo_import_run
+from powercrud.mixins.importing import ImportRefused, launch_import, run_import
 from powercrud.mixins.selection import MAX_QUERY_LENGTH, PRESENTATION_PARAMS
 from powercrud.models import BulkTask
 from powercrud.params import RepeatedParameter, refuse_repeated
@@ -87,6 +88,12 @@ if TYPE_CHECKING:
         def may_upsert(self) -> bool: ...
 
         def import_runs_async(self, rows: int) -> bool: ...
+
+        def find_import_run(self, run_id: str) -> BulkTask | None: ...
+
+        def undo_import(
+            self, run: BulkTask, *, reason: str = "", atomic: bool | None = None
+        ) -> tuple[BulkTask, BulkRequest, BulkResult]: ...
 
         def build_import_request(
             self,
@@ -659,34 +666,13 @@ class BulkApiMixin(BulkApiHost):
         return self.api_run(undo, queryset, size, keys=keys, operation="undo")
 
     def api_undo_import(self, run: BulkTask, call: ApiCall) -> JsonResponse:
-        """Undo an import as its run's page does (``undo_import_run()``, in the request): the
-        rows it created deleted, those it updated restored, rows changed since are conflicts;
-        the import's permission, and ``import_undo_permissions()`` (delete for the rows it
-        created, change for those it updated); only rows ``get_queryset()`` holds."""
+        """Undo an import as its run's page does (``ImportMixin.undo_import()``, in the
+        request), with the import's permission besides."""
         self.api_permission(Role.IMPORT, "undo an import")
-        if not self.request.user.has_perms(import_undo_permissions(run)):
-            plural = str(self.model._meta.verbose_name_plural)
-            raise ApiError(messages.import_undo_not_allowed(plural), status=403, field="run")
-        problem = undo_problem(run)
-        if problem:
-            raise ApiError(problem, status=409, field="run")
-        rows = self.get_queryset().filter(pk__in=changed_rows(run, self.model))
-        if not rows.exists():
-            raise ApiError(messages.nothing_to_undo(run.pk), status=409, field="run")
-        undo = BulkRequest(
-            operation="import",
-            model_label=self.model._meta.label_lower,
-            atomic=bool(getattr(self, "bulk_atomic", True)) if call.atomic is None else call.atomic,
-            backend_path=getattr(self, "bulk_update_persistence_backend_path", "") or "",
-            view_name=f"{type(self).__module__}.{type(self).__qualname__}",
-            reason=call.reason or f"Undo of run #{run.pk}",
-            source_run=run.pk,
-            source_action="undo",
-        )
         try:
-            done, result = undo_import_run(undo, rows=rows, user=self.request.user)
-        except LockConflict as exc:
-            raise ApiError(str(exc), status=409) from None
+            done, undo, result = self.undo_import(run, reason=call.reason, atomic=call.atomic)
+        except ImportRefused as exc:
+            raise ApiError(exc.message, status=exc.status, field="run") from None
         return self.api_result(done, undo, result, operation="undo", not_found=None)
 
     def api_source_run(self, run_id: int | None) -> BulkTask:
@@ -697,12 +683,7 @@ class BulkApiMixin(BulkApiHost):
                 continue
         if run_id is None or not 0 < run_id < 2**63:
             raise ApiError(f"No bulk run #{run_id} of yours on this screen.", status=404, field="run")
-        imports = BulkTask.objects.filter(
-            kind=BulkTask.Kind.IMPORT, model_label=self.model._meta.label_lower, pk=run_id
-        )
-        if not self.request.user.is_staff:
-            imports = imports.filter(owner_id=self.request.user.pk)
-        found = imports.first()
+        found = self.find_import_run(str(run_id))
         if found is not None and self.import_enabled():
             return found
         raise ApiError(f"No bulk run #{run_id} of yours on this screen.", status=404, field="run")

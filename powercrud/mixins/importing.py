@@ -254,34 +254,53 @@ class ImportMixin(ListHost):
             return self.render_import({"import_step": "upload", "error": exc.message}, status=exc.status)
 
     def process_import_undo(self, request: HttpRequest) -> HttpResponse:
-        """Undo an earlier import of this model (``undo_run=<id>``, from its run's page): the
-        rows it created are deleted and the rows it updated get their old values back, except
-        rows changed since (conflicts); only rows ``get_queryset()`` holds. Answers with the
-        undo's run page; 404 for another user's run (staff: any), 409 when it cannot be undone."""
+        """Undo an earlier import of this model (``undo_run=<id>``, from its run's page), as
+        ``undo_import()`` does; answers with the undo's run page, 404 for another user's run
+        (staff: any), 403 or 409 (with the reason) when it may not or cannot be undone."""
         try:
             run_id = single(request.POST, "undo_run")
             reason = single(request.POST, "reason").strip()
         except RepeatedParameter as exc:
             return refusal(request, exc.message, status=400, event="pcImportRefused")
-        runs = BulkTask.objects.filter(kind=BulkTask.Kind.IMPORT, model_label=self.model._meta.label_lower)
-        if not request.user.is_staff:
-            runs = runs.filter(owner_id=request.user.pk)
-        run = runs.filter(pk=int(run_id)).first() if run_id.isdigit() and len(run_id) < 19 else None
+        run = self.find_import_run(run_id)
         if run is None:
             raise Http404("No such import of yours.")
-        if not request.user.has_perms(import_undo_permissions(run)):
-            refused = messages.import_undo_not_allowed(str(self.model._meta.verbose_name_plural))
-            return refusal(request, refused, status=403, event="pcImportRefused")
+        try:
+            done, _undo, result = self.undo_import(run, reason=reason)
+        except ImportRefused as exc:
+            return refusal(request, exc.message, status=exc.status, event="pcImportRefused")
+        return self.import_run_page(done.pk, messages.undo_done(run.pk, result.message), ok=result.success)
+
+    def find_import_run(self, run_id: str) -> BulkTask | None:
+        """Import ``run_id`` of this model, if the user may see it (own; staff: any)."""
+        if not run_id.isdigit() or len(run_id) >= 19:
+            return None
+        runs = BulkTask.objects.filter(kind=BulkTask.Kind.IMPORT, model_label=self.model._meta.label_lower)
+        if not self.request.user.is_staff:
+            runs = runs.filter(owner_id=self.request.user.pk)
+        return runs.filter(pk=int(run_id)).first()
+
+    def undo_import(
+        self, run: BulkTask, *, reason: str = "", atomic: bool | None = None
+    ) -> tuple[BulkTask, BulkRequest, BulkResult]:
+        """Undo import ``run`` in the request: the rows it created are deleted and the rows it
+        updated get their old values back, except rows changed since (conflicts); only rows
+        ``get_queryset()`` holds. Returns the undo's run, request and result. Raises
+        ``ImportRefused``: 403 without the permissions the undo needs
+        (``import_undo_permissions()``), 409 when it cannot be undone or its rows are held."""
+        if not self.request.user.has_perms(import_undo_permissions(run)):
+            plural = str(self.model._meta.verbose_name_plural)
+            raise ImportRefused(messages.import_undo_not_allowed(plural), status=403)
         problem = undo_problem(run)
         if problem:
-            return refusal(request, problem, status=409, event="pcImportRefused")
+            raise ImportRefused(problem, status=409)
         rows = self.get_queryset().filter(pk__in=changed_rows(run, self.model))
         if not rows.exists():
-            return refusal(request, messages.nothing_to_undo(run.pk), status=409, event="pcImportRefused")
+            raise ImportRefused(messages.nothing_to_undo(run.pk), status=409)
         undo = BulkRequest(
             operation="import",
             model_label=self.model._meta.label_lower,
-            atomic=bool(getattr(self, "bulk_atomic", True)),
+            atomic=bool(getattr(self, "bulk_atomic", True)) if atomic is None else atomic,
             backend_path=getattr(self, "bulk_update_persistence_backend_path", "") or "",
             view_name=f"{type(self).__module__}.{type(self).__qualname__}",
             reason=reason or f"Undo of run #{run.pk}",
@@ -289,10 +308,10 @@ class ImportMixin(ListHost):
             source_action="undo",
         )
         try:
-            done, result = undo_import_run(undo, rows=rows, user=request.user)
+            done, result = undo_import_run(undo, rows=rows, user=self.request.user)
         except LockConflict as exc:
-            return refusal(request, exc.message, status=409, event="pcImportRefused")
-        return self.import_run_page(done.pk, messages.undo_done(run.pk, result.message), ok=result.success)
+            raise ImportRefused(exc.message, status=409) from None
+        return done, undo, result
 
     def import_options(self, data: Any) -> dict[str, Any]:
         """Mode, key and natural keys as posted, checked against what this view offers."""
