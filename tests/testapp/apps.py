@@ -1,3 +1,5 @@
+import os
+
 from django.apps import AppConfig
 
 
@@ -9,3 +11,6 @@ class PowercrudTestAppConfig(AppConfig):
 
     def ready(self) -> None:
         from tests.testapp import signals  # noqa: F401  (connects the Shelf receiver)
+
+        if os.environ.get("POWERCRUD_TEST_LIFECYCLE"):  # tests/test_lifecycle_worker.py
+            from tests import lifecycle_hooks  # noqa: F401  (registers its lifecycle hooks)
