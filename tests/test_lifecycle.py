@@ -134,12 +134,12 @@ def test_refusals_by_return_raise_or_validation_error_and_pk_none_means_every_ro
         raise ValidationError({"title": "Not this title."})
 
     for hook, expected in [
-        (raising, {2: [RowError(2, "price", ("Too cheap.",))]}),
+        (raising, {1: [RowError(2, "price", ("Too cheap.",))]}),
         (
             invalid,
             {
-                1: [RowError(1, "title", ("Not this title.",))],
-                2: [RowError(2, "title", ("Not this title.",))],
+                0: [RowError(1, "title", ("Not this title.",))],
+                1: [RowError(2, "title", ("Not this title.",))],
             },
         ),
     ]:
@@ -148,6 +148,21 @@ def test_refusals_by_return_raise_or_validation_error_and_pk_none_means_every_ro
             assert lifecycle.run(Event.BEFORE_CREATE, Book, pairs) == expected
         finally:
             lifecycle.unregister(hook)
+
+
+def test_a_refusal_of_a_row_not_yet_created_refuses_that_row_alone() -> None:
+    first, second = book(), book()
+    first.pk = second.pk = None
+
+    def second_only(pairs: list[Pair]) -> list[RowError]:
+        return [lifecycle.refuse(p.new, "title", "No.") for p in pairs if p.new is second]
+
+    lifecycle.register(Event.BEFORE_CREATE, Book, second_only)
+    try:
+        refused = lifecycle.run(Event.BEFORE_CREATE, Book, [Pair(first, None), Pair(second, None)])
+    finally:
+        lifecycle.unregister(second_only)
+    assert refused == {1: [RowError(None, "title", ("No.",))]}
 
 
 # --- the set-based path without hooks --------------------------------------------------------------

@@ -15,7 +15,7 @@ from django.db import DatabaseError, models, transaction
 from django.db.models import ProtectedError, QuerySet, RestrictedError
 
 from powercrud.bulk import ledger, lifecycle
-from powercrud.bulk.codec import json_pk, sorted_values, to_json
+from powercrud.bulk.codec import sorted_values, to_json
 from powercrud.bulk.db_errors import describe_db_error, is_run_error
 from powercrud.bulk.keys import in_batch
 from powercrud.bulk.m2m import link_edit, read_links
@@ -163,10 +163,9 @@ class BulkDeleteService:
         found = list(self.batch_queryset(model, using, batch).order_by("pk"))
         pairs = [lifecycle.Pair(None, obj) for obj in found]
         refused = lifecycle.run(lifecycle.Event.BEFORE_DELETE, model, pairs)
-        for obj in found:
-            if json_pk(obj.pk) in refused:
-                out.fail(obj.pk, refused[json_pk(obj.pk)])
-        kept = [pair for pair in pairs if json_pk(pair.pk) not in refused]
+        for index, errors in refused.items():
+            out.fail(found[index].pk, errors)
+        kept = [pair for index, pair in enumerate(pairs) if index not in refused]
         if refused and not kept:
             return out
         self._process_rows(model, using, [pair.pk for pair in kept], isolation, out)

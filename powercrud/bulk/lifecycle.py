@@ -26,7 +26,7 @@ from __future__ import annotations
 import copy
 import enum
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from django.core.exceptions import ValidationError
@@ -213,14 +213,25 @@ def has_hooks(model: type[models.Model], events: Iterable[Event]) -> bool:
 # --- running them ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Refusal(RowError):
+    """A ``RowError`` that also holds the refused instance, so a row not yet created (no
+    primary key) is still told apart from the others of its batch."""
+
+    row: Any = field(default=None, compare=False, repr=False)
+
+
 def refuse(row: models.Model | Any, field: str | None, message: str) -> RowError:
-    """A ``RowError`` refusing ``row`` (an instance or a primary key) for ``field`` (None: the row)."""
-    pk = row.pk if isinstance(row, models.Model) else row
-    return RowError(pk=pk, field=field, messages=(message,))
+    """A ``RowError`` refusing ``row`` (an instance of the pairs, or a primary key) for
+    ``field`` (None: the row as a whole)."""
+    if isinstance(row, models.Model):
+        return Refusal(pk=row.pk, field=field, messages=(message,), row=row)
+    return RowError(pk=row, field=field, messages=(message,))
 
 
-def _refusals(result: Any, exc: BaseException | None, pairs: Sequence[Pair]) -> list[RowError]:
-    """The ``RowError`` of one before hook's call; a pk of None means every pair."""
+def _refusals(result: Any, exc: BaseException | None, pairs: Sequence[Pair]) -> dict[int, list[RowError]]:
+    """The refusals of one before hook's call by the pair's index in ``pairs``; a ``RowError``
+    with no row and no pk refuses every pair."""
     if isinstance(exc, BulkHookError):
         found: Iterable[Any] = exc.errors
     elif isinstance(exc, ValidationError):
@@ -230,43 +241,52 @@ def _refusals(result: Any, exc: BaseException | None, pairs: Sequence[Pair]) -> 
             found = [RowError(None, None, tuple(exc.messages))]
         found = [RowError(None, None if e.field == "__all__" else e.field, e.messages) for e in found]
     elif result is None:
-        return []
+        return {}
     elif isinstance(result, RowError):
         found = [result]
     else:
         found = list(result)
-    errors: list[RowError] = []
+    by_pk = {json_pk(pair.pk): i for i, pair in enumerate(pairs) if pair.pk is not None}
+    errors: dict[int, list[RowError]] = {}
     for error in found:
         if not isinstance(error, RowError):
             raise TypeError(f"A before hook returns RowError objects (lifecycle.refuse()), not {error!r}.")
-        if error.pk is None:
-            errors.extend(RowError(pair.pk, error.field, error.messages) for pair in pairs)
+        row = getattr(error, "row", None)
+        if row is not None:
+            targets = [i for i, p in enumerate(pairs) if p.new is row or p.old is row]
+        elif error.pk is None:
+            targets = list(range(len(pairs)))
         else:
-            errors.append(error)
+            targets = [by_pk[error.pk]] if error.pk in by_pk else []
+        for i in targets:
+            plain = RowError(pairs[i].pk, error.field, error.messages)
+            errors.setdefault(i, []).append(plain)
     return errors
 
 
-def run(event: Event, model: type[models.Model], pairs: Sequence[Pair]) -> dict[Any, list[RowError]]:
+def run(event: Event, model: type[models.Model], pairs: Sequence[Pair]) -> dict[int, list[RowError]]:
     """Call every hook of ``event`` on ``model`` with the pairs its condition keeps.
 
-    Returns the refusals of before hooks by ``json_pk`` (empty for after hooks; their
-    exceptions propagate). A refused pair is not passed to later hooks of the same event."""
-    refused: dict[Any, list[RowError]] = {}
+    Returns the refusals of before hooks by the pair's index in ``pairs`` (empty for after
+    hooks; their exceptions propagate). A refused pair is not passed to later hooks of the
+    same event."""
+    refused: dict[int, list[RowError]] = {}
     for registration in hooks_for(model, event):
-        chosen = [p for p in pairs if json_pk(p.pk) not in refused or p.pk is None]
+        chosen = [i for i in range(len(pairs)) if i not in refused]
         if registration.when is not None:
-            chosen = [p for p in chosen if registration.when(p)]
+            chosen = [i for i in chosen if registration.when(pairs[i])]
         if not chosen:
             continue
+        given = [pairs[i] for i in chosen]
         if not event.is_before:
-            registration.hook(chosen)
+            registration.hook(given)
             continue
         try:
-            result, exc = registration.hook(chosen), None
+            result, exc = registration.hook(given), None
         except (BulkHookError, ValidationError) as raised:
             result, exc = None, raised
-        for refusal in _refusals(result, exc, chosen):
-            refused.setdefault(refusal.pk, []).append(refusal)
+        for index, errors in _refusals(result, exc, given).items():
+            refused.setdefault(chosen[index], []).extend(errors)
     return refused
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from django.db import models
 
 from powercrud.bulk import ledger, lifecycle
-from powercrud.bulk.codec import json_pk, to_json
+from powercrud.bulk.codec import to_json
 from powercrud.bulk.keys import in_batch
 from powercrud.bulk.m2m import link_edit
 from powercrud.bulk.runner import BatchOutcome, Isolation, write_isolated
@@ -82,10 +82,9 @@ def restore_batch(
     if hooked:
         pairs = [lifecycle.Pair(made[pk], None) for pk, _ in rows]
         refused = lifecycle.run(lifecycle.Event.BEFORE_CREATE, model, pairs)
-        for pk, _ in rows:
-            if json_pk(pk) in refused:
-                out.fail(pk, refused[json_pk(pk)])
-        rows = [(pk, old) for pk, old in rows if json_pk(pk) not in refused]
+        for index, errors in refused.items():
+            out.fail(rows[index][0], errors)
+        rows = [row for index, row in enumerate(rows) if index not in refused]
     written = _write(model, using, rows, made, isolation, out)
     out.succeeded += len(written)
     out.changed += len(written)

@@ -311,14 +311,9 @@ class BulkUpdateService:
     def _lifecycle_before(self, plan: UpdatePlan, rows: list[Row], out: BatchOutcome) -> list[Row]:
         """The rows the ``before_update`` lifecycle hooks let through; the others fail."""
         refused = lifecycle.run(lifecycle.Event.BEFORE_UPDATE, plan.model, [_pair(row) for row in rows])
-        kept = []
-        for row in rows:
-            errors = refused.get(json_pk(row.pk))
-            if errors:
-                out.fail(row.pk, errors)
-            else:
-                kept.append(row)
-        return kept
+        for index, errors in refused.items():
+            out.fail(rows[index].pk, errors)
+        return [row for index, row in enumerate(rows) if index not in refused]
 
     def _process_fast(self, plan: UpdatePlan, batch: Sequence[Any], isolation: Isolation) -> BatchOutcome:
         out = BatchOutcome()

@@ -33,7 +33,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from powercrud.bulk import ledger, lifecycle
-from powercrud.bulk.codec import json_pk, sorted_values, to_json
+from powercrud.bulk.codec import sorted_values, to_json
 from powercrud.bulk.keys import in_batch
 from powercrud.bulk.m2m import M2MEdit, link_edit, read_links
 from powercrud.bulk.plan import validation_messages
@@ -245,10 +245,9 @@ def _checked(service: BulkUpdateService, plan: UndoPlan, rows: list[_Row], out: 
     if kept and plan.lifecycle:
         pairs = [lifecycle.Pair(row.instance, row.before) for row in kept]
         refused = lifecycle.run(lifecycle.Event.BEFORE_UPDATE, plan.model, pairs)
-        for row in kept:
-            if json_pk(row.pk) in refused:
-                out.fail(row.pk, refused[json_pk(row.pk)])
-        kept = [row for row in kept if json_pk(row.pk) not in refused]
+        for index, errors in refused.items():
+            out.fail(kept[index].pk, errors)
+        kept = [row for index, row in enumerate(kept) if index not in refused]
     if kept and service._overrides("before_batch"):
         try:
             service.before_batch([row.change() for row in kept], plan.context)
