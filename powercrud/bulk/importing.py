@@ -49,7 +49,7 @@ from django.core.exceptions import ValidationError
 from django.db import DatabaseError, models, transaction
 from django.db.models import Q, QuerySet
 
-from powercrud.bulk import ledger, messages
+from powercrud.bulk import importhooks, ledger, messages
 from powercrud.bulk.codec import sorted_values, to_json
 from powercrud.bulk.db_errors import describe_db_error, is_run_error
 from powercrud.bulk.plan import validation_messages
@@ -561,6 +561,7 @@ class _Run:
         self.plain = [c for c in self.columns if not c.many]
         self.many = [c for c in self.columns if c.many]
         self.strategy = service.choose_strategy(model, list(spec.fields))
+        self.hooked = importhooks.hooked(model)
         self.clean = model.clean is not models.Model.clean
         self.key_attnames = tuple(model._meta.get_field(n).attname for n in spec.key)  # type: ignore[union-attr]
         self.seen_keys: dict[tuple[Any, ...], int] = {}
@@ -597,11 +598,15 @@ class _Run:
             rows = [row for row in rows if self._cleaned(row)]
         new = [row for row in rows if row.existing is None]
         changed = [row for row in rows if row.existing is not None]
+        if self.hooked:  # lifecycle hooks (bulk.importhooks)
+            new, changed = importhooks.before(self, new, changed)
         if self.strategy is WriteStrategy.PER_OBJECT:
             written = self._save_each([*new, *changed])
         else:
             written = self._write_set(new, changed)
         self._record(written)
+        if self.hooked:
+            importhooks.after(self, written)
 
     def _convert_row(self, values: Sequence[Any]) -> dict[str, Any]:
         converted: dict[str, Any] = {}

@@ -165,14 +165,14 @@ def register(
 
     Registering the same function twice for the same event and model keeps one."""
     entry = Registration(_label(model), Event(event), hook, when)
-    if not any(r.model == entry.model and r.event is entry.event and r.hook is hook for r in _registry):
+    if not any(r.model == entry.model and r.event is entry.event and r.hook == hook for r in _registry):
         _registry.append(entry)
     return hook
 
 
 def unregister(hook: Hook) -> None:
     """Remove every registration of ``hook``."""
-    _registry[:] = [r for r in _registry if r.hook is not hook]
+    _registry[:] = [r for r in _registry if r.hook != hook]
 
 
 def registrations() -> tuple[Registration, ...]:
