@@ -99,3 +99,57 @@ def test_a_condition_applies_in_an_import(calls: Calls) -> None:
         assert [[p.new.copies for p in pairs] for pairs in seen] == [[4]]
     finally:
         lifecycle.unregister(seen.append)
+
+
+# --- the undo of an import ----------------------------------------------------------------------------
+
+
+def test_the_undo_of_an_import_calls_delete_and_update_hooks(calls: Calls) -> None:
+    from django.contrib.auth.models import User
+
+    from powercrud.mixins.importing import run_import as run_recorded_import
+    from tests.test_import_runs import import_request, undo
+
+    owner = User.objects.create_user("owner", password="pw")
+    kept = Edition.objects.create(code="B1", language="en", title="Old", copies=1)
+    rows = [["B1", "en", "New", "5"], ["B2", "en", "Fresh", "1"]]
+    run, result = run_recorded_import(import_request(rows), scope=Edition.objects.all(), user=owner)
+    assert result.success, result.errors
+    fresh = Edition.objects.get(code="B2")
+    deleted: list[Any] = []
+
+    def after_delete(pairs: list[Pair]) -> None:
+        deleted.extend((p.new, p.old.pk, p.old.title) for p in pairs if p.old is not None)
+
+    lifecycle.register(Event.AFTER_DELETE, Edition, after_delete)
+    calls.seen.clear()
+    try:
+        undone, result = undo(run, owner)
+    finally:
+        lifecycle.unregister(after_delete)
+    assert result.success, result.errors
+    assert deleted == [(None, fresh.pk, "Fresh")]
+    assert calls.seen == [
+        ("before_update", [((kept.pk, "en", "Old"), (kept.pk, "en", "New"))]),
+        ("after_update", [((kept.pk, "en", "Old"), (kept.pk, "en", "New"))]),
+    ]
+
+
+def test_a_refusal_in_the_undo_of_an_import_is_that_rows_failure(calls: Calls) -> None:
+    from django.contrib.auth.models import User
+
+    from powercrud.mixins.importing import run_import as run_recorded_import
+    from tests.test_import_runs import import_request, undo
+
+    owner = User.objects.create_user("owner", password="pw")
+    Edition.objects.create(code="B1", language="en", title="Old", copies=1)
+    run, _ = run_recorded_import(
+        import_request([["B1", "en", "New", "5"], ["B2", "en", "Fresh", "1"]]),
+        scope=Edition.objects.all(),
+        user=owner,
+    )
+    calls.refuse = {"Old"}  # the restore of the updated row back to "Old"
+    undone, result = undo(run, owner)
+    assert result.failed == 1 and [e.field for e in result.errors] == ["title"]
+    assert "“Old” is refused." in result.errors[0].messages
+    assert Edition.objects.get(language="en", code="B1").title == "New"

@@ -22,7 +22,7 @@ from django.db import DatabaseError, models, transaction
 from django.db.models import QuerySet
 from django.db.models.signals import post_delete, pre_delete
 
-from powercrud.bulk import ledger, messages
+from powercrud.bulk import importhooks, ledger, messages
 from powercrud.bulk.codec import sorted_values, to_json
 from powercrud.bulk.db_errors import describe_db_error, is_run_error
 from powercrud.bulk.runner import ProgressCallback, batches, freeze_pks
@@ -43,6 +43,7 @@ class _Undo:
         self.errors: list[RowError] = []
         self.failed = 0
         self.names = {f.name: f for f in model._meta.get_fields() if isinstance(f, models.Field)}
+        self.hooked = importhooks.undo_hooked(model)
         self.has_code = (
             choose_strategy(model, [f.name for f in model._meta.concrete_fields]) is WriteStrategy.PER_OBJECT
             or pre_delete.has_listeners(model)
@@ -87,9 +88,12 @@ class _Undo:
             elif entry.outcome == ledger.CHANGED and entry.old is not None:
                 target = {n: entry.old.get(n) for n in names}
                 restore.append((instance, current, target))
-        entries += self._delete(doomed)
-        entries += self._restore(restore)
-        self.recorder.record(entries)
+        if self.hooked:  # lifecycle hooks (bulk.importhooks)
+            doomed, restore, olds = importhooks.undo_before(self, doomed, restore)
+        written = self._delete(doomed) + self._restore(restore)
+        self.recorder.record(entries + written)
+        if self.hooked:
+            importhooks.undo_after(self, olds, doomed, restore, written)
 
     def _delete(self, rows: list[tuple[models.Model, dict[str, Any]]]) -> list[ledger.Entry]:
         if not rows:
