@@ -9,7 +9,6 @@ with its file line; after hooks get the rows written, not in a check.
 
 from __future__ import annotations
 
-import copy
 from typing import TYPE_CHECKING, Any
 
 from django.db import models
@@ -81,7 +80,7 @@ def undo_hooked(model: type[models.Model]) -> bool:
 
 
 def _restored(undo: _Undo, obj: models.Model, target: dict[str, Any]) -> models.Model:
-    new = copy.copy(obj)
+    new = lifecycle.snapshot(obj)
     for name, value in target.items():
         model_field: Any = undo.names[name]
         if not model_field.many_to_many:
@@ -101,7 +100,7 @@ def undo_before(
     """The rows to delete and to restore that ``before_delete`` and ``before_update`` let
     through (the others fail), and each row's instance as read (its ``old``), by ``id()``."""
     instances: list[models.Model] = [obj for obj, _ in doomed] + [obj for obj, _, _ in restore]
-    olds = {id(obj): copy.copy(obj) for obj in instances}
+    olds = {id(obj): lifecycle.snapshot(obj) for obj in instances}
     if doomed:
         pairs = [lifecycle.Pair(None, olds[id(obj)]) for obj, _ in doomed]
         refused = lifecycle.run(lifecycle.Event.BEFORE_DELETE, undo.model, pairs)

@@ -23,7 +23,6 @@ installed. See docs/guides/lifecycle-hooks.md for which writes call them.
 
 from __future__ import annotations
 
-import copy
 import enum
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -291,8 +290,19 @@ def run(event: Event, model: type[models.Model], pairs: Sequence[Pair]) -> dict[
 
 
 def snapshot(instance: models.Model) -> models.Model:
-    """A shallow copy of ``instance`` as it is now (the ``old`` of a pair)."""
-    return copy.copy(instance)
+    """A shallow copy of ``instance`` as it is now (the ``old`` of a pair): its field values
+    and its state, as ``copy.copy()`` would give but without pickling's detour (a third of a
+    hooked bulk edit's time went there)."""
+    cls = type(instance)
+    clone = cls.__new__(cls)
+    values = instance.__dict__.copy()
+    old_state = instance._state
+    state = type(old_state).__new__(type(old_state))
+    state.__dict__.update(old_state.__dict__)
+    state.fields_cache = dict(old_state.fields_cache)
+    values["_state"] = state
+    clone.__dict__.update(values)
+    return clone
 
 
 class LifecycleRefused(Exception):

@@ -7,7 +7,6 @@ nothing on the fast path, the old values of the changed fields, or model instanc
 
 from __future__ import annotations
 
-import copy
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from django.db import models
 
 from powercrud.bulk.codec import sorted_values
 from powercrud.bulk.keys import in_batch
+from powercrud.bulk.lifecycle import snapshot
 from powercrud.bulk.m2m import M2MEdit, read_links
 from powercrud.bulk.strategies import RowChecks, WriteStrategy
 from powercrud.bulk.types import BulkContext, BulkInputError, RowChange
@@ -154,7 +154,7 @@ def load_rows(plan: UpdatePlan, batch: Sequence[Any]) -> list[Row]:
     for pk, instance, old in found:
         row = Row(pk=pk, instance=instance, old=old, new=dict(plan.values))
         if plan.lifecycle and instance is not None:
-            row.before = copy.copy(instance)
+            row.before = snapshot(instance)
         row.plain_changed = any(old[n] != plan.values[n] for n in names)
         for edit in plan.m2m:
             current = links[edit.name].get(pk, frozenset())

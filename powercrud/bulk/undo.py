@@ -23,7 +23,6 @@ rules (audit, derived fields) run again for the undo.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -232,7 +231,7 @@ def _checked(service: BulkUpdateService, plan: UndoPlan, rows: list[_Row], out: 
     for row in rows:
         if row.instance is not None:
             if plan.lifecycle:
-                row.before = copy.copy(row.instance)
+                row.before = lifecycle.snapshot(row.instance)
             for name in plan.plain:
                 setattr(row.instance, plan.attnames[name], row.target[name])
             if service._overrides("validate_row"):
