@@ -15,6 +15,7 @@ from django.test.utils import CaptureQueriesContext
 
 from powercrud.mixins import PowerCRUDMixin
 from powercrud.models import BulkTask
+from powercrud.relations import has_many
 from powercrud.views import CRUDView
 from tests.bulk_urls import select
 from tests.conftest import HtmxClient, make_user
@@ -363,6 +364,16 @@ def test_the_filter_stays_an_exact_filter_in_the_same_place(
         return re.findall(r'<label for="filter_(\w+)"', html_page)
 
     assert order(page) == order(small)  # the same filters, in the same order
+
+
+@pytest.mark.parametrize("limit", [0, 1, 2, 3, 4])
+def test_has_many_asks_for_the_row_after_the_limit(catalogue: Catalogue, limit: int) -> None:
+    authors = Author.objects.order_by("name")  # three
+    with CaptureQueriesContext(connection) as queries:
+        assert has_many(authors, limit) is (limit < 3)
+        assert has_many(authors.filter(country="Italy"), limit) is (limit < 1)
+    tail = f"LIMIT 1 OFFSET {limit}" if limit else "LIMIT 1"
+    assert [q["sql"].endswith(tail) for q in queries.captured_queries] == [True] * 2
 
 
 @override_settings(POWERCRUD_SETTINGS=BIG)
