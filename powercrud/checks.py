@@ -435,31 +435,41 @@ def check_list_features(view: type[Any]) -> list[CheckMessage]:
 
 def _check_export_formats(view: type[Any]) -> list[CheckMessage]:
     """E018: an unknown name in ``export_formats``; E019: ``xlsx`` without openpyxl installed."""
-    from powercrud.fileformats import FORMATS, xlsx_available
+    from powercrud.fileformats import FORMATS
 
     formats = getattr(view, "export_formats", ()) or ()
+    return _check_formats(view, "export_formats", formats, FORMATS, "export", ("E018", "E019"))
+
+
+def _check_formats(
+    view: type[Any], attribute: str, formats: Any, known: Any, kind: str, ids: tuple[str, str]
+) -> list[CheckMessage]:
+    """A view's ``export_formats`` or ``import_formats``: ``ids[0]`` for a name powercrud does
+    not write or read (or a string instead of a list), ``ids[1]`` for ``xlsx`` without openpyxl."""
+    from powercrud.fileformats import xlsx_available
+
     names = [formats] if isinstance(formats, str) else list(formats)
     errors: list[CheckMessage] = []
     for name in names:
-        if name not in FORMATS or isinstance(formats, str):
+        if name not in known or isinstance(formats, str):
             errors.append(
                 Error(
-                    f"{view.__qualname__}.export_formats names {name!r}, which is not an export format"
+                    f"{view.__qualname__}.{attribute} names {name!r}, which is not an {kind} format"
                     + (" (it is a string, not a list of names)." if isinstance(formats, str) else "."),
-                    hint=f"Use some of {', '.join(repr(n) for n in FORMATS)}, "
-                    'as a list: export_formats = ["csv", "xlsx"].',
+                    hint=f"Use some of {', '.join(repr(n) for n in known)}, "
+                    f'as a list: {attribute} = ["csv", "json"].',
                     obj=view,
-                    id="powercrud.E018",
+                    id=f"powercrud.{ids[0]}",
                 )
             )
     if "xlsx" in names and not xlsx_available():
         errors.append(
             Error(
-                f"{view.__qualname__}.export_formats offers 'xlsx', but openpyxl is not installed.",
+                f"{view.__qualname__}.{attribute} offers 'xlsx', but openpyxl is not installed.",
                 hint="Install powercrud with its xlsx extra (pip install 'powercrud[xlsx]'), "
-                "or leave 'xlsx' out of export_formats.",
+                f"or leave 'xlsx' out of {attribute}.",
                 obj=view,
-                id="powercrud.E019",
+                id=f"powercrud.{ids[1]}",
             )
         )
     return errors
@@ -470,7 +480,6 @@ def _check_import(view: type[Any]) -> list[CheckMessage]:
     E025: ``import_formats`` names a format powercrud does not read; E026: ``xlsx`` without openpyxl."""
     from powercrud.bulk.importfile import FORMATS as IMPORT_FORMATS
     from powercrud.bulk.importing import importable_fields
-    from powercrud.fileformats import xlsx_available
 
     declared = getattr(view, "import_fields", ()) or ()
     if not declared:
@@ -506,27 +515,7 @@ def _check_import(view: type[Any]) -> list[CheckMessage]:
                 )
             )
     formats = getattr(view, "import_formats", IMPORT_FORMATS) or ()
-    format_names = [formats] if isinstance(formats, str) else list(formats)
-    for name in format_names:
-        if name not in IMPORT_FORMATS or isinstance(formats, str):
-            errors.append(
-                Error(
-                    f"{view.__qualname__}.import_formats names {name!r}, which is not an import format.",
-                    hint=f"Use some of {', '.join(repr(n) for n in IMPORT_FORMATS)}, as a list.",
-                    obj=view,
-                    id="powercrud.E025",
-                )
-            )
-    if "xlsx" in format_names and not xlsx_available():
-        errors.append(
-            Error(
-                f"{view.__qualname__} imports 'xlsx' files (import_formats), but openpyxl is not installed.",
-                hint="Install powercrud with its xlsx extra (pip install 'powercrud[xlsx]'), or set "
-                'import_formats = ["csv", "json"].',
-                obj=view,
-                id="powercrud.E026",
-            )
-        )
+    errors += _check_formats(view, "import_formats", formats, IMPORT_FORMATS, "import", ("E025", "E026"))
     return errors
 
 

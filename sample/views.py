@@ -49,17 +49,7 @@ class BookCRUDView(SampleCRUDMixin):
     # Download what the list shows (or the selection): its Export menu.
     export_formats = ["csv", "xlsx", "json"]
     # Upload a CSV, Excel or JSON file of books (an export of this list imports back).
-    import_fields = [
-        "title",
-        "author",
-        "genre",
-        "status",
-        "price",
-        "published_date",
-        "pages",
-        "is_available",
-        "tags",
-    ]
+    import_fields = fields  # every column the list shows
 
     def persist_bulk_update(self, *, queryset, fields_to_update, field_data, progress_callback=None):
         """The sync hook: the same service the worker-side backend calls."""
