@@ -2,7 +2,7 @@
 uploaded, its columns come matched with their first values, a check shows its counts, the
 import applies and the browser lands on the run's page, whose Undo removes the rows again.
 
-Run with ``pytest -m browser`` (the browser tests' fixtures come from tests/browser/conftest.py).
+Run with ``pytest -m browser``.
 Screenshots land in ``artifacts/screenshots/import-*.png``.
 """
 
@@ -15,9 +15,6 @@ from typing import Any
 import pytest
 
 from sample.models import Author, Book
-from tests.browser.conftest import browser as browser  # the fixtures, used by name
-from tests.browser.conftest import new_page as new_page
-from tests.browser.conftest import shoot as shoot
 from tests.browser.helpers import record_failures
 from tests.browser.test_operator_screen import axe_serious, open_list
 from tests.browser.test_operator_screen import demo_data as demo_data
