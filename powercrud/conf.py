@@ -44,6 +44,11 @@ DEFAULTS: dict[str, Any] = {
     "BULK_RUN_LEDGER": True,
     # Days the ledger rows of a finished run are kept; powercrud_cleanup prunes older ones.
     "BULK_RUN_ROWS_RETENTION_DAYS": 30,
+    # Rows per chunk of a per-row background run, each chunk a job any worker may take (None:
+    # one job per run). A view's ``bulk_chunk_size`` overrides it. Check E028.
+    "BULK_CHUNK_SIZE": None,
+    # Times a chunk whose worker died is run again before it fails.
+    "BULK_CHUNK_ATTEMPTS": 3,
     # What queues background jobs: a class with enqueue() and waiting() (powercrud.jobs.runners).
     "BULK_RUNNER": "powercrud.jobs.runners.DjangoQRunner",
     # Largest file (bytes) an import accepts; a larger upload is refused before it is read.

@@ -22,6 +22,9 @@ MAX_STORED_ERRORS = 1000
 SELECTION_KEY = "selection"
 """The ``payload`` key of a background run's stored selection (``jobs.freeze``), beside its request."""
 
+CHUNK_SIZE_KEY = "chunk_size"
+"""The ``payload`` key of a per-row background run's chunk size (``jobs.chunks``), beside its request."""
+
 
 class BulkTask(models.Model):
     """One bulk run, from submit to its outcome: in the request or on a worker, a check or an apply."""
@@ -142,8 +145,9 @@ class BulkTask(models.Model):
     def read_request(self) -> BulkRequest:
         """The ``BulkRequest`` this task runs; ``ValueError`` when the stored form is not valid."""
         stored = self.payload
-        if isinstance(stored, dict) and SELECTION_KEY in stored:
-            stored = {key: value for key, value in stored.items() if key != SELECTION_KEY}
+        beside = (SELECTION_KEY, CHUNK_SIZE_KEY)  # the run's, not the request's
+        if isinstance(stored, dict) and any(key in stored for key in beside):
+            stored = {key: value for key, value in stored.items() if key not in beside}
         return BulkRequest.from_dict(stored, operation=self.kind, model_label=self.model_label)
 
     @property
@@ -221,6 +225,50 @@ class RunRow(models.Model):
 
     def __str__(self) -> str:
         return f"{self.object_pk}: {self.outcome} in bulk run #{self.run_id}"
+
+
+class RunChunk(models.Model):
+    """One chunk of a chunked per-row background run (``jobs.chunks``): a slice of its locked
+    rows that one worker job writes in its own transaction.
+
+    Its rows are the run's ``RowLock`` rows whose ``object_pk`` (the key's text form) lies from
+    ``first_key`` to ``last_key`` in the database's order of that column. ``attempts`` counts
+    claims; the claim that finishes the chunk must still be the latest one (cleanup may have
+    re-queued it meanwhile).
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+
+    run = models.ForeignKey(BulkTask, on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField()
+    first_key = models.CharField(max_length=255)
+    last_key = models.CharField(max_length=255)
+    size = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    success_count = models.PositiveIntegerField(default=0)
+    failure_count = models.PositiveIntegerField(default=0)
+    message = models.TextField(blank=True, default="")
+    errors = models.JSONField(default=list, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "index"], name="powercrud_runchunk_unique_index"),
+        ]
+        verbose_name = "run chunk"
+
+    def __str__(self) -> str:
+        return f"chunk {self.index} of bulk run #{self.run_id} ({self.status})"
 
 
 class ViewPreference(models.Model):

@@ -31,7 +31,7 @@ from powercrud.jobs.freeze import SelectionNotStorable, store_selection
 from powercrud.jobs.locks import LockConflict, acquire_locks, fence_request_runs
 from powercrud.jobs.monitor import finish_task
 from powercrud.jobs.runners import runner
-from powercrud.models import SELECTION_KEY, BulkTask, RowLock
+from powercrud.models import CHUNK_SIZE_KEY, SELECTION_KEY, BulkTask, RowLock
 
 __all__ = ["JOB_FUNCTION", "LaunchError", "LockConflict", "launch_bulk_task"]
 
@@ -64,6 +64,7 @@ def launch_bulk_task(
     *,
     user: Any,
     keys: models.QuerySet[Any] | None = None,
+    chunk_size: int | None = None,
 ) -> BulkTask:
     """Record and enqueue a background run of ``request`` over ``queryset`` (already scoped);
     returns its task (queued; ``total`` is 0 until the worker has locked the rows).
@@ -73,6 +74,8 @@ def launch_bulk_task(
     lock is left behind. ``keys``: lock these keys (``locks.acquire_locks``) instead of the
     queryset's rows. Only when the query cannot be stored are the rows locked here, and then
     ``LockConflict`` (another run holds some) and an empty selection are raised here too.
+    ``chunk_size``: split a per-row run into jobs of that many rows once its rows are locked
+    (``jobs.chunks``); ignored for an all-or-nothing run or a check.
     """
     model = queryset.model
     if model._meta.label_lower != request.model_label:
@@ -92,6 +95,8 @@ def launch_bulk_task(
     if keys is None and queryset.query.is_empty():
         raise LaunchError(_nothing_selected(model))
     payload = request.to_dict()
+    if chunk_size and not request.atomic and not request.dry_run:
+        payload[CHUNK_SIZE_KEY] = int(chunk_size)
     try:
         payload[SELECTION_KEY] = store_selection(queryset, keys)
     except SelectionNotStorable:

@@ -512,9 +512,13 @@ def run_recorded(
     backend: BulkUpdatePersistenceBackend | None = None,
     write: Write | None = None,
     progress_callback: ProgressCallback | None = None,
+    partial: bool = False,
 ) -> tuple[BulkResult, dict[str, int]]:
     """``run_request()`` with ``run``'s ledger recording, then settled over ``keys`` (the frozen
-    selection); returns the result and the ledger's counts. The one call both modes make."""
+    selection); returns the result and the ledger's counts. The one call both modes make.
+
+    ``partial``: ``keys`` are one chunk of the run's selection (``jobs.chunks``), so the
+    ledger's size says nothing about whether they are all settled."""
     source = None
     if request.source_action == "undo" and request.source_run is not None:
         source = BulkTask.objects.using(ledger_alias()).filter(pk=request.source_run).first()
@@ -531,7 +535,8 @@ def run_recorded(
         )
     if not on:
         return result, {}
-    return result, settle_result(recorder, keys, result, atomic=request.atomic, total=context.selection_size)
+    total = None if partial else context.selection_size
+    return result, settle_result(recorder, keys, result, atomic=request.atomic, total=total)
 
 
 def changed_keys(run: BulkTask) -> QuerySet[RunRow]:

@@ -217,6 +217,7 @@ def fail_stale_tasks(
         older_than_seconds = pc_settings.BULK_TASK_HEARTBEAT_TIMEOUT
     if queued_older_than_seconds is None:
         queued_older_than_seconds = pc_settings.BULK_TASK_QUEUED_TIMEOUT
+    from powercrud.jobs.chunks import recover_stale_run  # it ends runs through this module
     now = timezone.now()
     failed: list[int] = []
     cutoff = now - datetime.timedelta(seconds=older_than_seconds)
@@ -224,6 +225,8 @@ def fail_stale_tasks(
     for task in running:
         last = task.heartbeat_at or task.started_at or task.created_at
         if last >= cutoff:
+            continue
+        if recover_stale_run(task, cutoff):  # chunked: its dead chunks run again
             continue
         silent = int((now - last).total_seconds())
         message = messages.no_heartbeat(task.kind, silent)

@@ -30,6 +30,7 @@ from django_q.exceptions import TimeoutException
 from powercrud.bulk import messages
 from powercrud.bulk.types import BulkInputError, BulkResult
 from powercrud.jobs import progress
+from powercrud.jobs.chunks import chunk_size_of, split_run
 from powercrud.jobs.freeze import NothingToLock, freeze_selection
 from powercrud.jobs.ledger import lock_keys, run_recorded
 from powercrud.jobs.locks import LockConflict, release_locks
@@ -109,6 +110,16 @@ def _prepare_selection(task: BulkTask) -> None:
             cursor.execute(f"ANALYZE {connection.ops.quote_name(RowLock._meta.db_table)}")
 
 
+def _split(task: BulkTask) -> bool:
+    """Split a per-row run launched with a chunk size into chunk jobs (``jobs.chunks``);
+    returns whether it was. A check, an all-or-nothing run or one chunk's worth runs here."""
+    size = chunk_size_of(task)
+    if size is None or task.dry_run or task.total <= size or task.read_request().atomic:
+        return False
+    split_run(task, size)
+    return True
+
+
 def _claim(task_id: int) -> BulkTask | None:
     now = timezone.now()
     claimed = (
@@ -139,9 +150,15 @@ def run_bulk_task(task_id: int) -> str:
     writer = ProgressWriter(task)
     writer.start()
     using = _alias()
+    chunked = False
     try:
         freeze_selection(task, writer)  # the locks, committed before any row is written
         _prepare_selection(task)
+        if _split(task):  # the run goes on in its chunks' jobs, which end it
+            chunked = True
+            writer.stop()
+            logger.info("Bulk task #%s was split into chunks.", task.pk)
+            return "chunked"
         with transaction.atomic(using=using):
             result, row_counts = _execute(task, writer)
             release_locks(task)  # slow for big selections: the heartbeat goes on meanwhile
@@ -193,4 +210,5 @@ def run_bulk_task(task_id: int) -> str:
         return Status.FAILED
     finally:
         writer.stop()
-        progress.forget(task)
+        if not chunked:
+            progress.forget(task)

@@ -74,6 +74,9 @@ class BulkMixin(BulkHost):
     # Run selections of at least ``bulk_min_async_records`` rows on django-q2 workers.
     bulk_async: ClassVar[bool] = False
     bulk_min_async_records: ClassVar[int | None] = None
+    # Per-row mode only: split a background run into jobs of this many rows, run by any worker
+    # in parallel (None: the setting ``BULK_CHUNK_SIZE``, whose default None keeps one job).
+    bulk_chunk_size: ClassVar[int | None] = None
 
     _bulk_context: BulkContext | None = None
     _bulk_backend: BulkUpdatePersistenceBackend | None = None
@@ -447,6 +450,14 @@ class BulkMixin(BulkHost):
             return self.bulk_min_async_records
         return int(pc_settings.BULK_MIN_ASYNC_RECORDS)
 
+    def get_bulk_chunk_size(self) -> int | None:
+        """Rows per chunk job of a per-row background run; None for one job (always None for
+        an all-or-nothing view: its run is one transaction)."""
+        if self.bulk_atomic:
+            return None
+        size = self.bulk_chunk_size if self.bulk_chunk_size is not None else pc_settings.BULK_CHUNK_SIZE
+        return int(size) if size else None
+
     def should_run_async(self, selection_size: int) -> bool:
         """Whether a run over ``selection_size`` rows goes to a worker."""
         return bool(self.bulk_async) and selection_size >= self.get_bulk_min_async_records()
@@ -473,7 +484,9 @@ class BulkMixin(BulkHost):
     ) -> HttpResponse:
         """Queue the run on a worker and answer with its live progress; conflicts answer 409."""
         try:
-            task = launch_bulk_task(bulk_request, queryset, user=self.request.user)
+            task = launch_bulk_task(
+                bulk_request, queryset, user=self.request.user, chunk_size=self.get_bulk_chunk_size()
+            )
         except LockConflict as exc:
             return self.render_bulk_page({"conflict": str(exc), "form": form}, status=409)
         except LaunchError as exc:
