@@ -320,6 +320,27 @@ def _unused_bulk_settings(view: type[Any]) -> list[CheckMessage]:
     ]
 
 
+def _chunk_errors(view: type[Any]) -> list[CheckMessage]:
+    """E028: ``bulk_chunk_size`` that is not a positive whole number, or on an all-or-nothing
+    view (its run is one transaction on one worker: it cannot be split)."""
+    size = getattr(view, "bulk_chunk_size", None)
+    if size is None:
+        return []
+    name = view.__qualname__
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        problem = f"{name}.bulk_chunk_size is {size!r}; it must be a whole number of rows, 1 or more."
+        hint = "Set bulk_chunk_size = 10_000 (rows per chunk job), or None for one job per run."
+    elif getattr(view, "bulk_atomic", True):
+        problem = (
+            f"{name}.bulk_chunk_size is set, but the view is all-or-nothing (bulk_atomic = True), "
+            "whose run is one transaction on one worker and is never split."
+        )
+        hint = "Set bulk_atomic = False (per-row mode) to run chunks in parallel, or remove bulk_chunk_size."
+    else:
+        return []
+    return [Error(problem, hint=hint, obj=view, id="powercrud.E028")]
+
+
 def check_view(view: type[Any]) -> list[CheckMessage]:
     """All class-level checks for one CRUD view."""
     model = getattr(view, "model", None)
@@ -346,6 +367,7 @@ def check_view(view: type[Any]) -> list[CheckMessage]:
     errors += _bulk_field_errors(view)
     errors += _async_errors(view)
     errors += _unused_bulk_settings(view)
+    errors += _chunk_errors(view)
     path = getattr(view, "bulk_update_persistence_backend_path", None)
     if path:
         problem = check_backend_path(path)

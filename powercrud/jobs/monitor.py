@@ -218,6 +218,7 @@ def fail_stale_tasks(
     if queued_older_than_seconds is None:
         queued_older_than_seconds = pc_settings.BULK_TASK_QUEUED_TIMEOUT
     from powercrud.jobs.chunks import recover_stale_run  # it ends runs through this module
+
     now = timezone.now()
     failed: list[int] = []
     cutoff = now - datetime.timedelta(seconds=older_than_seconds)
