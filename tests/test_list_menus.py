@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import django
 import pytest
 from django.contrib.auth.models import User
 from django.core.paginator import Paginator
@@ -136,6 +137,10 @@ TOKENS = {"a token": "tok<en>&1", "no token": None, "NOTPROVIDED": "NOTPROVIDED"
 @pytest.mark.parametrize("token", TOKENS)
 @pytest.mark.parametrize("case", CASES)
 def test_the_bar_is_drawn_as_its_templates_draw_it(case: str, token: str) -> None:
+    if TOKENS[token] == "NOTPROVIDED" and django.VERSION >= (6, 1):
+        # Django 6.1's own {% csrf_token %} calls format_html("") for it, which 6.1 refuses
+        # (TypeError), so there is no template output to compare with.
+        pytest.skip("Django 6.1's {% csrf_token %} cannot draw a NOTPROVIDED token")
     context = {**CASES[case], "csrf_token": TOKENS[token]}
     expected = reference(context)
     assert drawn(context) == expected
