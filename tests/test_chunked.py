@@ -172,3 +172,40 @@ def test_undo_of_a_chunked_run_restores_every_row(
     undo.refresh_from_db()
     assert undo.status == "succeeded" and undo.row_counts == {"changed": 5}
     assert dict(Book.objects.filter(pk__in=pks).values_list("pk", "price")) == before
+
+
+def test_cleanup_queues_a_dead_chunk_again_then_fails_it_after_its_attempts(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    import datetime
+
+    from django.utils import timezone
+
+    from powercrud.jobs import progress
+    from powercrud.jobs.launch import launch_bulk_task
+    from powercrud.jobs.monitor import fail_stale_tasks
+
+    make_books(4)
+    request = launch_books(Book.objects.filter(pk__lt=0), atomic=False).read_request()
+    with django_capture_on_commit_callbacks(execute=True):
+        run = launch_bulk_task(request, Book.objects.all(), user=None, chunk_size=2)
+    with django_capture_on_commit_callbacks(execute=True):
+        run_bulk_task(run.pk)
+    first, second = chunk_jobs()
+    assert run_chunk(first) == "succeeded"
+    long_ago = timezone.now() - datetime.timedelta(seconds=600)
+    BulkTask.objects.filter(pk=run.pk).update(heartbeat_at=long_ago)
+    progress.forget(run)  # the first chunk's live heartbeat (SQLite's side file), as if long ago
+    for attempt in (1, 2, 3):  # a worker takes the chunk and dies, three times
+        RecordingRunner.jobs = []
+        RunChunk.objects.filter(pk=second).update(status="running", attempts=attempt, started_at=long_ago)
+        assert fail_stale_tasks(older_than_seconds=60) == []  # a chunked run is not failed whole
+        chunk = RunChunk.objects.get(pk=second)
+        if attempt < 3:
+            assert chunk.status == "queued" and chunk_jobs() == [second]  # queued again
+        else:
+            assert chunk.status == "failed" and chunk_jobs() == []
+    run.refresh_from_db()
+    assert run.status == "failed", run.message
+    assert run.row_counts == {"changed": 2, "not_reached": 2}
+    assert Book.objects.filter(status="archived").count() == 2 and RowLock.objects.count() == 0
