@@ -5,6 +5,7 @@ undo of a chunked run. The runs on real workers are in test_chunked_workers.py."
 from __future__ import annotations
 
 import dataclasses
+import json
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -209,3 +210,26 @@ def test_cleanup_queues_a_dead_chunk_again_then_fails_it_after_its_attempts(
     assert run.status == "failed", run.message
     assert run.row_counts == {"changed": 2, "not_reached": 2}
     assert Book.objects.filter(status="archived").count() == 2 and RowLock.objects.count() == 0
+
+
+@pytest.mark.urls("tests.security.urls")
+def test_a_json_api_run_on_a_worker_is_chunked_as_the_modals_is(
+    admin_user: Any, catalogue: Any, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any
+) -> None:
+    monkeypatch.setattr(AsyncBooksView, "bulk_atomic", False)
+    monkeypatch.setattr(AsyncBooksView, "bulk_chunk_size", 2)
+    pks = [b.pk for b in catalogue["books"][:5]]
+    document = {"operation": "update", "selection": {"ids": pks}, "values": {"price": "3.50"}}
+    with django_capture_on_commit_callbacks(execute=True):
+        response = login(admin_user).post(
+            "/async-books/bulk/api/", data=json.dumps(document), content_type="application/json"
+        )
+    assert response.status_code == 202, response.content
+    run = BulkTask.objects.get(pk=response.json()["run"])
+    assert run.payload[CHUNK_SIZE_KEY] == 2
+    with django_capture_on_commit_callbacks(execute=True):
+        assert run_bulk_task(run.pk) == "chunked"
+    assert [run_chunk(i) for i in chunk_jobs()] == ["succeeded"] * 3
+    run.refresh_from_db()
+    assert run.status == "succeeded" and run.row_counts == {"changed": 5}
+    assert set(Book.objects.filter(pk__in=pks).values_list("price", flat=True)) == {Decimal("3.50")}

@@ -703,7 +703,11 @@ class BulkApiMixin(BulkApiHost):
         operation = operation or bulk_request.operation
         try:
             if self.should_run_async(size):
-                task = launch_bulk_task(bulk_request, queryset, user=self.request.user, keys=keys)
+                # Chunked as the modal's runs are; an undo (as on the screens) is one job.
+                chunks = None if bulk_request.source_action == "undo" else self.get_bulk_chunk_size()
+                task = launch_bulk_task(
+                    bulk_request, queryset, user=self.request.user, keys=keys, chunk_size=chunks
+                )
                 return self.api_queued(task, operation=operation, not_found=not_found)
             result = self.run_in_request(bulk_request, queryset, size)
         except BulkInputError as exc:
