@@ -233,3 +233,17 @@ def test_a_json_api_run_on_a_worker_is_chunked_as_the_modals_is(
     run.refresh_from_db()
     assert run.status == "succeeded" and run.row_counts == {"changed": 5}
     assert set(Book.objects.filter(pk__in=pks).values_list("price", flat=True)) == {Decimal("3.50")}
+
+
+@pytest.mark.urls("tests.security.urls")
+def test_the_modal_says_how_a_background_run_is_shared_out(
+    admin_user: Any, catalogue: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = login(admin_user)
+    select(client, "async-books", [b.pk for b in catalogue["books"][:5]])
+    atomic = client.get("/async-books/bulk/edit/").content.decode()
+    assert "in one transaction on one worker" in atomic and "in chunks of" not in atomic
+    monkeypatch.setattr(AsyncBooksView, "bulk_atomic", False)
+    monkeypatch.setattr(AsyncBooksView, "bulk_chunk_size", 2)
+    chunked = client.get("/async-books/bulk/edit/").content.decode()
+    assert "in chunks of 2 rows that several workers share" in chunked

@@ -556,6 +556,7 @@ class BulkMixin(BulkHost):
             **selection_context,
             "bulk_atomic": self.bulk_atomic,
             "bulk_runs_async": self.should_run_async(selection_context["selection_count"]),
+            "bulk_chunk_size": self.get_bulk_chunk_size(),
             "bulk_run": self.bulk_run,
             "run_ledger": pc_settings.BULK_RUN_LEDGER,
             **context,
