@@ -33,7 +33,7 @@ from powercrud.jobs.monitor import finish_task
 from powercrud.jobs.runners import runner
 from powercrud.models import CHUNK_SIZE_KEY, SELECTION_KEY, BulkTask, RowLock
 
-__all__ = ["JOB_FUNCTION", "LaunchError", "LockConflict", "launch_bulk_task"]
+__all__ = ["JOB_FUNCTION", "LaunchError", "LockConflict", "enqueue_task", "launch_bulk_task"]
 
 logger = logging.getLogger("powercrud.jobs")
 
@@ -114,7 +114,7 @@ def launch_bulk_task(
         )
         if SELECTION_KEY not in payload:
             _lock_now(task, queryset, keys)
-        transaction.on_commit(functools.partial(_enqueue, task), using=using, robust=False)
+        transaction.on_commit(functools.partial(enqueue_task, task), using=using, robust=False)
     return task
 
 
@@ -135,7 +135,7 @@ def _lock_now(task: BulkTask, queryset: models.QuerySet[Any], keys: models.Query
     task.total = total
 
 
-def _enqueue(task: BulkTask) -> None:
+def enqueue_task(task: BulkTask) -> None:
     """Hand the job to the runner (``BULK_RUNNER``, django-q2 by default); on a broker failure,
     fail the task and free its rows."""
     try:

@@ -28,8 +28,7 @@ from powercrud.bulk.request import BulkRequest
 from powercrud.bulk.types import BulkInputError, BulkResult
 from powercrud.bulk_persistence import BulkUpdatePersistenceBackend
 from powercrud.conf import settings as pc_settings
-from powercrud.jobs.launch import LaunchError
-from powercrud.jobs.launch import _enqueue as enqueue_task
+from powercrud.jobs.launch import LaunchError, enqueue_task
 from powercrud.jobs.ledger import ledger_alias, run_recorded, selection_keys
 from powercrud.jobs.locks import LockConflict, acquire_locks, fence_request_runs, hold_selection
 from powercrud.jobs.monitor import close_request_run, open_request_run
