@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 from django.core.exceptions import ValidationError
 
@@ -137,6 +137,21 @@ class PausingBackend(DefaultBulkUpdatePersistenceBackend):
                 time.sleep(pause)
 
         return super().persist_bulk_update(progress_callback=report, **kwargs)
+
+
+class RecordingRunner:
+    """A ``BULK_RUNNER`` for tests: keeps what it is asked to queue, ``(job, args, name)``, and
+    runs nothing (a test runs the jobs it wants); ``still_waiting`` is what ``waiting()`` says."""
+
+    jobs: ClassVar[list[tuple[str, tuple[Any, ...], str]]] = []
+    still_waiting: ClassVar[set[str] | None] = None
+
+    def enqueue(self, job: str, *args: Any, name: str) -> str:
+        self.jobs.append((job, args, name))
+        return f"job-{len(self.jobs)}"
+
+    def waiting(self) -> set[str] | None:
+        return self.still_waiting
 
 
 def make_books(count: int, *, title: str = "Book", status: str = "draft") -> list[Any]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -21,6 +21,7 @@ from powercrud.checks import check_installation
 from powercrud.jobs import progress
 from powercrud.jobs.worker import run_bulk_task
 from powercrud.models import BulkTask, RowLock
+from tests.async_helpers import RecordingRunner
 from tests.conftest import make_user
 from tests.testapp.models import Book, Shelf
 from tests.testapp.views import BookCRUDView
@@ -44,19 +45,6 @@ def user_for_request(request: HttpRequest) -> User | None:
 
 
 NOT_CALLABLE = 42
-
-
-class RecordingRunner:
-    """Keeps the jobs it is asked to queue (nothing runs them unless a test does)."""
-
-    jobs: ClassVar[list[tuple[str, tuple[Any, ...]]]] = []
-
-    def enqueue(self, job: str, *args: Any, name: str) -> str:
-        self.jobs.append((job, args))
-        return f"job-{len(self.jobs)}"
-
-    def waiting(self) -> set[str] | None:
-        return None
 
 
 def pc_settings(**values: Any) -> Any:
@@ -348,7 +336,7 @@ def test_a_large_run_goes_to_a_worker_and_answers_202_with_its_url(
         "not_found": [],
     }
     assert response["Location"] == url
-    assert RecordingRunner.jobs == [("powercrud.jobs.worker.run_bulk_task", (run.pk,))]
+    assert RecordingRunner.jobs == [("powercrud.jobs.worker.run_bulk_task", (run.pk,), run.task_name)]
     assert set(prices(pks).values()) != {Decimal("4.40")}  # not before the worker runs it
     assert run_bulk_task(run.pk) == "succeeded"
     assert set(prices(pks).values()) == {Decimal("4.40")}

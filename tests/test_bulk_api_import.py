@@ -5,7 +5,7 @@ JSON naming the key or row, the host's token hook and the session under Django's
 from __future__ import annotations
 
 import json
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -17,6 +17,7 @@ from powercrud.jobs.worker import run_bulk_task
 from powercrud.mixins import PowerCRUDMixin
 from powercrud.models import BulkTask, RunRow
 from powercrud.views import CRUDView
+from tests.async_helpers import RecordingRunner
 from tests.conftest import make_user
 from tests.testapp.models import Book, Edition
 from tests.testapp.urls import urlpatterns as app_urlpatterns
@@ -51,19 +52,6 @@ pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
 API = "/api-editions/bulk/api/"
 BOOKS_API = "/api-books/bulk/api/"
 HERE = "tests.test_bulk_api_import"
-
-
-class RecordingRunner:
-    """Keeps the jobs it is asked to queue (nothing runs them unless a test does)."""
-
-    jobs: ClassVar[list[tuple[str, tuple[Any, ...]]]] = []
-
-    def enqueue(self, job: str, *args: Any, name: str) -> str:
-        self.jobs.append((job, args))
-        return f"job-{len(self.jobs)}"
-
-    def waiting(self) -> set[str] | None:
-        return None
 
 
 def user_for_request(request: Any) -> User | None:
@@ -331,7 +319,7 @@ def test_a_large_import_goes_to_a_worker_and_answers_202(
     url = reverse("powercrud:tasks-run-json", kwargs={"pk": run.pk})
     assert body == {"run": run.pk, "url": url, "status": "queued", "operation": "import"}
     assert response["Location"] == url
-    assert RecordingRunner.jobs == [("powercrud.jobs.worker.run_bulk_task", (run.pk,))]
+    assert RecordingRunner.jobs == [("powercrud.jobs.worker.run_bulk_task", (run.pk,), run.task_name)]
     assert (run.kind, run.mode, run.total) == ("import", "async", 3)
     assert stock()[("B1", "en")] == ("Old", 1)  # not before the worker runs it
     assert run_bulk_task(run.pk) == "succeeded"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -17,7 +17,7 @@ from powercrud.checks import check_view
 from powercrud.jobs.chunks import CHUNK_FUNCTION, run_chunk
 from powercrud.jobs.worker import run_bulk_task
 from powercrud.models import CHUNK_SIZE_KEY, BulkTask, RowLock, RunChunk, RunRow
-from tests.async_helpers import launch_books, make_books
+from tests.async_helpers import RecordingRunner, launch_books, make_books
 from tests.bulk_urls import select, selection_url
 from tests.security.conftest import login
 from tests.security.urls import AsyncBooksView
@@ -26,19 +26,6 @@ from tests.testapp.models import Book
 pytestmark = pytest.mark.django_db
 
 HERE = __name__
-
-
-class RecordingRunner:
-    """Keeps the jobs it is asked to queue; the test runs them."""
-
-    jobs: ClassVar[list[tuple[str, tuple[Any, ...]]]] = []
-
-    def enqueue(self, job: str, *args: Any, name: str) -> str:
-        self.jobs.append((job, args))
-        return f"job-{len(self.jobs)}"
-
-    def waiting(self) -> set[str] | None:
-        return None
 
 
 @pytest.fixture(autouse=True)
@@ -50,7 +37,7 @@ def _runner() -> Any:
 
 
 def chunk_jobs() -> list[int]:
-    return [int(args[0]) for job, args in RecordingRunner.jobs if job == CHUNK_FUNCTION]
+    return [int(args[0]) for job, args, _name in RecordingRunner.jobs if job == CHUNK_FUNCTION]
 
 
 def e028(view: type[Any]) -> list[str]:

@@ -9,7 +9,7 @@ import io
 import re
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -17,6 +17,7 @@ from django.test import Client, override_settings
 
 from powercrud.checks import _check_import
 from powercrud.models import BulkTask, RowLock
+from tests.async_helpers import RecordingRunner
 from tests.conftest import make_user
 from tests.testapp.models import Edition
 from tests.testapp.views import BookCRUDView, EditionCRUDView
@@ -243,19 +244,6 @@ def test_the_demos_books_export_and_import_back(admin_client: Client, upload_dir
     assert snapshot() == before
     assert Book.objects.filter(title="=SUM(A1)").exists()
     assert all(isinstance(row[4], Decimal) for row in before)
-
-
-class RecordingRunner:
-    """Keeps the jobs it is asked to queue (``BULK_RUNNER`` in the async tests below)."""
-
-    jobs: ClassVar[list[tuple[str, tuple[Any, ...], str]]] = []
-
-    def enqueue(self, job: str, *args: Any, name: str) -> str:
-        self.jobs.append((job, args, name))
-        return f"job-{len(self.jobs)}"
-
-    def waiting(self) -> set[str] | None:
-        return None
 
 
 def test_a_large_import_is_queued_for_a_worker_holding_the_rows_it_updates(

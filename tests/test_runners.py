@@ -4,7 +4,8 @@ another runner is one small class; django-q2's is the default."""
 from __future__ import annotations
 
 import datetime
-from typing import Any, ClassVar
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -16,26 +17,12 @@ from powercrud.jobs import runners
 from powercrud.jobs.launch import JOB_FUNCTION, LaunchError
 from powercrud.jobs.monitor import fail_stale_tasks
 from powercrud.models import BulkTask, RowLock
-from tests.async_helpers import launch_books, make_books
+from tests.async_helpers import RecordingRunner, launch_books, make_books
 from tests.testapp.models import Book
 
 pytestmark = pytest.mark.django_db
 
 HERE = "tests.test_runners"
-
-
-class RecordingRunner:
-    """Keeps what it was asked to queue; says which jobs wait."""
-
-    jobs: ClassVar[list[tuple[str, tuple[Any, ...], str]]] = []
-    still_waiting: ClassVar[set[str] | None] = None
-
-    def enqueue(self, job: str, *args: Any, name: str) -> str:
-        self.jobs.append((job, args, name))
-        return f"job-{len(self.jobs)}"
-
-    def waiting(self) -> set[str] | None:
-        return self.still_waiting
 
 
 class DownRunner(RecordingRunner):
@@ -50,9 +37,11 @@ def using(runner: str) -> Any:
 
 
 @pytest.fixture(autouse=True)
-def _fresh() -> None:
+def _fresh() -> Iterator[None]:
     RecordingRunner.jobs = []
     RecordingRunner.still_waiting = None
+    yield
+    RecordingRunner.still_waiting = None  # the class is shared with other test modules
 
 
 def test_a_launch_queues_its_job_through_the_runner_after_commit(
