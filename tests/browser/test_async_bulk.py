@@ -333,3 +333,69 @@ def test_async_bulk_edit_shows_live_progress(live_site: LiveSite, chromium: Any)
     assert not errors, f"JavaScript errors or failed requests: {errors}"
     context.close()
     print(f"whole test: {time.monotonic() - started:.1f} s (task {elapsed:.1f} s)")
+
+
+IMPORTED = 1_500
+"""Rows of the background import: above the demo's BULK_MIN_ASYNC_RECORDS (1,000)."""
+
+
+def test_a_large_import_runs_on_the_worker_and_its_page_shows_it_to_the_end(
+    live_site: LiveSite, chromium: Any, tmp_path: Path
+) -> None:
+    """Upload, match, apply: the import goes to the worker; its run page follows it to
+    "Succeeded" with every row created; Undo deletes them again."""
+    unique = "SELECT name FROM sample_author GROUP BY name HAVING COUNT(*) = 1 ORDER BY name LIMIT 1"
+    ((author,),) = live_site.query(unique)  # found by name: a name two authors share is ambiguous
+    data = tmp_path / "many-books.csv"
+    lines = ["Title,Author,Status,Price"]
+    lines += [f"Background import {i:05d},{author},draft,{i % 90 + 5}.50" for i in range(IMPORTED)]
+    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    context = chromium.new_context(viewport=DESKTOP, base_url=live_site.url)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    errors = record_failures(page)
+    page.goto("/book/")
+    if "/accounts/login/" in page.url:
+        page.fill("#id_username", "admin")
+        page.fill("#id_password", "admin")
+        page.click("button[type=submit]:has-text('Sign in')")
+        page.wait_for_url(f"{live_site.url}/book/")
+
+    page.get_by_role("link", name="Import").click()
+    modal = page.locator("#pc-modal-body")
+    modal.get_by_label("File").set_input_files(str(data))
+    modal.get_by_label("Find author by").select_option("name")
+    modal.get_by_role("button", name="Upload").click()
+    page.wait_for_selector("#pc-modal-body .pc-import-map")
+    assert f"{IMPORTED:,} rows in the file" in " ".join(modal.inner_text().split())
+    modal.get_by_role("button", name="Import").click()
+    page.wait_for_url("**/powercrud/tasks/*/")
+    task_id = int(page.url.rstrip("/").rsplit("/", 1)[-1])
+
+    seen: list[tuple[int, str]] = []
+    deadline = time.monotonic() + TASK_TIMEOUT
+    while time.monotonic() < deadline:
+        state = progress_state(page, "progress.pc-progress")
+        if state is not None and (not seen or tuple(state) != seen[-1]):
+            seen.append((int(state[0]), str(state[1])))
+        if seen and seen[-1][1] in ("succeeded", "failed", "cancelled"):
+            break
+        page.wait_for_timeout(200)
+    print(f"import #{task_id}: {seen}")
+    why = live_site.query("SELECT message, errors FROM powercrud_bulktask WHERE id = ?", (task_id,))
+    assert seen and seen[-1] == (100, "succeeded"), f"{seen} {str(why)[:600]}\n{live_site.logs()}"
+    assert seen[0][1] in ("queued", "running"), f"the page did not show the run before its end: {seen}"
+    page.wait_for_function("() => document.body.innerText.includes('Created')")
+    assert f"Created {IMPORTED:,}" in " ".join(page.inner_text("main").split())
+    shoot(page, "async-08-import-succeeded")
+    count = "SELECT COUNT(*) FROM sample_book WHERE title LIKE 'Background import %'"
+    assert live_site.query(count) == [(IMPORTED,)]
+    task = live_site.query("SELECT kind, mode, status FROM powercrud_bulktask WHERE id = ?", (task_id,))
+    assert task == [("import", "async", "succeeded")]
+
+    page.get_by_role("button", name="Undo this run").click()
+    page.wait_for_url(lambda url: url.rstrip("/").rsplit("/", 1)[-1] != str(task_id))
+    assert live_site.query(count) == [(0,)]
+    shoot(page, "async-09-import-undone")
+    assert not errors, f"JavaScript errors or failed requests: {errors}"
+    context.close()
