@@ -154,6 +154,19 @@ class RecordingRunner:
         return self.still_waiting
 
 
+def powercrud_settings(**values: Any) -> Any:
+    """``override_settings`` of ``POWERCRUD_SETTINGS`` with ``values`` over the test settings'."""
+    from django.conf import settings
+    from django.test import override_settings
+
+    return override_settings(POWERCRUD_SETTINGS={**getattr(settings, "POWERCRUD_SETTINGS", {}), **values})
+
+
+def on_workers() -> Any:
+    """Every run of three rows or more goes to a worker, queued through ``RecordingRunner``."""
+    return powercrud_settings(BULK_MIN_ASYNC_RECORDS=3, BULK_RUNNER=f"{__name__}.RecordingRunner")
+
+
 def make_books(count: int, *, title: str = "Book", status: str = "draft") -> list[Any]:
     """``count`` books (and one author) in one INSERT per 1,000; returns them."""
     from tests.testapp.models import Author, Book

@@ -10,7 +10,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
@@ -21,7 +20,7 @@ from powercrud.checks import check_installation
 from powercrud.jobs import progress
 from powercrud.jobs.worker import run_bulk_task
 from powercrud.models import BulkTask, RowLock
-from tests.async_helpers import RecordingRunner
+from tests.async_helpers import RecordingRunner, on_workers, powercrud_settings
 from tests.conftest import make_user
 from tests.testapp.models import Book, Shelf
 from tests.testapp.views import BookCRUDView
@@ -47,17 +46,8 @@ def user_for_request(request: HttpRequest) -> User | None:
 NOT_CALLABLE = 42
 
 
-def pc_settings(**values: Any) -> Any:
-    return override_settings(POWERCRUD_SETTINGS={**getattr(settings, "POWERCRUD_SETTINGS", {}), **values})
-
-
 def with_token_hook() -> Any:
-    return pc_settings(API_AUTHENTICATE=f"{HERE}.user_for_request")
-
-
-def on_workers() -> Any:
-    """Every run of three rows or more goes to a worker, queued through ``RecordingRunner``."""
-    return pc_settings(BULK_MIN_ASYNC_RECORDS=3, BULK_RUNNER=f"{HERE}.RecordingRunner")
+    return powercrud_settings(API_AUTHENTICATE=f"{HERE}.user_for_request")
 
 
 @pytest.fixture(autouse=True)
@@ -665,7 +655,7 @@ def test_a_token_for_an_inactive_user_is_refused(editor: User, catalogue: dict[s
     ],
 )
 def test_a_hook_path_that_cannot_work_is_a_system_check_error(path: str, check_id: str, says: str) -> None:
-    with pc_settings(API_AUTHENTICATE=path):
+    with powercrud_settings(API_AUTHENTICATE=path):
         found = [e for e in check_installation() if e.id in ("powercrud.E021", "powercrud.E022")]
     assert [e.id for e in found] == [check_id] and says in found[0].msg
     with with_token_hook():

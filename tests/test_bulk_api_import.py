@@ -8,7 +8,6 @@ import json
 from typing import Any
 
 import pytest
-from django.conf import settings
 from django.contrib.auth.models import User
 from django.test import Client, override_settings
 from django.urls import reverse
@@ -17,7 +16,7 @@ from powercrud.jobs.worker import run_bulk_task
 from powercrud.mixins import PowerCRUDMixin
 from powercrud.models import BulkTask, RunRow
 from powercrud.views import CRUDView
-from tests.async_helpers import RecordingRunner
+from tests.async_helpers import RecordingRunner, on_workers, powercrud_settings
 from tests.conftest import make_user
 from tests.testapp.models import Book, Edition
 from tests.testapp.urls import urlpatterns as app_urlpatterns
@@ -60,14 +59,6 @@ def user_for_request(request: Any) -> User | None:
     if header != "Token importer":
         return None
     return User.objects.get(username="importer")
-
-
-def pc_settings(**values: Any) -> Any:
-    return override_settings(POWERCRUD_SETTINGS={**getattr(settings, "POWERCRUD_SETTINGS", {}), **values})
-
-
-def on_workers() -> Any:
-    return pc_settings(BULK_MIN_ASYNC_RECORDS=3, BULK_RUNNER=f"{HERE}.RecordingRunner")
 
 
 @pytest.fixture(autouse=True)
@@ -435,7 +426,7 @@ def test_a_natural_key_the_related_model_cannot_find_by_is_a_400(
 
 def test_too_many_rows_are_a_413(client: Client) -> None:
     rows = [row(f"G{i}", "en", "x" * 50) for i in range(40)]
-    with pc_settings(IMPORT_MAX_BYTES=2000):
+    with powercrud_settings(IMPORT_MAX_BYTES=2000):
         assert_json_error(
             post(client, {"operation": "import", "rows": rows}), 413, "rows", "IMPORT_MAX_BYTES"
         )
@@ -497,7 +488,7 @@ def test_permissions_add_and_change_for_an_upsert(editions: dict[str, Edition]) 
 def test_a_token_from_the_hook_imports_without_csrf(importer: User) -> None:
     client = Client(enforce_csrf_checks=True)
     document = {"operation": "import", "rows": [row("T1", "en", "Token")]}
-    with pc_settings(API_AUTHENTICATE=f"{HERE}.user_for_request"):
+    with powercrud_settings(API_AUTHENTICATE=f"{HERE}.user_for_request"):
         assert_json_error(post(client, document), 401, None, "Sign in")
         response = post(client, document, HTTP_AUTHORIZATION="Token importer")
         assert response.status_code == 200, response.content
