@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client, override_settings
 
@@ -305,3 +306,14 @@ def test_the_run_page_offers_undo_and_the_import_screen_undoes_it(importer: Clie
     assert again.status_code == 409 and "already undone" in again.content.decode()
     page = importer.get(f"/powercrud/tasks/{undo.pk}/").content.decode()
     assert 'name="undo_run"' not in page  # an undo of an import is not undone again
+
+
+def test_an_undo_whose_reason_holds_a_nul_character_is_a_400_naming_it(importer: Client) -> None:
+    token = token_of(upload(importer))
+    importer.post(URL, mapped(token, "apply"))
+    run = BulkTask.objects.get()
+    importer.force_login(make_user("undoer", "add_edition", "delete_edition", "view_edition"))
+    BulkTask.objects.filter(pk=run.pk).update(owner=User.objects.get(username="undoer"))
+    response = importer.post(URL, {"undo_run": str(run.pk), "reason": "tidy\x00up"})
+    assert response.status_code == 400 and "NUL" in response.content.decode()
+    assert BulkTask.objects.count() == 1 and Edition.objects.count() == 2

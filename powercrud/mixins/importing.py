@@ -285,8 +285,9 @@ class ImportMixin(ListHost):
         """Undo import ``run`` in the request: the rows it created are deleted and the rows it
         updated get their old values back, except rows changed since (conflicts); only rows
         ``get_queryset()`` holds. Returns the undo's run, request and result. Raises
-        ``ImportRefused``: 403 without the permissions the undo needs
-        (``import_undo_permissions()``), 409 when it cannot be undone or its rows are held."""
+        ``ImportRefused``: 400 for a reason ``BulkRequest`` refuses, 403 without the permissions
+        the undo needs (``import_undo_permissions()``), 409 when it cannot be undone or its rows
+        are held."""
         if not self.request.user.has_perms(import_undo_permissions(run)):
             plural = str(self.model._meta.verbose_name_plural)
             raise ImportRefused(messages.import_undo_not_allowed(plural), status=403)
@@ -296,16 +297,19 @@ class ImportMixin(ListHost):
         rows = self.get_queryset().filter(pk__in=changed_rows(run, self.model))
         if not rows.exists():
             raise ImportRefused(messages.nothing_to_undo(run.pk), status=409)
-        undo = BulkRequest(
-            operation="import",
-            model_label=self.model._meta.label_lower,
-            atomic=bool(getattr(self, "bulk_atomic", True)) if atomic is None else atomic,
-            backend_path=getattr(self, "bulk_update_persistence_backend_path", "") or "",
-            view_name=f"{type(self).__module__}.{type(self).__qualname__}",
-            reason=reason or f"Undo of run #{run.pk}",
-            source_run=run.pk,
-            source_action="undo",
-        )
+        try:
+            undo = BulkRequest(
+                operation="import",
+                model_label=self.model._meta.label_lower,
+                atomic=bool(getattr(self, "bulk_atomic", True)) if atomic is None else atomic,
+                backend_path=getattr(self, "bulk_update_persistence_backend_path", "") or "",
+                view_name=f"{type(self).__module__}.{type(self).__qualname__}",
+                reason=reason or f"Undo of run #{run.pk}",
+                source_run=run.pk,
+                source_action="undo",
+            )
+        except BulkInputError as exc:  # the reason: too long, or a NUL character
+            raise ImportRefused(exc.message) from None
         try:
             done, result = undo_import_run(undo, rows=rows, user=self.request.user)
         except LockConflict as exc:
